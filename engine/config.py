@@ -1,0 +1,159 @@
+"""Configuration: `config.yaml` parsed once into frozen, validated models.
+
+Defaults live here, in the models. Every key is documented in docs/config.md;
+a test fails when a key is missing from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import Problem, SourceErrors, did_you_mean, rel
+from engine.yamlio import LineDict, line_of, load_file
+
+LOCALES = ("zh-CN", "zh-TW", "en", "es")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Model):
+    url: str = "sqlite:///var/steward.db"
+    """SQLAlchemy URL. SQLite paths are relative to the config file's folder."""
+    echo: bool = False
+
+
+class SegmentThresholds(_Model):
+    """Value x activity grid of DOMAIN.md: m > n on market value, w > v on 20-day volume."""
+
+    value_high: float = 500_000.0
+    value_low: float = 50_000.0
+    volume_high: float = 1_000_000.0
+    volume_low: float = 10_000.0
+    new_account_days: int = Field(30, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SegmentThresholds:
+        if self.value_high <= self.value_low:
+            raise ValueError("value_high must be greater than value_low")
+        if self.volume_high <= self.volume_low:
+            raise ValueError("volume_high must be greater than volume_low")
+        return self
+
+
+class CalendarConfig(_Model):
+    exchange: str = "XSHG"
+    """exchange-calendars code whose sessions are the trading days."""
+
+
+class FirmConfig(_Model):
+    name: str = "示例证券"
+    signature: str = "【示例证券】"
+    """SMS signature required on Chinese marketing messages."""
+
+
+class EvaluationConfig(_Model):
+    batch_size: int = Field(20_000, ge=100)
+    """Clients per batch in the nightly evaluation (memory vs. round trips)."""
+    activity_days: int = Field(20, ge=1)
+    """Trading days counted by the *_20d activity facts."""
+
+
+class Config(_Model):
+    database: DatabaseConfig = DatabaseConfig()
+    timezone: str = "Asia/Shanghai"
+    default_locale: Literal["zh-CN", "zh-TW", "en", "es"] = "zh-CN"
+    regulator_profile: Literal["cn", "us", "eu"] = "cn"
+    rules_dirs: tuple[str, ...] = ("rules",)
+    templates_dir: str = "templates"
+    calendar: CalendarConfig = CalendarConfig()
+    segments: SegmentThresholds = SegmentThresholds()
+    firm: FirmConfig = FirmConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    """Folder of the config file; relative paths resolve against it (not a YAML key)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown IANA timezone {v!r}") from e
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def path(self, p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else self.base_dir / q
+
+    @property
+    def rules_paths(self) -> list[Path]:
+        return [self.path(d) for d in self.rules_dirs]
+
+    @property
+    def templates_path(self) -> Path:
+        return self.path(self.templates_dir)
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str((self.base_dir / url[len(prefix):]).resolve())
+        return url
+
+
+def _problems_from_validation(e: ValidationError, data: Any, path: str) -> list[Problem]:
+    problems = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent: Any = data
+            for part in loc[:-1]:
+                parent = parent.get(part, {}) if isinstance(parent, dict) else {}
+            model: Any = Config
+            for part in loc[:-1]:
+                field = model.model_fields.get(part) if isinstance(part, str) else None
+                model = field.annotation if field is not None else None
+                if model is None or not hasattr(model, "model_fields"):
+                    break
+            known = list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+            msg = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), known)}"
+        elif "input" in err and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        problems.append(Problem(path, line_of(data, loc), key, msg))
+    return problems
+
+
+def parse_config(data: Any, path: str = "config.yaml", base_dir: Path | None = None) -> Config:
+    if data is None:
+        data = LineDict()
+    if not isinstance(data, dict):
+        raise SourceErrors([Problem(path, 1, "", "config must be a mapping of keys")])
+    try:
+        cfg = Config.model_validate({**data, "base_dir": base_dir or Path(".")})
+    except ValidationError as e:
+        raise SourceErrors(_problems_from_validation(e, data, path)) from e
+    return cfg
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Load config.yaml (or the given file). A missing default file means all defaults."""
+    p = Path(path) if path is not None else Path("config.yaml")
+    if not p.exists():
+        if path is not None:
+            raise SourceErrors([Problem(rel(p), None, "", "config file not found")])
+        return Config(base_dir=Path.cwd())
+    data = load_file(p)
+    return parse_config(data, rel(p), p.resolve().parent)

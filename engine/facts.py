@@ -1,0 +1,367 @@
+"""Client facts: one snapshot per client as of a date, computed in bulk.
+
+Facts come from fact providers: each declares the fields it fills (name, type,
+documentation) and computes them for a whole batch of clients with a few SQL
+aggregates, never one query per client. Built-in providers register through the
+same `register_provider` door as a firm's own. Only this module (and providers
+registered here) query client data.
+
+A field the data lacks is None, never a made-up default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from engine import trading_calendar
+from engine.config import Config
+from engine.models import (
+    CashBalance,
+    CashMovement,
+    Client,
+    Contact,
+    Holding,
+    MarginSnapshot,
+    Trade,
+)
+
+Facts = dict[str, Any]
+NUMBER, STRING, BOOL, DATE = "number", "string", "bool", "date"
+
+
+@dataclass(frozen=True)
+class FactField:
+    name: str
+    type: str
+    group: str
+    doc: str
+
+
+@dataclass
+class FactContext:
+    conn: Connection
+    cfg: Config
+    as_of: date
+    lo: str
+    hi: str
+    window_start: date
+    """First day of the activity window (the Nth trading day back)."""
+    extra: dict[str, Any]
+    """Per-evaluation values providers compute once and share (e.g. snapshot dates)."""
+
+    def in_batch(self, column: Any) -> Any:
+        return and_(column >= self.lo, column <= self.hi)
+
+
+Compute = Callable[[FactContext, dict[str, Facts]], None]
+
+
+@dataclass(frozen=True)
+class FactProvider:
+    name: str
+    fields: tuple[FactField, ...]
+    compute: Compute
+
+
+_PROVIDERS: list[FactProvider] = []
+
+
+def register_provider(provider: FactProvider) -> FactProvider:
+    taken = {f.name for p in _PROVIDERS for f in p.fields}
+    clash = taken & {f.name for f in provider.fields}
+    if clash:
+        raise ValueError(f"fact provider {provider.name!r} redefines fields {sorted(clash)}")
+    _PROVIDERS.append(provider)
+    return provider
+
+
+def provider(name: str, *fields: FactField) -> Callable[[Compute], Compute]:
+    def deco(fn: Compute) -> Compute:
+        register_provider(FactProvider(name, tuple(fields), fn))
+        return fn
+
+    return deco
+
+
+def providers() -> list[FactProvider]:
+    return list(_PROVIDERS)
+
+
+def all_fields() -> dict[str, FactField]:
+    return {f.name: f for p in _PROVIDERS for f in p.fields}
+
+
+def field_types() -> dict[str, str]:
+    """Types usable in `when:` expressions (dates are exposed as day counts instead)."""
+    return {n: f.type for n, f in all_fields().items() if f.type != DATE}
+
+
+def _t(model: Any) -> Any:
+    return model.__table__
+
+
+# ------------------------------------------------------------------ identity
+
+
+@provider(
+    "identity",
+    FactField("client_id", STRING, "identity", "The client's id."),
+    FactField("name", STRING, "identity", "The client's name (for greetings in templates)."),
+    FactField("advisor_id", STRING, "identity", "Id of the client's advisor; null when unassigned."),
+    FactField("locale", STRING, "identity", "Language of the client's messages: zh-CN, zh-TW, en or es."),
+    FactField("age", NUMBER, "identity", "Age in whole years on the evaluation date; null without a birth date."),
+    FactField("birth_date", DATE, "identity", "Birth date (templates only)."),
+    FactField("opened_on", DATE, "identity", "Account opening date (templates only)."),
+    FactField("days_since_open", NUMBER, "identity", "Calendar days from account opening to the evaluation date."),
+    FactField("risk_level", STRING, "service", "Risk level C1..C5 from the latest assessment; null if never assessed."),
+    FactField("lowest_category", BOOL, "service", "True for clients in the lowest risk category (no product above R1)."),
+    FactField("risk_assessed_days", NUMBER, "service", "Days since the latest risk assessment; null if never assessed."),
+)
+def _identity(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    # Rows were created by iter_batches from the client table; nothing to add.
+    return None
+
+
+def _client_rows(ctx: FactContext) -> Select[Any]:
+    c = _t(Client)
+    return (
+        select(
+            c.c.id, c.c.name, c.c.advisor_id, c.c.locale, c.c.birth_date, c.c.opened_on,
+            c.c.risk_level, c.c.lowest_category, c.c.risk_assessed_on,
+        )
+        .where(ctx.in_batch(c.c.id), c.c.opened_on <= ctx.as_of)
+        .order_by(c.c.id)
+    )
+
+
+def _age(born: date | None, on: date) -> int | None:
+    if born is None:
+        return None
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _identity_facts(row: Any, as_of: date, default_locale: str) -> Facts:
+    return {
+        "client_id": row.id,
+        "name": row.name,
+        "advisor_id": row.advisor_id,
+        "locale": row.locale or default_locale,
+        "age": _age(row.birth_date, as_of),
+        "birth_date": row.birth_date,
+        "opened_on": row.opened_on,
+        "days_since_open": (as_of - row.opened_on).days,
+        "risk_level": row.risk_level,
+        "lowest_category": bool(row.lowest_category),
+        "risk_assessed_days": (as_of - row.risk_assessed_on).days if row.risk_assessed_on else None,
+    }
+
+
+# ------------------------------------------------------------------ assets
+
+
+def _latest_date(ctx: FactContext, table: Any, key: str) -> date | None:
+    if key not in ctx.extra:
+        ctx.extra[key] = ctx.conn.execute(select(func.max(table.c.as_of)).where(table.c.as_of <= ctx.as_of)).scalar()
+    return ctx.extra[key]  # type: ignore[no-any-return]
+
+
+@provider(
+    "assets",
+    FactField("market_value", NUMBER, "assets", "Holdings at the close plus cash, CNY, on the latest snapshot on or before the evaluation date."),
+    FactField("cash", NUMBER, "assets", "Cash balance, CNY; null when no cash balance is recorded."),
+    FactField("holdings_count", NUMBER, "assets", "Number of distinct positions held."),
+    FactField("top_symbol", STRING, "assets", "Symbol of the largest position by market value; null with no holdings."),
+    FactField("top_weight", NUMBER, "assets", "Largest position / market_value (0 with no holdings; null when market_value is 0)."),
+    FactField("unrealized_pnl_pct", NUMBER, "assets", "Unrealised gain or loss of all positions over their cost, as a fraction (-0.25 = down 25%); null with no holdings."),
+)
+def _assets(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    h, cb = _t(Holding), _t(CashBalance)
+    hday = _latest_date(ctx, h, "holding_day")
+    cday = _latest_date(ctx, cb, "cash_day")
+    holdings: dict[str, tuple[float, float, int]] = {}
+    top: dict[str, tuple[str, float]] = {}
+    if hday is not None:
+        value = h.c.quantity * h.c.close_price
+        q = (
+            select(h.c.client_id, func.sum(value), func.sum(h.c.quantity * h.c.cost), func.count())
+            .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
+            .group_by(h.c.client_id)
+        )
+        holdings = {r[0]: (float(r[1] or 0), float(r[2] or 0), int(r[3])) for r in ctx.conn.execute(q)}
+        ranked = (
+            select(
+                h.c.client_id, h.c.symbol, value.label("v"),
+                func.row_number().over(partition_by=h.c.client_id, order_by=(value.desc(), h.c.symbol)).label("rn"),
+            )
+            .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
+            .subquery()
+        )
+        top = {r[0]: (r[1], float(r[2] or 0)) for r in ctx.conn.execute(
+            select(ranked.c.client_id, ranked.c.symbol, ranked.c.v).where(ranked.c.rn == 1)
+        )}
+    cash: dict[str, float] = {}
+    if cday is not None:
+        cash = {r[0]: float(r[1]) for r in ctx.conn.execute(
+            select(cb.c.client_id, cb.c.amount).where(cb.c.as_of == cday, ctx.in_batch(cb.c.client_id))
+        )}
+    for cid, f in batch.items():
+        hv, hc, n = holdings.get(cid, (0.0, 0.0, 0))
+        c = cash.get(cid)
+        mv = hv + (c or 0.0)
+        f["cash"] = c
+        f["market_value"] = mv
+        f["holdings_count"] = n
+        t = top.get(cid)
+        f["top_symbol"] = t[0] if t else None
+        f["top_weight"] = (t[1] / mv if mv else None) if t else 0.0
+        f["unrealized_pnl_pct"] = (hv - hc) / hc if n and hc else None
+
+
+# ------------------------------------------------------------------ activity
+
+
+@provider(
+    "activity",
+    FactField("volume_20d", NUMBER, "activity", "Traded amount (buys and sells, CNY) over the last 20 trading days (evaluation.activity_days)."),
+    FactField("trades_20d", NUMBER, "activity", "Number of trades over the last 20 trading days."),
+    FactField("days_since_last_trade", NUMBER, "activity", "Calendar days since the latest trade; null if the client never traded."),
+    FactField("net_flow_20d", NUMBER, "activity", "Deposits minus withdrawals and transfers out over the last 20 trading days, CNY."),
+)
+def _activity(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    t, m = _t(Trade), _t(CashMovement)
+    in_window = t.c.trade_date >= ctx.window_start
+    q = (
+        select(
+            t.c.client_id,
+            func.sum(case((in_window, func.abs(t.c.amount)), else_=literal(0.0))),
+            func.sum(case((in_window, 1), else_=0)),
+            func.max(t.c.trade_date),
+        )
+        .where(t.c.trade_date <= ctx.as_of, ctx.in_batch(t.c.client_id))
+        .group_by(t.c.client_id)
+    )
+    trades = {r[0]: (float(r[1] or 0), int(r[2] or 0), r[3]) for r in ctx.conn.execute(q)}
+    signed = case((m.c.kind == "deposit", m.c.amount), else_=-func.abs(m.c.amount))
+    flows = {r[0]: float(r[1] or 0) for r in ctx.conn.execute(
+        select(m.c.client_id, func.sum(signed))
+        .where(m.c.moved_on >= ctx.window_start, m.c.moved_on <= ctx.as_of, ctx.in_batch(m.c.client_id))
+        .group_by(m.c.client_id)
+    )}
+    for cid, f in batch.items():
+        vol, n, last = trades.get(cid, (0.0, 0, None))
+        f["volume_20d"] = vol
+        f["trades_20d"] = n
+        f["days_since_last_trade"] = (ctx.as_of - last).days if last else None
+        f["net_flow_20d"] = flows.get(cid, 0.0)
+
+
+# ------------------------------------------------------------------ service
+
+
+SEGMENTS = ("core", "maintenance", "dormant", "settled", "dead")
+
+
+def segment_of(market_value: float, volume: float, days_since_open: int, cfg: Config) -> str:
+    """Value x activity grid of DOMAIN.md; a new account with little trading starts dormant."""
+    s = cfg.segments
+    if market_value >= s.value_high and volume >= s.volume_high:
+        return "core"
+    if market_value >= s.value_low and volume >= s.volume_low:
+        return "maintenance"
+    if volume < s.volume_low and (market_value >= s.value_low or days_since_open <= s.new_account_days):
+        return "dormant"
+    if volume >= s.volume_low:
+        return "settled"
+    return "dead"
+
+
+@provider(
+    "service",
+    FactField("segment", STRING, "service", "Value x activity segment: core, maintenance, dormant, settled or dead (thresholds under segments: in config)."),
+    FactField("callback_done", BOOL, "service", "True once a callback with a recorded outcome exists since the account opened."),
+    FactField("days_since_contact", NUMBER, "service", "Calendar days since the latest recorded contact of any kind; null if never contacted."),
+)
+def _service(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    c = _t(Contact)
+    is_callback = and_(c.c.kind == "callback", c.c.outcome.is_not(None))
+    rows = {r[0]: (r[1], bool(r[2])) for r in ctx.conn.execute(
+        select(c.c.client_id, func.max(c.c.contacted_on), func.max(case((is_callback, 1), else_=0)))
+        .where(c.c.contacted_on <= ctx.as_of, ctx.in_batch(c.c.client_id))
+        .group_by(c.c.client_id)
+    )}
+    for cid, f in batch.items():
+        last, callback = rows.get(cid, (None, False))
+        f["callback_done"] = callback
+        f["days_since_contact"] = (ctx.as_of - last).days if last else None
+        f["segment"] = segment_of(f.get("market_value") or 0.0, f.get("volume_20d") or 0.0, f["days_since_open"], ctx.cfg)
+
+
+# ------------------------------------------------------------------ margin
+
+
+@provider(
+    "margin",
+    FactField("margin_enabled", BOOL, "margin", "True when the client has a margin account snapshot on the latest snapshot date."),
+    FactField("maintenance_ratio", NUMBER, "margin", "Margin maintenance ratio as a fraction (1.5 = 150%); null without a margin account."),
+    FactField("margin_contract_expiry", DATE, "margin", "Expiry of the margin contract (templates only)."),
+    FactField("margin_contract_days_left", NUMBER, "margin", "Days until the margin contract expires; null without one."),
+)
+def _margin(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    ms = _t(MarginSnapshot)
+    mday = _latest_date(ctx, ms, "margin_day")
+    rows: dict[str, tuple[float | None, date | None]] = {}
+    if mday is not None:
+        rows = {r[0]: (r[1], r[2]) for r in ctx.conn.execute(
+            select(ms.c.client_id, ms.c.maintenance_ratio, ms.c.contract_expiry)
+            .where(ms.c.as_of == mday, ctx.in_batch(ms.c.client_id))
+        )}
+    for cid, f in batch.items():
+        row = rows.get(cid)
+        f["margin_enabled"] = row is not None
+        f["maintenance_ratio"] = row[0] if row else None
+        f["margin_contract_expiry"] = row[1] if row else None
+        f["margin_contract_days_left"] = (row[1] - ctx.as_of).days if row and row[1] else None
+
+
+# ------------------------------------------------------------------ batches
+
+
+def _boundaries(conn: Connection, as_of: date, size: int) -> list[tuple[str, str]]:
+    c = _t(Client)
+    ids = [r[0] for r in conn.execute(select(c.c.id).where(c.c.opened_on <= as_of).order_by(c.c.id))]
+    return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
+
+
+def count_clients(conn: Connection, as_of: date) -> int:
+    c = _t(Client)
+    return int(conn.execute(select(func.count()).where(c.c.opened_on <= as_of)).scalar() or 0)
+
+
+def iter_batches(conn: Connection, cfg: Config, as_of: date, batch_size: int | None = None) -> Iterator[list[Facts]]:
+    """Facts of every client opened on or before as_of, in batches ordered by client id."""
+    size = batch_size or cfg.evaluation.batch_size
+    days = trading_calendar.trading_days_back(conn, cfg.calendar.exchange, as_of, cfg.evaluation.activity_days)
+    extra: dict[str, Any] = {}
+    for lo, hi in _boundaries(conn, as_of, size):
+        ctx = FactContext(conn, cfg, as_of, lo, hi, days[0], extra)
+        batch = {r.id: _identity_facts(r, as_of, cfg.default_locale) for r in conn.execute(_client_rows(ctx))}
+        for p in _PROVIDERS:
+            p.compute(ctx, batch)
+        yield list(batch.values())
+
+
+def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str) -> Facts | None:
+    """Facts of one client (for explanations and previews), by the same bulk code path."""
+    days = trading_calendar.trading_days_back(conn, cfg.calendar.exchange, as_of, cfg.evaluation.activity_days)
+    ctx = FactContext(conn, cfg, as_of, client_id, client_id, days[0], {})
+    batch = {r.id: _identity_facts(r, as_of, cfg.default_locale) for r in conn.execute(_client_rows(ctx))}
+    for p in _PROVIDERS:
+        p.compute(ctx, batch)
+    return batch.get(client_id)

@@ -1,0 +1,7 @@
+"""Imports every module that defines tables, so the metadata is complete.
+
+Add a module here when it defines SQLModel tables; the migration test compares
+this metadata with the migrated schema and fails on any drift.
+"""
+
+import engine.models  # noqa: F401

@@ -1,0 +1,88 @@
+"""Strict YAML loading: safe constructors, duplicate keys rejected, line numbers kept.
+
+Every mapping loads as a `LineDict`, a dict that remembers the 1-based line of each
+key, so validation errors can point at the exact line of a bad value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode
+
+from engine.errors import Problem, SourceErrors, rel
+
+
+class LineDict(dict[str, Any]):
+    """A dict that knows the source line of each of its keys."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines = {}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _StrictLoader, node: MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            key = str(key)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+)
+
+
+def loads(text: str, path: str = "<string>") -> Any:
+    """Parse YAML text strictly; raise SourceErrors naming path and line on failure."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict safe subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise SourceErrors([Problem(path, line, "", f"invalid YAML: {e.problem or e}")]) from e
+    except yaml.YAMLError as e:
+        raise SourceErrors([Problem(path, None, "", f"invalid YAML: {e}")]) from e
+
+
+def load_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SourceErrors([Problem(rel(path), None, "", "file is not UTF-8 text")]) from e
+    return loads(text, rel(path))
+
+
+def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """Best line for a pydantic error location inside LineDicts."""
+    line = getattr(data, "line", None)
+    node = data
+    for part in loc:
+        if isinstance(node, LineDict) and isinstance(part, str):
+            line = node.key_lines.get(part, line)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            line = getattr(node, "line", line)
+        else:
+            break
+    return line
