@@ -162,5 +162,7 @@ class Firing(SQLModel, table=True):
     message: str | None = None
     due_on: date | None = None
     status: str = Field(default="pending", max_length=16)
+    """pending (message awaiting dispatch), open (task), failed (could not render), ..."""
+    error: str | None = None
     facts: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime

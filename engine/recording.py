@@ -1,0 +1,46 @@
+"""Recording stage: cooldown and same-day dedup against the firing log, bulk inserts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from engine.facts import Facts
+from engine.models import EvaluationRun, Firing
+
+FIRING = Firing.__table__  # type: ignore[attr-defined]
+RUN = EvaluationRun.__table__  # type: ignore[attr-defined]
+
+
+def jsonable(f: Facts) -> dict[str, Any]:
+    """Facts as stored in the audit record: dates as ISO strings, all else as is."""
+    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in f.items()}
+
+
+def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[str, str], date]:
+    """(rule_id, client_id) -> latest firing day on or before as_of, for one batch of clients."""
+    q = (
+        select(FIRING.c.rule_id, FIRING.c.client_id, func.max(FIRING.c.as_of))
+        .where(FIRING.c.client_id >= lo, FIRING.c.client_id <= hi, FIRING.c.as_of <= as_of)
+        .group_by(FIRING.c.rule_id, FIRING.c.client_id)
+    )
+    return {(r[0], r[1]): r[2] for r in conn.execute(q)}
+
+
+def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
+    res = conn.execute(
+        RUN.insert().values(as_of=as_of, started_at=datetime.now(timezone.utc), mode=mode, rules_version=version)
+    )
+    return int(res.inserted_primary_key[0])
+
+
+def finish_run(conn: Connection, run_id: int, **counts: int) -> None:
+    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=datetime.now(timezone.utc), **counts))
+
+
+def insert_firings(conn: Connection, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
+    for i in range(0, len(rows), chunk):
+        conn.execute(FIRING.insert(), rows[i : i + chunk])
