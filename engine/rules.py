@@ -201,7 +201,10 @@ def _validation_problems(e: ValidationError, data: LineDict, path: str) -> list[
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             known = RULE_KEYS if len(loc) == 1 else tuple(Action.model_fields)
-            msg = f"unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), known)}"
+            hint = did_you_mean(str(loc[-1]), known)
+            if not hint and len(loc) == 1 and did_you_mean(str(loc[-1]), Action.model_fields):
+                hint = did_you_mean(str(loc[-1]), Action.model_fields)[:-2] + " under action:?)"
+            msg = f"unknown field '{loc[-1]}'{hint}"
         elif err["type"] == "missing":
             msg = "required field is missing"
             loc = loc[:-1]

@@ -1,0 +1,36 @@
+"""The `steward` command: root options and command registration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from engine.cli import audit_cmd, run_cmd, rules_cmd
+from engine.cli.common import state
+
+app = typer.Typer(
+    name="steward",
+    help="Steward: client-servicing rules for brokerages. Start with `steward demo`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    config: Path = typer.Option(None, "--config", "-c", help="config file (default: ./config.yaml)"),
+    database: str = typer.Option(None, "--database", help="database URL, overriding config.yaml", envvar="STEWARD_DATABASE_URL"),
+) -> None:
+    state.config_path = config
+    state.database = database
+
+
+run_cmd.register(app)
+app.add_typer(rules_cmd.app, name="rules", help="Check, test and list rules.")
+app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
+
+
+def main() -> None:
+    app()

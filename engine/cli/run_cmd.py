@@ -1,0 +1,188 @@
+"""`steward demo`, `import`, `run` and `evaluate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from engine import facts as facts_mod
+from engine import pipeline
+from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
+from engine.config import Config
+from engine.errors import Problem, SourceErrors, did_you_mean, rel
+from engine.loading import RuleSet, load_ruleset
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("import")(import_)
+    app.command("run")(run)
+    app.command("evaluate")(evaluate)
+
+
+def _run_with_progress(eng: Any, c: Config, ruleset: RuleSet, as_of: date) -> pipeline.RunSummary:
+    with eng.connect() as conn:
+        total = facts_mod.count_clients(conn, as_of)
+    with progress_bar("evaluating", total) as bar:
+        task = bar.add_task(f"evaluating {as_of}", total=total)
+        return pipeline.run(eng, c, ruleset, as_of, progress=lambda n: bar.advance(task, n))
+
+
+def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
+    t = Table(title=f"Evaluation {s.as_of} (run {s.run_id}, rules version {ruleset.version})")
+    for col in ("rule", "title", "class", "action", "channel", "fired"):
+        t.add_column(col, justify="right" if col == "fired" else "left")
+    for r in ruleset.rules:
+        a = r.spec.action
+        t.add_row(r.id, r.spec.title, r.spec.rule_class, a.type, a.channel, f"{s.per_rule.get(r.id, 0):,}")
+    console.print(t)
+    seg = Table(title="Firings by segment")
+    seg.add_column("segment")
+    seg.add_column("firings", justify="right")
+    for name in facts_mod.SEGMENTS:
+        seg.add_row(name, f"{s.per_segment.get(name, 0):,}")
+    console.print(seg)
+    secs = sum(s.seconds.values())
+    console.print(
+        f"{s.clients:,} clients evaluated, {s.firings:,} firings "
+        f"({s.per_action.get('task', 0):,} advisor tasks, {s.per_action.get('message', 0):,} messages); "
+        f"{s.skipped_cooldown:,} held back by cooldown, {s.skipped_duplicate:,} already recorded today"
+        + (f", [red]{s.failed:,} failed to render[/]" if s.failed else "")
+        + f". {secs:.1f}s (facts {s.seconds['facts']:.1f}s, matching {s.seconds['matching']:.1f}s, "
+        f"rendering {s.seconds['rendering']:.1f}s, recording {s.seconds['recording']:.1f}s)."
+    )
+
+
+def demo(
+    clients: int = typer.Option(2000, "--clients", "-n", min=50, help="clients in the synthetic book"),
+    seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
+    as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+) -> None:
+    """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary."""
+    from engine import demo as demo_mod
+    from engine.db import make_engine, upgrade
+
+    with user_errors():
+        c = cfg()
+        day = parse_day(as_of, c)
+        ruleset = load_ruleset(c)
+        if state.database:
+            eng = open_db(c)
+        else:
+            path = c.path("var/demo.db")
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            eng = make_engine(f"sqlite:///{path.resolve()}")
+            upgrade(eng)
+            console.print(f"Demo database: {rel(path)} (rebuilt)")
+        with progress_bar("building", clients) as bar:
+            task = bar.add_task(f"building {clients:,} clients", total=clients)
+            book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
+                                       progress=lambda n: bar.advance(task, n))
+        console.print(f"Built {book}")
+        s = _run_with_progress(eng, c, ruleset, day)
+        print_summary(s, ruleset)
+        _print_samples(eng, s.run_id)
+        console.print("Next: [bold]steward audit list --database sqlite:///var/demo.db[/] to browse the firings, "
+                      "[bold]steward audit show ID[/] for one in full.")
+
+
+def _print_samples(eng: Any, run_id: int | None) -> None:
+    from engine import audit
+
+    with eng.connect() as conn:
+        rows = audit.samples(conn, run_id)
+    t = Table(title="One sample firing per rule", show_lines=True)
+    for col in ("id", "rule", "client", "locale", "action", "text"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(str(r.id), r.rule_id, r.client_id, r.locale, f"{r.action_type}/{r.channel}", r.message or r.error or "")
+    console.print(t)
+
+
+def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV files (docs/import.md)")) -> None:
+    """Load CSV files into the database: all rows or, on any error, none."""
+    from engine import importer
+
+    with user_errors():
+        c = cfg()
+        eng = open_db(c)
+        report = importer.import_dir(eng, directory)
+    t = Table(title=f"Imported {directory}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in report.counts.items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+    console.print("Next: [bold]steward run[/] evaluates the rules over the imported book.")
+
+
+def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)")) -> None:
+    """Evaluate every client in the database once and record the firings."""
+    with user_errors():
+        c = cfg()
+        day = parse_day(as_of, c)
+        ruleset = load_ruleset(c)
+        eng = open_db(c)
+        s = _run_with_progress(eng, c, ruleset, day)
+    print_summary(s, ruleset)
+
+
+def read_facts_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Facts from a JSON-lines file; unknown fields and bad lines are errors naming the line."""
+    known = facts_mod.all_fields()
+    problems: list[Problem] = []
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(Problem(rel(path), n, "", f"invalid JSON: {e.msg}"))
+            continue
+        if not isinstance(obj, dict) or "client_id" not in obj:
+            problems.append(Problem(rel(path), n, "client_id", "each line is an object with at least client_id"))
+            continue
+        for k, v in obj.items():
+            if k not in known:
+                problems.append(Problem(rel(path), n, k, f"unknown fact field{did_you_mean(k, known)}"))
+            elif known[k].type == "date" and v is not None:
+                try:
+                    obj[k] = date.fromisoformat(v)
+                except (TypeError, ValueError):
+                    problems.append(Problem(rel(path), n, k, f"expected a date YYYY-MM-DD (got {v!r})"))
+        out.append({**dict.fromkeys(known), **obj})
+    if problems:
+        raise SourceErrors(problems)
+    return out
+
+
+def evaluate(
+    facts_file: Path = typer.Option(..., "--facts", exists=True, dir_okay=False, help="JSON lines, one client's facts per line"),
+    rules: Path = typer.Option(None, "--rules", help="rules folder (default: from config)"),
+    templates: Path = typer.Option(None, "--templates", help="templates folder (default: from config)"),
+    as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+) -> None:
+    """Dry run without a database: print each firing as one JSON line."""
+    with user_errors():
+        c = cfg()
+        day = parse_day(as_of, c)
+        ruleset = load_ruleset(c, [rules] if rules else None, templates)
+        batch = read_facts_jsonl(facts_file)
+    n = 0
+    for f in pipeline.evaluate_facts(ruleset, batch, day):
+        a = f.rule.spec.action
+        out = {"client_id": f.match.facts["client_id"], "rule_id": f.rule.id, "action": a.type,
+               "channel": a.channel, "subject": f.subject, "message": f.message}
+        if f.error:
+            out["error"] = f.error
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        n += 1
+    err_console.print(f"{len(batch):,} clients, {n:,} firings", highlight=False)
