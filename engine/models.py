@@ -164,5 +164,9 @@ class Firing(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)
     """pending (message awaiting dispatch), open (task), failed (could not render), ..."""
     error: str | None = None
+    reason: str | None = Field(default=None, max_length=64)
+    """Reason code when a policy stage suppressed, held, deferred or dropped the firing."""
+    policy: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Trail of policy-stage decisions: [{stage, outcome, reason, detail}, ...]."""
     facts: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime

@@ -24,6 +24,17 @@ from engine.facts import Facts
 from engine.loading import RuleSet
 from engine.matching import Match, match
 from engine.models import Advisor
+from engine.policy import Decision, StageContext, apply_all
+
+RecordHook = Callable[[Connection, StageContext, list[dict[str, Any]]], None]
+"""Called in the recording transaction with the firing rows just inserted (ids set)."""
+_RECORD_HOOKS: list[RecordHook] = []
+
+
+def register_record_hook(hook: RecordHook) -> RecordHook:
+    """Run `hook` after each batch's firings are inserted, in the same transaction."""
+    _RECORD_HOOKS.append(hook)
+    return hook
 
 Progress = Callable[[int], None]
 """Called with the number of clients just processed."""
@@ -52,6 +63,7 @@ class RunSummary:
     failed: int = 0
     skipped_cooldown: int = 0
     skipped_duplicate: int = 0
+    per_reason: Counter[str] = field(default_factory=Counter)
     per_rule: Counter[str] = field(default_factory=Counter)
     per_segment: Counter[str] = field(default_factory=Counter)
     per_action: Counter[str] = field(default_factory=Counter)
@@ -92,8 +104,16 @@ def _advisors(conn: Connection) -> dict[str, dict[str, str]]:
     return {r.id: {"id": r.id, "name": r.name} for r in conn.execute(select(t.c.id, t.c.name))}
 
 
-def _row(f: Firing, run_id: int, as_of: date, ruleset: RuleSet, now: datetime) -> dict[str, Any]:
-    rule, facts = f.match.rule, f.match.facts
+def _status(f: Firing | None, d: Decision, action_type: str) -> str:
+    if not d.live:
+        return d.outcome
+    if f is not None and f.error:
+        return "failed"
+    return "open" if action_type == "task" else "pending"
+
+
+def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleSet, now: datetime) -> dict[str, Any]:
+    rule, facts = d.match.rule, d.match.facts
     action = rule.spec.action
     due = action.due_delta
     return {
@@ -101,16 +121,18 @@ def _row(f: Firing, run_id: int, as_of: date, ruleset: RuleSet, now: datetime) -
         "rule_id": rule.id, "rule_hash": rule.content_hash,
         "template_hash": ruleset.renderer.template_hash(action.template),
         "rule_class": rule.spec.rule_class, "action_type": action.type, "channel": action.channel,
-        "priority": action.priority, "locale": facts.get("locale") or "", "subject": f.subject, "message": f.message,
+        "priority": action.priority, "locale": facts.get("locale") or "",
+        "subject": f.subject if f else None, "message": f.message if f else None,
         "due_on": as_of + timedelta(days=max(due.days, 0)) if due else None,
-        "status": "failed" if f.error else ("open" if action.type == "task" else "pending"),
-        "error": f.error, "facts": recording.jsonable(facts), "created_at": now,
+        "status": _status(f, d, action.type), "error": f.error if f else None, "reason": d.reason,
+        "policy": d.trail, "facts": recording.jsonable(facts), "created_at": now,
     }
 
 
 def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str], date],
-                 as_of: date, s: RunSummary) -> list[Match]:
-    fresh = []
+                 as_of: date, s: RunSummary) -> list[list[Decision]]:
+    """Matches not already recorded today nor within cooldown, grouped per client."""
+    per_client: dict[str, list[Decision]] = {}
     for m in match(ruleset.enabled, batch):
         prev = last.get((m.rule.id, m.facts["client_id"]))
         if prev == as_of:
@@ -118,27 +140,35 @@ def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str
         elif prev is not None and as_of - prev < m.rule.spec.cooldown_delta:
             s.skipped_cooldown += 1
         else:
-            fresh.append(m)
-    return fresh
+            per_client.setdefault(m.facts["client_id"], []).append(Decision(m))
+    return list(per_client.values())
 
 
-def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_id: int, as_of: date,
+def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_id: int, ctx: StageContext,
                    advisors: dict[str, dict[str, str]], s: RunSummary, clock: _Clock) -> None:
-    ids = [f["client_id"] for f in batch]
-    last = recording.last_fired(conn, min(ids), max(ids), as_of)
-    fresh = _new_matches(batch, ruleset, last, as_of, s)
+    as_of = ctx.as_of
+    last = recording.last_fired(conn, ctx.lo, ctx.hi, as_of)
+    per_client = _new_matches(batch, ruleset, last, as_of, s)
+    apply_all(ctx, per_client)
+    decisions = [d for group in per_client for d in group]
     clock.lap("matching")
-    fired = [render_firing(ruleset, m, advisors, as_of) for m in fresh]
+    rendered = [render_firing(ruleset, d.match, advisors, as_of) if d.live else None for d in decisions]
     clock.lap("rendering")
     now = datetime.now(timezone.utc)
-    recording.insert_firings(conn, [_row(f, run_id, as_of, ruleset, now) for f in fired])
+    rows = [_row(d, f, run_id, as_of, ruleset, now) for d, f in zip(decisions, rendered)]
+    recording.insert_firings(conn, rows)
+    for hook in _RECORD_HOOKS:
+        hook(conn, ctx, rows)
     clock.lap("recording")
-    for f in fired:
+    for d, f in zip(decisions, rendered):
+        if not d.live:
+            s.per_reason[d.reason or d.outcome] += 1
+            continue
         s.firings += 1
-        s.failed += f.error is not None
-        s.per_rule[f.rule.id] += 1
-        s.per_segment[f.match.facts.get("segment") or "-"] += 1
-        s.per_action[f.rule.spec.action.type] += 1
+        s.failed += f is not None and f.error is not None
+        s.per_rule[d.match.rule.id] += 1
+        s.per_segment[d.match.facts.get("segment") or "-"] += 1
+        s.per_action[d.match.rule.spec.action.type] += 1
 
 
 def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
@@ -153,8 +183,10 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
     with engine.connect() as read:
         for batch in facts_mod.iter_batches(read, cfg, as_of):
             clock.lap("facts")
+            ids = [f["client_id"] for f in batch]
             with engine.begin() as conn:
-                _process_batch(conn, batch, ruleset, s.run_id, as_of, advisors, s, clock)
+                ctx = StageContext(conn, cfg, as_of, min(ids), max(ids))
+                _process_batch(conn, batch, ruleset, s.run_id, ctx, advisors, s, clock)
             s.clients += len(batch)
             if progress:
                 progress(len(batch))

@@ -42,5 +42,9 @@ def finish_run(conn: Connection, run_id: int, **counts: int) -> None:
 
 
 def insert_firings(conn: Connection, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
+    """Bulk insert; sets each row's `id` (multi-row INSERT ... RETURNING on SQLite and PostgreSQL)."""
+    stmt = FIRING.insert().returning(FIRING.c.id, sort_by_parameter_order=True)
     for i in range(0, len(rows), chunk):
-        conn.execute(FIRING.insert(), rows[i : i + chunk])
+        part = rows[i : i + chunk]
+        for row, (new_id,) in zip(part, conn.execute(stmt, part)):
+            row["id"] = new_id

@@ -84,3 +84,50 @@ def test_run_records_firings_once_and_holds_cooldown(loaded: Engine, cfg: Config
     assert later.skipped_cooldown == 3
     with loaded.connect() as c:
         assert c.execute(select(func.count()).select_from(FIRING)).scalar() == 6
+
+
+class _NoSmsToEnglish:
+    """A firm-defined stage registered through the public door."""
+
+    name = "test_no_sms_en"
+
+    def prepare(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        ctx.cache["prepared"] = True
+
+    def apply(self, ctx, decisions) -> None:  # type: ignore[no-untyped-def]
+        assert ctx.cache["prepared"]
+        for d in decisions:
+            if d.live and d.match.facts["locale"] == "en":
+                d.block(self.name, "suppressed", "TEST_EN", "no English SMS today")
+            elif d.live:
+                d.passed(self.name)
+
+
+def test_policy_stage_suppresses_with_reason_and_trail(loaded: Engine, cfg: Config, monkeypatch) -> None:
+    from engine import policy
+
+    monkeypatch.setattr(policy, "_STAGES", [])
+    policy.register_stage(_NoSmsToEnglish(), 900)
+    s = run(loaded, cfg, load_ruleset(cfg), book.AS_OF)
+    assert s.per_reason == {"TEST_EN": 1} and s.firings == 3
+    with loaded.connect() as c:
+        row = c.execute(select(FIRING).where(FIRING.c.client_id == "C003")).one()
+        other = c.execute(select(FIRING).where(FIRING.c.client_id == "C001")).one()
+    assert row.status == "suppressed" and row.reason == "TEST_EN" and row.message is None
+    assert row.policy == [{"stage": "test_no_sms_en", "outcome": "suppressed", "reason": "TEST_EN", "detail": "no English SMS today"}]
+    assert other.status == "open" and other.policy[0]["outcome"] == "pass"
+
+
+def test_record_hook_sees_rows_in_the_same_transaction(loaded: Engine, cfg: Config, monkeypatch) -> None:
+    from engine import pipeline
+
+    seen: list[int] = []
+
+    def hook(conn, ctx, rows) -> None:  # type: ignore[no-untyped-def]
+        ids = {r[0] for r in conn.execute(select(FIRING.c.id))}  # visible: same transaction
+        seen.extend(r["id"] for r in rows if r["id"] in ids)
+
+    monkeypatch.setattr(pipeline, "_RECORD_HOOKS", [])
+    pipeline.register_record_hook(hook)
+    run(loaded, cfg, load_ruleset(cfg), book.AS_OF)
+    assert len(seen) == 4 and len(set(seen)) == 4

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:32:43.351397
+Create Date: 2026-11-22 03:36:30.002355
 """
 
 from alembic import op
@@ -115,6 +115,8 @@ def upgrade() -> None:
     sa.Column('due_on', sa.Date(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('policy', sa.JSON(), nullable=False),
     sa.Column('facts', sa.JSON(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),

@@ -1,0 +1,92 @@
+"""Policy stages between a match and a record: gates that can suppress, hold, defer or drop.
+
+Each stage sees one client's matches of the day (highest priority first) as
+`Decision`s and may change the outcome of those still `fire`, with a reason
+code. Every stage's verdict is kept in the decision's trail, so a supervisor
+can see which stage held, dropped or passed each firing and why.
+
+Stages register in order through `register_stage` (the built-in compliance and
+contact-policy stages use the same door as a firm's own). `prepare` runs once
+per batch of clients so a stage can load what it needs in bulk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Connection
+
+from engine.config import Config
+from engine.matching import Match
+
+FIRE = "fire"
+OUTCOMES = (FIRE, "suppressed", "held", "deferred", "dropped")
+
+
+@dataclass
+class Decision:
+    match: Match
+    outcome: str = FIRE
+    reason: str | None = None
+    trail: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.outcome == FIRE
+
+    def block(self, stage: str, outcome: str, reason: str, detail: str = "") -> None:
+        """Stop this firing at `stage` with a reason code (e.g. SUIT_RISK_LEVEL)."""
+        if outcome not in OUTCOMES or outcome == FIRE:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        self.outcome, self.reason = outcome, reason
+        self.trail.append({"stage": stage, "outcome": outcome, "reason": reason, "detail": detail})
+
+    def passed(self, stage: str, detail: str = "") -> None:
+        self.trail.append({"stage": stage, "outcome": "pass", "reason": None, "detail": detail})
+
+
+@dataclass
+class StageContext:
+    conn: Connection | None
+    """None in dry runs without a database: stages that need data must pass."""
+    cfg: Config
+    as_of: date
+    lo: str
+    hi: str
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    name: str
+
+    def prepare(self, ctx: StageContext) -> None: ...
+
+    def apply(self, ctx: StageContext, decisions: list[Decision]) -> None: ...
+
+
+_STAGES: list[tuple[int, Stage]] = []
+
+
+def register_stage(stage: Stage, order: int) -> Stage:
+    """Add a stage; lower order runs first (suitability 100, consent 200, ... arbitration 600)."""
+    if any(s.name == stage.name for _, s in _STAGES):
+        raise ValueError(f"policy stage {stage.name!r} is already registered")
+    _STAGES.append((order, stage))
+    _STAGES.sort(key=lambda p: p[0])
+    return stage
+
+
+def stages() -> list[Stage]:
+    return [s for _, s in _STAGES]
+
+
+def apply_all(ctx: StageContext, per_client: list[list[Decision]]) -> None:
+    active = stages()
+    for s in active:
+        s.prepare(ctx)
+    for decisions in per_client:
+        for s in active:
+            if any(d.live for d in decisions):
+                s.apply(ctx, decisions)
