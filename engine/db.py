@@ -52,7 +52,7 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         ac = alembic_config(engine.url.render_as_string(hide_password=False))
         ac.attributes["connection"] = conn
-        command.upgrade(ac, "head")
+        command.upgrade(ac, "heads")
 
 
 def is_initialised(engine: Engine) -> bool:

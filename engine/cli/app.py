@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli import audit_cmd, run_cmd, rules_cmd
+from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ def _root(
 run_cmd.register(app)
 app.add_typer(rules_cmd.app, name="rules", help="Check, test and list rules.")
 app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
+app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
 
 
 def main() -> None:
