@@ -103,6 +103,19 @@ def field_types() -> dict[str, str]:
     return {n: f.type for n, f in all_fields().items() if f.type != DATE}
 
 
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    NUMBER: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    STRING: lambda v: isinstance(v, str),
+    BOOL: lambda v: isinstance(v, bool),
+    DATE: lambda v: isinstance(v, date),
+}
+
+
+def type_ok(type_: str, value: Any) -> bool:
+    """Whether a non-null value fits a fact field type (facts from files are checked with this)."""
+    return _TYPE_CHECKS[type_](value)
+
+
 def _t(model: Any) -> Any:
     return model.__table__
 

@@ -85,11 +85,14 @@ def load_test_file(path: Path) -> TestFile:
     known = facts_mod.all_fields()
     problems = []
     for i, case in enumerate(tf.cases):
-        for key in {**tf.defaults, **case.facts}:
+        for key, value in {**tf.defaults, **case.facts}.items():
+            loc = ("cases", i, "facts", key) if key in case.facts else ("defaults", key)
+            line = line_of(data, loc) if isinstance(data, LineDict) else None
             if key not in known:
-                loc = ("cases", i, "facts", key) if key in case.facts else ("defaults", key)
-                line = line_of(data, loc) if isinstance(data, LineDict) else None
                 problems.append(Problem(rel(path), line, key, f"unknown fact field{did_you_mean(key, known)}"))
+            elif value is not None and not facts_mod.type_ok(known[key].type, value):
+                problems.append(Problem(rel(path), line, key, f"expected a {known[key].type}, got {value!r}"
+                                        + (" (write 1e6 as 1000000 or 1.0e6)" if isinstance(value, str) and "e" in value else "")))
     if problems:
         raise SourceErrors(problems)
     return tf
@@ -126,13 +129,13 @@ def run_case(ruleset: RuleSet, tf: TestFile, case: Case, path: str) -> Result:
     return Result(path, rule.id, case.name, True)
 
 
-def test_files(rules_dirs: list[Path]) -> list[Path]:
+def case_files(rules_dirs: list[Path]) -> list[Path]:
     return [p for d in rules_dirs for p in sorted((d / "tests").glob("*.yaml"))]
 
 
 def run_all(ruleset: RuleSet, rules_dirs: list[Path]) -> list[Result]:
     results = []
-    for path in test_files(rules_dirs):
+    for path in case_files(rules_dirs):
         tf = load_test_file(path)
         results += [run_case(ruleset, tf, c, rel(path)) for c in tf.cases]
     return results

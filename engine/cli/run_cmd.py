@@ -158,6 +158,8 @@ def read_facts_jsonl(path: Path) -> list[dict[str, Any]]:
                     obj[k] = date.fromisoformat(v)
                 except (TypeError, ValueError):
                     problems.append(Problem(rel(path), n, k, f"expected a date YYYY-MM-DD (got {v!r})"))
+            elif v is not None and not facts_mod.type_ok(known[k].type, v):
+                problems.append(Problem(rel(path), n, k, f"expected a {known[k].type} (got {v!r})"))
         out.append({**dict.fromkeys(known), **obj})
     if problems:
         raise SourceErrors(problems)
