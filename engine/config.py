@@ -64,6 +64,17 @@ class EvaluationConfig(_Model):
     """Trading days counted by the *_20d activity facts."""
 
 
+class ComplianceConfig(_Model):
+    lists_dir: str = "compliance"
+    """Folder of the lint lists (prohibited phrases, required elements, masked variables)."""
+    assessment_validity_months: int = Field(24, ge=1, le=120)
+    """A risk assessment older than this blocks product promotions (suitability gate)."""
+    approved_dir: str = "var/approved"
+    """Where approved snapshots are unpacked from the database to run."""
+    acting_user: str | None = None
+    """User that review and users commands act as when neither --as nor STEWARD_USER is given."""
+
+
 class Config(_Model):
     database: DatabaseConfig = DatabaseConfig()
     timezone: str = "Asia/Shanghai"
@@ -75,6 +86,7 @@ class Config(_Model):
     segments: SegmentThresholds = SegmentThresholds()
     firm: FirmConfig = FirmConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    compliance: ComplianceConfig = ComplianceConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative paths resolve against it (not a YAML key)."""
 

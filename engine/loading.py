@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import facts
+from engine import facts, lint
 import engine.providers  # noqa: F401  (registers the extra fact providers)
 from engine.config import Config
 from engine.errors import Problem, SourceErrors
@@ -35,6 +35,7 @@ def check_ruleset(
     rules, problems = load_rules(rules_dirs or cfg.rules_paths, facts.field_types())
     renderer = Renderer(templates_dir or cfg.templates_path, cfg.default_locale, cfg.firm.model_dump())
     problems += renderer.load((r.spec.action.template for r in rules), facts.all_fields())
+    problems += lint.check(cfg.path(cfg.compliance.lists_dir), rules, {n: t.files for n, t in renderer.sets.items()}, renderer.env)
     if any(p.severity == "error" for p in problems):
         return None, problems
     digest = hashlib.sha256()

@@ -85,6 +85,10 @@ class RuleSpec(_Model):
     """No second firing for the same client within this period."""
     enabled: bool = True
     tags: tuple[str, ...] = ()
+    product: str | None = None
+    """Code or name of the product the message offers, if any (shown to reviewers)."""
+    product_risk: Literal["R1", "R2", "R3", "R4", "R5"] | None = None
+    """Risk level of the offered product: the suitability gate blocks unsuitable clients."""
 
     @field_validator("cooldown")
     @classmethod
