@@ -5,3 +5,4 @@ They register through the same public doors a firm's own extensions use
 at the end of engine.pipeline, so any evaluation runs with all of them.
 Add one import line per module.
 """
+import engine.auditlog  # noqa: F401  (audit events for every firing)

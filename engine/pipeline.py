@@ -186,6 +186,7 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
             ids = [f["client_id"] for f in batch]
             with engine.begin() as conn:
                 ctx = StageContext(conn, cfg, as_of, min(ids), max(ids))
+                ctx.cache.update(ruleset=ruleset, advisors=advisors)  # for record hooks (audit)
                 _process_batch(conn, batch, ruleset, s.run_id, ctx, advisors, s, clock)
             s.clients += len(batch)
             if progress:

@@ -1,0 +1,475 @@
+"""Append-only, hash-chained audit log: every firing, suppression, render, send and decision.
+
+Public API (other modules call these; see docs/audit.md):
+
+    from engine.auditlog import Event, append
+    append(conn, [Event("send.attempted", actor="dispatch", client_id="C001", firing_id=42,
+                        channel="sms", status="sent", data={"provider": "smtp", "attempt": 1})])
+
+`append(conn, events)` writes the events in order, in the caller's transaction, and
+returns their chain positions (`seq`). It takes the chain lock first (PostgreSQL:
+`pg_advisory_xact_lock`; SQLite: the write lock), so two processes appending at
+once still build one correct chain. Call it in a write transaction
+(`with engine.begin() as conn:`); the events commit or roll back with the caller's work.
+
+Each event is stored as canonical JSON (`body`) with `hash = sha256(prev_hash + body)`;
+the filter columns (client, rule, channel, status, ...) are copies of body fields that
+`verify` checks too. Large texts that repeat (rule and template sources) live once in
+`audit_blob`, keyed by their sha256, which the events name. `verify(conn)` walks the
+chain and returns the first broken link, naming the event.
+
+Nothing in the application updates or deletes these rows; the migration adds triggers
+that refuse UPDATE and DELETE (SQLite and PostgreSQL) and revokes those privileges from
+the `steward_app` role on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Index, Text, select, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel
+
+from engine.pipeline import register_record_hook
+
+GENESIS = "0" * 64
+LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
+FORMAT_VERSION = 1
+
+EVENT_NAMES: dict[str, str] = {
+    "rule.fired": "a rule matched a client: rule version, facts snapshot, policy trail",
+    "message.suppressed": "a policy stage suppressed, held, deferred or dropped a firing (reason code)",
+    "message.rendered": "the words a client or advisor got: template version, context, text",
+    "send.attempted": "dispatch tried a channel (attempt number, provider, outcome)",
+    "send.receipt": "a delivery receipt or bounce came back",
+    "task.outcome": "an advisor recorded the outcome of a call task",
+    "proposal.approved": "compliance approved a rule or template version (content hash)",
+    "proposal.rejected": "compliance rejected a rule or template version",
+    "role.granted": "a user was given a role",
+    "role.revoked": "a role was taken from a user",
+    "client.viewed": "someone looked at a client's personal data",
+    "client.exported": "someone exported client or audit data",
+    "review.assigned": "a sent message or completed task was sampled for supervisory review",
+    "review.decided": "a supervisor recorded a review decision and comment",
+    "retention.applied": "retention ran: restrictions recorded, disposals due reported",
+    "hold.placed": "a legal hold was placed on a client's records",
+    "hold.released": "a legal hold was released",
+}
+"""Stable event names. Extensions add theirs with `register_event_name`."""
+
+COLUMNS = ("name", "at", "actor", "client_id", "advisor_id", "rule_id", "rule_hash", "template_hash",
+           "firing_id", "as_of", "segment", "rule_class", "channel", "status", "reason")
+"""Indexed copies of body fields (filters for `steward audit list`)."""
+
+
+def register_event_name(name: str, meaning: str) -> None:
+    """Allow a new event name (e.g. a firm's own `consent.recorded`)."""
+    if name in EVENT_NAMES and EVENT_NAMES[name] != meaning:
+        raise ValueError(f"audit event name {name!r} is already registered")
+    EVENT_NAMES[name] = meaning
+
+
+# ------------------------------------------------------------------ tables
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_client_at", "client_id", "at"),
+        Index("ix_audit_event_rule", "rule_id", "rule_hash"),
+    )
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    """Chain position, 1, 2, 3, ... without gaps."""
+    name: str = Field(max_length=32, index=True)
+    at: datetime = Field(index=True)
+    actor: str = Field(max_length=64)
+    client_id: str | None = Field(default=None, max_length=64)
+    advisor_id: str | None = Field(default=None, max_length=64, index=True)
+    rule_id: str | None = Field(default=None, max_length=128)
+    rule_hash: str | None = Field(default=None, max_length=64)
+    template_hash: str | None = Field(default=None, max_length=64)
+    firing_id: int | None = Field(default=None, index=True)
+    as_of: date | None = Field(default=None, index=True)
+    segment: str | None = Field(default=None, max_length=16)
+    rule_class: str | None = Field(default=None, max_length=16)
+    channel: str | None = Field(default=None, max_length=16)
+    status: str | None = Field(default=None, max_length=16)
+    reason: str | None = Field(default=None, max_length=64)
+    body: str = Field(sa_type=Text)
+    """Canonical JSON of the whole event: what the hash covers."""
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditBlob(SQLModel, table=True):
+    """Content-addressed texts (rule and template sources): key = sha256 of the text."""
+
+    __tablename__ = "audit_blob"
+    sha256: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+    """rule or template."""
+    body: str = Field(sa_type=Text)
+    created_at: datetime
+
+
+EVENT = AuditEvent.__table__  # type: ignore[attr-defined]
+BLOB = AuditBlob.__table__  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True)
+class Event:
+    """One audit event before it is chained. `data` must be JSON-serialisable."""
+
+    name: str
+    actor: str
+    data: dict[str, Any] = field(default_factory=dict)
+    client_id: str | None = None
+    advisor_id: str | None = None
+    rule_id: str | None = None
+    rule_hash: str | None = None
+    template_hash: str | None = None
+    firing_id: int | None = None
+    as_of: date | None = None
+    segment: str | None = None
+    rule_class: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    at: datetime | None = None
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (date, datetime)):
+        return v.isoformat()
+    if isinstance(v, (set, frozenset, tuple)):
+        return list(v)
+    raise TypeError(f"audit data holds a {type(v).__name__}, which is not JSON: {v!r}")
+
+
+def canonical(obj: Any) -> str:
+    """The one JSON form hashes are computed over: sorted keys, no spaces, UTF-8 as is."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def sha256_text(s: str) -> str:
+    return hashlib.sha256(s.encode("utf-8")).hexdigest()
+
+
+def _iso_utc(at: datetime) -> str:
+    if at.utcoffset() is None:
+        raise ValueError("audit event times must be timezone-aware (use datetime.now(timezone.utc))")
+    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _check(events: Sequence[Event]) -> None:
+    bad = sorted({e.name for e in events if e.name not in EVENT_NAMES})
+    if bad:
+        raise ValueError(f"unknown audit event name(s) {bad}; known: {', '.join(sorted(EVENT_NAMES))} "
+                         "(register a new one with engine.auditlog.register_event_name)")
+    if any(not e.actor for e in events):
+        raise ValueError("every audit event names its actor (a user id, or the component such as 'engine')")
+
+
+def _lock_and_head(conn: Connection) -> tuple[int, str]:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    else:
+        # Takes SQLite's write lock before reading the head (a no-op write starts the
+        # write transaction), so a concurrent appender waits instead of forking the chain.
+        conn.execute(text("UPDATE audit_event SET seq = seq WHERE 1 = 0"))
+    row = conn.execute(select(EVENT.c.seq, EVENT.c.hash).order_by(EVENT.c.seq.desc()).limit(1)).first()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def _record(e: Event, seq: int, now: datetime) -> dict[str, Any]:
+    return {
+        "v": FORMAT_VERSION, "seq": seq, "name": e.name, "at": _iso_utc(e.at or now), "actor": e.actor,
+        "client_id": e.client_id, "advisor_id": e.advisor_id, "rule_id": e.rule_id, "rule_hash": e.rule_hash,
+        "template_hash": e.template_hash, "firing_id": e.firing_id,
+        "as_of": e.as_of.isoformat() if e.as_of else None, "segment": e.segment, "rule_class": e.rule_class,
+        "channel": e.channel, "status": e.status, "reason": e.reason, "data": e.data,
+    }
+
+
+def _row(rec: dict[str, Any], at: datetime, as_of: date | None, prev: str) -> dict[str, Any]:
+    body = canonical(rec)
+    h = chain_hash(prev, body)
+    row = {k: rec[k] for k in COLUMNS}
+    row.update(seq=rec["seq"], at=at, as_of=as_of, body=body, prev_hash=prev, hash=h)
+    return row
+
+
+def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list[int]:
+    """Chain and insert events (in order, one executemany per chunk); returns their seq numbers."""
+    if not events:
+        return []
+    _check(events)
+    now = datetime.now(timezone.utc)
+    seq, prev = _lock_and_head(conn)
+    rows = []
+    for e in events:
+        seq += 1
+        row = _row(_record(e, seq, now), e.at or now, e.as_of, prev)
+        prev = row["hash"]
+        rows.append(row)
+    for i in range(0, len(rows), chunk):
+        conn.execute(EVENT.insert(), rows[i : i + chunk])
+    return [r["seq"] for r in rows]
+
+
+def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, str]:
+    """Store texts not yet stored; returns sha256 -> text for all given."""
+    by_hash = {sha256_text(t): t for t in texts}
+    if not by_hash:
+        return by_hash
+    have = {r[0] for r in conn.execute(select(BLOB.c.sha256).where(BLOB.c.sha256.in_(list(by_hash))))}
+    now = datetime.now(timezone.utc)
+    new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in by_hash.items() if h not in have]
+    if new:
+        conn.execute(BLOB.insert(), new)
+    return by_hash
+
+
+def get_blob(conn: Connection, sha256: str) -> str | None:
+    return conn.execute(select(BLOB.c.body).where(BLOB.c.sha256 == sha256)).scalar()
+
+
+def head(conn: Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest event; (0, GENESIS) for an empty log."""
+    row = conn.execute(select(EVENT.c.seq, EVENT.c.hash).order_by(EVENT.c.seq.desc()).limit(1)).first()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def body_of(row: Any) -> dict[str, Any]:
+    return json.loads(row.body)  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------ verify
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The first broken link: which event, and what is wrong with it."""
+
+    seq: int
+    name: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"event #{self.seq} ({self.name}): {self.problem}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    events: int
+    head_seq: int
+    head_hash: str
+    broken: Broken | None = None
+    blobs_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def _column_mismatch(row: Any, rec: dict[str, Any]) -> str | None:
+    for k in COLUMNS:
+        v = getattr(row, k)
+        if k == "at":
+            v = _iso_utc(v if v.utcoffset() is not None else v.replace(tzinfo=timezone.utc))
+        elif k == "as_of" and v is not None:
+            v = v.isoformat()
+        if v != rec.get(k):
+            return f"column {k} is {v!r} but the hashed record says {rec.get(k)!r} (row edited)"
+    return None
+
+
+def _check_row(row: Any, expected_seq: int, prev: str) -> str | None:
+    if row.seq != expected_seq:
+        missing = f"#{expected_seq}" if row.seq == expected_seq + 1 else f"#{expected_seq}..#{row.seq - 1}"
+        return f"events {missing} are missing before it (rows deleted)"
+    if row.prev_hash != prev:
+        return f"prev_hash {row.prev_hash[:12]}… does not match the hash of event #{row.seq - 1} {prev[:12]}… (rows deleted or reordered)"
+    if chain_hash(row.prev_hash, row.body) != row.hash:
+        return "its hash does not match its content (row edited)"
+    try:
+        rec = json.loads(row.body)
+    except json.JSONDecodeError:
+        return "its body is not JSON (row edited)"
+    if rec.get("seq") != row.seq:
+        return f"it was recorded as event #{rec.get('seq')} (rows reordered)"
+    return _column_mismatch(row, rec)
+
+
+def _rows(conn: Connection) -> Generator[Any, None, None]:
+    q = select(EVENT).order_by(EVENT.c.seq).execution_options(yield_per=5000)
+    result = conn.execute(q)
+    try:
+        yield from result
+    finally:
+        result.close()  # also when verify stops early: frees PostgreSQL's server-side cursor
+
+
+def verify(conn: Connection, known_heads: Sequence[tuple[int, str]] = ()) -> VerifyResult:
+    """Walk the chain from the first event; stop at the first broken link.
+
+    `known_heads` are (seq, hash) pairs published earlier (an export manifest's head):
+    each must still be in the chain, which catches rows cut off the end.
+    """
+    prev, n, last_seq = GENESIS, 0, 0
+    wanted = dict(known_heads)
+    rows = _rows(conn)
+    try:
+        for row in rows:
+            problem = _check_row(row, last_seq + 1, prev)
+            if problem is None and row.seq in wanted and wanted[row.seq] != row.hash:
+                problem = f"hash {row.hash[:12]}… differs from the published head {wanted[row.seq][:12]}…"
+            if problem:
+                return VerifyResult(n, last_seq, prev, Broken(row.seq, row.name, problem))
+            prev, n, last_seq = row.hash, n + 1, row.seq
+    finally:
+        rows.close()
+    for seq, h in known_heads:
+        if seq > last_seq:
+            return VerifyResult(n, last_seq, prev, Broken(seq, "?", f"published head #{seq} {h[:12]}… is gone: "
+                                                                   f"the log ends at #{last_seq} (rows deleted from the end)"))
+    blobs, broken = _verify_blobs(conn)
+    return VerifyResult(n, last_seq, prev, broken, blobs)
+
+
+def _verify_blobs(conn: Connection) -> tuple[int, Broken | None]:
+    n = 0
+    for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)):
+        if sha256_text(body) != h:
+            return n, Broken(0, f"audit_blob {h[:12]}…", f"the stored {kind} source does not match its hash (row edited)")
+        n += 1
+    return n, None
+
+
+# ------------------------------------------------------------------ record hook
+
+ENGINE_ACTOR = "engine"
+BLOCKED = ("suppressed", "held", "deferred", "dropped")
+_RULE_SOURCES: dict[str, str | None] = {}
+"""rule content hash -> rule file text (None when the file changed since it was loaded)."""
+_TEMPLATE_SOURCES: dict[tuple[str, str], tuple[str, str, str] | None] = {}
+"""(template set hash, locale) -> (locale used, sha256, source); content-addressed, so safe to share."""
+
+
+def _rule_source(rule: Any) -> str | None:
+    if rule.content_hash not in _RULE_SOURCES:
+        try:
+            raw = Path(rule.path).read_bytes()
+        except OSError:
+            raw = b""
+        ok = hashlib.sha256(raw).hexdigest() == rule.content_hash
+        _RULE_SOURCES[rule.content_hash] = raw.decode("utf-8") if ok else None
+    return _RULE_SOURCES[rule.content_hash]
+
+
+def _template_source(renderer: Any, name: str, locale: str) -> tuple[str, str, str] | None:
+    """The exact source that rendered (name, locale), honouring the default-locale fallback."""
+    ts = renderer.sets.get(name)
+    if ts is None:
+        return None
+    key = (ts.content_hash, locale)
+    if key not in _TEMPLATE_SOURCES:
+        texts = {loc: p.read_bytes() for loc, p in sorted(ts.files.items())}
+        digest = hashlib.sha256()
+        for loc, raw in texts.items():
+            digest.update(f"{loc}\0".encode() + raw + b"\0")
+        used = locale if locale in texts else renderer.default_locale
+        ok = digest.hexdigest() == ts.content_hash and used in texts
+        src = texts[used].decode("utf-8") if ok else ""
+        _TEMPLATE_SOURCES[key] = (used, sha256_text(src), src) if ok else None
+    return _TEMPLATE_SOURCES[key]
+
+
+def _common(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "actor": ENGINE_ACTOR, "client_id": r["client_id"], "advisor_id": r.get("advisor_id"),
+        "rule_id": r["rule_id"], "rule_hash": r["rule_hash"], "template_hash": r.get("template_hash"),
+        "firing_id": r["id"], "as_of": r["as_of"], "segment": (r.get("facts") or {}).get("segment"),
+        "rule_class": r.get("rule_class"), "channel": r.get("channel"), "status": r.get("status"),
+        "reason": r.get("reason"), "at": r.get("created_at"),
+    }
+
+
+def _fired(r: dict[str, Any], rule_src: str | None) -> Event:
+    data = {"run_id": r.get("run_id"), "action_type": r.get("action_type"), "priority": r.get("priority"),
+            "locale": r.get("locale"), "due_on": r.get("due_on"), "error": r.get("error"),
+            "facts": r.get("facts"), "policy": r.get("policy"),
+            "rule_source": r["rule_hash"] if rule_src is not None else None}
+    return Event("rule.fired", data=data, **_common(r))
+
+
+def _suppressed(r: dict[str, Any]) -> Event:
+    trail = r.get("policy") or []
+    last = next((t for t in reversed(trail) if t.get("outcome") != "pass"), {})
+    data = {"outcome": r["status"], "stage": last.get("stage"), "detail": last.get("detail")}
+    return Event("message.suppressed", data=data, **_common(r))
+
+
+def _rendered(r: dict[str, Any], ruleset: Any, advisors: dict[str, dict[str, str]]) -> tuple[Event, str | None]:
+    rule = ruleset.get(r["rule_id"]) if ruleset is not None else None
+    name = rule.spec.action.template if rule else None
+    src = _template_source(ruleset.renderer, name, r.get("locale") or "") if rule else None
+    aid = (r.get("facts") or {}).get("advisor_id")
+    context = {
+        "advisor": advisors.get(aid or "", {"id": aid or "", "name": ""}),
+        "rule": {"id": r["rule_id"], "title": rule.spec.title if rule else None},
+        "as_of": r["as_of"], "firm": ruleset.renderer.firm if ruleset is not None else None,
+    }
+    data = {"template": name, "template_locale": src[0] if src else None, "template_source": src[1] if src else None,
+            "locale": r.get("locale"), "context": context, "subject": r.get("subject"), "text": r.get("message")}
+    return Event("message.rendered", data=data, **_common(r)), (src[2] if src else None)
+
+
+def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[str, dict[str, str]],
+                  blobs: dict[str, set[str]]) -> list[Event]:
+    """rule.fired plus message.suppressed or message.rendered for each firing row."""
+    by_id = {r.id: r for r in ruleset.rules} if ruleset is not None else {}
+    events: list[Event] = []
+    for r in rows:
+        rule = by_id.get(r["rule_id"])
+        rule_src = _rule_source(rule) if rule is not None else None
+        if rule_src is not None:
+            blobs["rule"].add(rule_src)
+        events.append(_fired(r, rule_src))
+        if r.get("status") in BLOCKED:
+            events.append(_suppressed(r))
+        elif r.get("message") is not None:
+            ev, tsrc = _rendered(r, ruleset, advisors)
+            if tsrc is not None:
+                blobs["template"].add(tsrc)
+            events.append(ev)
+    return events
+
+
+def record_firings(conn: Connection, ctx: Any, rows: list[dict[str, Any]]) -> None:
+    """Record hook: audit events for every firing row of the batch, in its transaction."""
+    if not rows:
+        return
+    blobs: dict[str, set[str]] = {"rule": set(), "template": set()}
+    events = firing_events(rows, ctx.cache.get("ruleset"), ctx.cache.get("advisors") or {}, blobs)
+    for kind, texts in blobs.items():
+        put_blobs(conn, kind, texts)
+    append(conn, events)
+
+
+register_record_hook(record_firings)
