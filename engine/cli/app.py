@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
+from engine.cli import risk_cmd
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ run_cmd.register(app)
 app.add_typer(rules_cmd.app, name="rules", help="Check, test and list rules.")
 app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
 app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
+app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
 
 
 def main() -> None:

@@ -1,0 +1,71 @@
+"""Tables of the servicing playbook: product master, risk assessments, client profile, AML reviews.
+
+Schema changes go through migrations/versions/0002_rule_pack.py. Table models do
+not validate input: loaders validate first (engine.risk parses answer sheets).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+PRODUCT_RISKS = ("R1", "R2", "R3", "R4", "R5")
+INVESTOR_CLASSES = ("ordinary", "professional")
+
+
+class Product(SQLModel, table=True):
+    """Product master: what a symbol is and how risky (R1..R5)."""
+
+    symbol: str = Field(primary_key=True, max_length=32)
+    name: str
+    risk: str = Field(max_length=2)
+    """Product risk level R1..R5."""
+    type: str = Field(max_length=16)
+    """stock, bond, fund, wealth, margin, ..."""
+
+
+class RiskAssessment(SQLModel, table=True):
+    """One scored questionnaire (engine.risk); the latest on or before a day counts."""
+
+    __tablename__ = "risk_assessment"
+    __table_args__ = (Index("ix_risk_assessment_client_day", "client_id", "assessed_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=64)
+    assessed_on: date
+    capacity_score: int
+    tolerance_score: int
+    capacity_level: str = Field(max_length=16)
+    tolerance_level: str = Field(max_length=16)
+    alloc_low: int
+    alloc_medium: int
+    alloc_high: int
+    answers: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ClientProfile(SQLModel, table=True):
+    """Know-your-client data beyond the client table."""
+
+    __tablename__ = "client_profile"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    investor_class: str = Field(default="ordinary", max_length=16)
+    """ordinary or professional."""
+    related_party: bool = False
+    """Shareholder or related party of the firm (not eligible for margin)."""
+    annual_income: float | None = None
+    """Declared annual income, CNY."""
+
+
+class AmlReview(SQLModel, table=True):
+    """An anti-money-laundering review; open while closed_on is null."""
+
+    __tablename__ = "aml_review"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(index=True, max_length=64)
+    opened_on: date
+    closed_on: date | None = None
