@@ -6,3 +6,5 @@ at the end of engine.pipeline, so any evaluation runs with all of them.
 Add one import line per module.
 """
 import engine.auditlog  # noqa: F401  (audit events for every firing)
+import engine.contact_policy  # noqa: F401  (consent 200, do-not-call 300, contact window 400, caps 500, arbitration 600)
+import engine.outbox  # noqa: F401  (record hook: a message firing and its outbox row commit together)

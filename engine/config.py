@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.dispatch_config import DispatchConfig
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.servicing_config import ServicingConfig
 from engine.yamlio import LineDict, line_of, load_file
@@ -88,6 +89,7 @@ class Config(_Model):
     firm: FirmConfig = FirmConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     servicing: ServicingConfig = ServicingConfig()
+    dispatch: DispatchConfig = DispatchConfig()
     compliance: ComplianceConfig = ComplianceConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative paths resolve against it (not a YAML key)."""

@@ -5,5 +5,6 @@ this metadata with the migrated schema and fails on any drift.
 """
 
 import engine.models  # noqa: F401
+import engine.dispatch_tables  # noqa: F401
 import engine.auditlog  # noqa: F401
 import engine.playbook_models  # noqa: F401

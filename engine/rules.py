@@ -85,6 +85,12 @@ class RuleSpec(_Model):
     """No second firing for the same client within this period."""
     enabled: bool = True
     tags: tuple[str, ...] = ()
+    urgent: bool = False
+    """Evaluated intraday too; an urgent service message may be sent outside the contact window."""
+    outside_window: Literal["hold", "drop"] = "hold"
+    """Messages outside the client's contact window: hold until it opens, or drop."""
+    on_conflict: Literal["defer", "drop"] = "defer"
+    """When a higher-priority marketing message wins the day: defer to the next day, or drop."""
     product: str | None = None
     """Code or name of the product the message offers, if any (shown to reviewers)."""
     product_risk: Literal["R1", "R2", "R3", "R4", "R5"] | None = None

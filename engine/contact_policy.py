@@ -1,0 +1,249 @@
+"""Contact-policy stages: consent and opt-out, do-not-call, contact window, frequency caps,
+arbitration. Registered in engine.builtins through engine.policy.register_stage.
+
+Each stage writes its verdict into the decision's trail with a reason code. The window
+stage keeps a message live when it only has to wait: it records a `held` step and tells
+the outbox (through `ctx.cache`) when the window opens; the dispatcher enforces the
+window again at send time. The clock is `ctx.cache["now"]` when set (releases, tests),
+else the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from engine.config import Config
+from engine.dispatch_config import Window, parse_period
+from engine.dispatch_tables import DoNotCall
+from engine.models import Client, Consent
+from engine.policy import Decision, StageContext, register_stage
+from engine.recording import FIRING
+
+CONSENT = Consent.__table__  # type: ignore[attr-defined]
+CLIENT = Client.__table__  # type: ignore[attr-defined]
+DNC = DoNotCall.__table__  # type: ignore[attr-defined]
+HOLDS = "contact_policy.holds"
+"""ctx.cache key: {(rule_id, client_id): (not_before, reason)} for the outbox."""
+RULES = "contact_policy.rules"
+"""ctx.cache key: {rule_id: (bypass_window, outside_window)} for the outbox."""
+EXCLUDE = "contact_policy.exclude_firing"
+"""ctx.cache key: a firing id left out of the counts (the held message being re-checked)."""
+COUNTED = ("pending", "open", "sent")
+"""Firing statuses that count as a contact made or on its way (caps, arbitration)."""
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def now_of(ctx: StageContext) -> datetime:
+    now = ctx.cache.get("now")
+    return now if isinstance(now, datetime) else _wall_clock()
+
+
+def window_of(cfg: Config) -> Window:
+    return getattr(cfg.dispatch.contact_windows, cfg.regulator_profile)  # type: ignore[no-any-return]
+
+
+def in_window(cfg: Config, now: datetime) -> bool:
+    w, local = window_of(cfg), now.astimezone(cfg.tz)
+    return w.start <= local.time().replace(tzinfo=None) < w.end
+
+
+def next_open(cfg: Config, now: datetime, days_later: int = 0) -> datetime:
+    """The next moment the window opens (in UTC), at least `days_later` local days after now."""
+    w, local = window_of(cfg), now.astimezone(cfg.tz)
+    day = local.date() + timedelta(days=days_later)
+    opening = datetime.combine(day, w.start, tzinfo=cfg.tz)
+    if days_later == 0 and local.time().replace(tzinfo=None) >= w.start:
+        opening = datetime.combine(day + timedelta(days=1), w.start, tzinfo=cfg.tz)
+    return opening.astimezone(timezone.utc)  # stored as UTC: SQLite keeps no offset
+
+
+def bypasses_window(d: Decision) -> bool:
+    spec = d.match.rule.spec
+    return spec.urgent and spec.rule_class == "service"
+
+
+def _is_message(d: Decision) -> bool:
+    return bool(d.match.rule.spec.action.type == "message")
+
+
+def _cid(d: Decision) -> str:
+    return str(d.match.facts["client_id"])
+
+
+@dataclass
+class ConsentStage:
+    name: str = "consent"
+
+    def prepare(self, ctx: StageContext) -> None:
+        rows: dict[str, list[Any]] = defaultdict(list)
+        if ctx.conn is not None:
+            q = select(CONSENT).where(CONSENT.c.client_id.between(ctx.lo, ctx.hi))
+            for r in ctx.conn.execute(q):
+                rows[r.client_id].append(r)
+        ctx.cache[self.name] = rows
+
+    def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
+        rows = ctx.cache[self.name]
+        for d in decisions:
+            if d.live:
+                self._one(ctx.cfg, d, rows.get(_cid(d), []))
+
+    def _one(self, cfg: Config, d: Decision, rows: list[Any]) -> None:
+        purpose, channel = d.match.rule.spec.rule_class, d.match.rule.spec.action.channel
+        marketing_out = [r for r in rows if r.purpose == "marketing" and r.status == "opted_out"]
+        if purpose == "marketing" and marketing_out:
+            r = marketing_out[0]
+            d.block(self.name, "suppressed", "OPTED_OUT_MARKETING",
+                    f"opted out of marketing on {r.channel} at {r.recorded_at}: stops marketing on every channel")
+        elif any(r.channel == channel and r.purpose == purpose and r.status == "opted_out" for r in rows):
+            d.block(self.name, "suppressed", "OPTED_OUT_CHANNEL", f"opted out of {purpose} on {channel}")
+        elif purpose == "marketing" and cfg.dispatch.require_marketing_consent and not any(
+            r.channel == channel and r.purpose == "marketing" and r.status == "granted" for r in rows
+        ):
+            d.block(self.name, "suppressed", "CONSENT_MISSING", f"no marketing consent on {channel} (opt-in required)")
+        else:
+            d.passed(self.name)
+
+
+@dataclass
+class DoNotCallStage:
+    name: str = "do_not_call"
+
+    def prepare(self, ctx: StageContext) -> None:
+        listed: set[str] = set()
+        if ctx.conn is not None:
+            q = (select(CLIENT.c.id).join(DNC, DNC.c.phone == CLIENT.c.phone)
+                 .where(CLIENT.c.id.between(ctx.lo, ctx.hi)))
+            listed = {r[0] for r in ctx.conn.execute(q)}
+        ctx.cache[self.name] = listed
+
+    def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
+        listed = ctx.cache[self.name]
+        for d in decisions:
+            if not d.live or d.match.rule.spec.action.type != "task":
+                continue
+            if _cid(d) not in listed:
+                d.passed(self.name)
+            elif d.match.rule.spec.rule_class == "marketing" or ctx.cfg.dispatch.do_not_call_blocks_service:
+                d.block(self.name, "suppressed", "DO_NOT_CALL", "the client's phone is on the do-not-call list")
+            else:
+                d.passed(self.name, "on the do-not-call list; service call allowed (dispatch.do_not_call_blocks_service)")
+
+
+@dataclass
+class ContactWindowStage:
+    name: str = "contact_window"
+
+    def prepare(self, ctx: StageContext) -> None:
+        ctx.cache.setdefault(HOLDS, {})
+        ctx.cache.setdefault(RULES, {})
+
+    def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
+        now = now_of(ctx)
+        for d in decisions:
+            if not d.live or not _is_message(d):
+                continue
+            spec = d.match.rule.spec
+            ctx.cache[RULES][spec.id] = (bypasses_window(d), spec.outside_window)
+            w = window_of(ctx.cfg)
+            if in_window(ctx.cfg, now):
+                d.passed(self.name)
+            elif bypasses_window(d):
+                d.passed(self.name, f"WINDOW_BYPASS_URGENT: urgent service notice sent outside {w.start:%H:%M}-{w.end:%H:%M}")
+            elif spec.outside_window == "drop":
+                d.block(self.name, "dropped", "WINDOW_CLOSED", f"outside {w.start:%H:%M}-{w.end:%H:%M} and the rule says drop")
+            else:
+                until = next_open(ctx.cfg, now)
+                ctx.cache[HOLDS][(spec.id, _cid(d))] = (until, "WINDOW_QUIET_HOURS")
+                d.trail.append({"stage": self.name, "outcome": "held", "reason": "WINDOW_QUIET_HOURS",
+                                "detail": f"held until {until.isoformat()}"})
+
+
+def _counts(ctx: StageContext, since: Any, until: Any, channel: str | None, extra: Any = None) -> Counter[str]:
+    if ctx.conn is None:
+        return Counter()
+    conds = [FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",
+             FIRING.c.status.in_(COUNTED), FIRING.c.as_of >= since, FIRING.c.as_of <= until]
+    if channel:
+        conds.append(FIRING.c.channel == channel)
+    if extra is not None:
+        conds.append(extra)
+    if ctx.cache.get(EXCLUDE) is not None:
+        conds.append(FIRING.c.id != ctx.cache[EXCLUDE])
+    q = select(FIRING.c.client_id, func.count()).where(and_(*conds)).group_by(FIRING.c.client_id)
+    return Counter({r[0]: int(r[1]) for r in ctx.conn.execute(q)})
+
+
+@dataclass
+class FrequencyCapStage:
+    name: str = "frequency_cap"
+
+    def prepare(self, ctx: StageContext) -> None:
+        out = {}
+        for cap in ctx.cfg.dispatch.frequency_caps:
+            days = max(parse_period(cap.period).days, 1)
+            since = ctx.as_of - timedelta(days=days - 1)
+            out[cap.channel] = (cap, _counts(ctx, since, ctx.as_of, cap.channel))
+        ctx.cache[self.name] = out
+
+    def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
+        caps = ctx.cache[self.name]
+        taken: Counter[str] = Counter()
+        for d in decisions:
+            spec = d.match.rule.spec
+            if not d.live or spec.rule_class != "marketing" or spec.action.channel not in caps:
+                continue
+            cap, counts = caps[spec.action.channel]
+            used = counts.get(_cid(d), 0) + taken[cap.channel]
+            if used >= cap.max:
+                d.block(self.name, "dropped", "FREQUENCY_CAP",
+                        f"{used} marketing {cap.channel} contact(s) within {cap.period} (max {cap.max})")
+            else:
+                taken[cap.channel] += 1
+                d.passed(self.name, f"{used + 1} of {cap.max} within {cap.period}")
+
+
+@dataclass
+class ArbitrationStage:
+    name: str = "arbitration"
+
+    def prepare(self, ctx: StageContext) -> None:
+        ctx.cache[self.name] = _counts(ctx, ctx.as_of, ctx.as_of, None, FIRING.c.action_type == "message")
+
+    def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
+        room = ctx.cfg.dispatch.max_marketing_per_day
+        winner: str | None = None
+        for d in decisions:  # highest priority first
+            spec = d.match.rule.spec
+            if not d.live or spec.rule_class != "marketing" or not _is_message(d):
+                continue
+            already = ctx.cache[self.name].get(_cid(d), 0)
+            if already < room:
+                ctx.cache[self.name][_cid(d)] = already + 1
+                winner = winner or spec.id
+                d.passed(self.name)
+                continue
+            lost = f"{room} marketing message(s) already chosen for this client today" + (f" ({winner} first)" if winner else "")
+            if spec.on_conflict == "drop":
+                d.block(self.name, "dropped", "ARBITRATION_DROPPED", lost)
+            else:
+                d.block(self.name, "deferred", "ARBITRATION_DEFERRED", lost + "; deferred to the next day")
+
+
+def register() -> None:
+    register_stage(ConsentStage(), 200)
+    register_stage(DoNotCallStage(), 300)
+    register_stage(ContactWindowStage(), 400)
+    register_stage(FrequencyCapStage(), 500)
+    register_stage(ArbitrationStage(), 600)
+
+
+register()
