@@ -8,6 +8,7 @@ import typer
 
 from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
 from engine.cli import risk_cmd
+from engine.cli import why_cmd  # audit trail: why
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ run_cmd.register(app)
 app.add_typer(rules_cmd.app, name="rules", help="Check, test and list rules.")
 app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
 app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
+why_cmd.register(app)
 app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
 
 

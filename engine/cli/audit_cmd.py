@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 
 import typer
 from rich.table import Table
@@ -11,6 +13,11 @@ from engine import audit
 from engine.cli.common import cfg, console, fail, open_db, user_errors
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def acting_user(given: str | None = None) -> str:
+    """Who runs a command, for the audit log: --as, else STEWARD_USER, else the login name."""
+    return given or os.environ.get("STEWARD_USER") or getpass.getuser()
 
 
 @app.command("list")

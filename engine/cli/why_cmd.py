@@ -1,0 +1,70 @@
+"""`steward why CLIENT [--date D]`: every rule's verdict for one client and day."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from engine import explain
+from engine.auditlog import Event, append
+from engine.cli.audit_cmd import acting_user
+from engine.cli.common import cfg, console, open_db, parse_day, user_errors
+from engine.loading import load_ruleset
+
+
+def register(app: typer.Typer) -> None:
+    app.command("why")(why)
+
+
+def why(
+    client: str = typer.Argument(..., help="client id"),
+    day: str = typer.Option(None, "--date", help="evaluation date YYYY-MM-DD (default: today)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of text"),
+    user: str = typer.Option(None, "--as", help="who is asking (default: STEWARD_USER or the login name); logged"),
+) -> None:
+    """For one client and day: every rule, whether it fired, and if not which condition failed."""
+    with user_errors():
+        c = cfg()
+        as_of = parse_day(day, c)
+        ruleset = load_ruleset(c)
+        eng = open_db(c)
+        with eng.begin() as conn:
+            ex = explain.explain_client(conn, c, ruleset, client, as_of)
+            append(conn, [Event("client.viewed", actor=acting_user(user), client_id=client, as_of=as_of,
+                                data={"command": "why", "facts": sorted(ex.facts)})])
+    if as_json:
+        console.print_json(json.dumps(_as_dict(ex), ensure_ascii=False, default=str))
+        return
+    _print(ex)
+
+
+def _as_dict(ex: explain.Explanation) -> dict[str, object]:
+    return {
+        "client_id": ex.client_id, "as_of": ex.as_of.isoformat(), "evaluated": ex.evaluated, "facts": ex.facts,
+        "rules": [{
+            "rule_id": v.rule_id, "fired": v.fired, "holds": v.holds, "note": v.note,
+            "failing": [{"condition": f.text, "values": f.values} for f in v.failing],
+            "policy": v.stages, "dispatch": v.dispatch,
+            "firing_id": v.firing.id if v.firing is not None else None,
+        } for v in ex.verdicts],
+    }
+
+
+def _print(ex: explain.Explanation) -> None:
+    f = ex.facts
+    console.print(f"[bold]{ex.client_id}[/] on {ex.as_of}: segment {f.get('segment')}, advisor {f.get('advisor_id')}, "
+                  f"locale {f.get('locale')}" + ("" if ex.evaluated else f"  [yellow](no evaluation run for {ex.as_of})[/]"),
+                  highlight=False)
+    for v in ex.verdicts:
+        mark = "[green]FIRED[/]" if v.fired else ("[yellow]HOLDS[/]" if v.holds else "[dim]no[/]")
+        firing = f" (firing {v.firing.id})" if v.fired else ""
+        console.print(f"{mark} {v.rule_id}{firing} — {v.title}: {v.note}", highlight=False)
+        for leaf in v.failing:
+            console.print(f"      failed: {leaf}", highlight=False, markup=False)
+        for line in v.stages:
+            console.print(f"      policy: {line}", highlight=False, markup=False)
+        for line in v.dispatch:
+            console.print(f"      dispatch: {line}", highlight=False, markup=False)
+    console.print("The words sent and the facts they were based on: steward audit show EVENT "
+                  "(steward audit list --client ID lists the events).", highlight=False)
