@@ -8,6 +8,7 @@ never overwrites an admin row.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -114,3 +115,9 @@ def next_trading_day(conn: Connection, exchange: str, after: date) -> date:
     if row[0] is None:
         raise CalendarGap(f"trading calendar for {exchange} ends before the next trading day after {after}")
     return row[0]  # type: ignore[no-any-return]
+
+
+def days(conn: Connection, exchange: str, start: date, end: date) -> list[Any]:
+    """The table's rows for [start, end] (day, is_open, source), in order."""
+    q = select(_T.c.day, _T.c.is_open, _T.c.source).where(_T.c.exchange == exchange, _T.c.day.between(start, end))
+    return list(conn.execute(q.order_by(_T.c.day)))

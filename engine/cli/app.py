@@ -9,6 +9,7 @@ import typer
 from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
 from engine.cli import risk_cmd
 from engine.cli import why_cmd  # audit trail: why
+from engine.cli import dispatch_cmd, scheduler_cmd  # scheduler, calendar, dispatch, outcome, dnc, webhook, report
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -35,6 +36,10 @@ app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
 app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
 why_cmd.register(app)
 app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
+
+
+scheduler_cmd.register(app)
+dispatch_cmd.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,193 @@
+"""`steward dispatch run|list|retry|resolve`, `steward outcome`, `steward dnc add|remove|list`,
+`steward webhook`, `steward report effectiveness`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
+from engine.errors import StewardError
+
+dispatch_app = typer.Typer(no_args_is_help=True)
+dnc_app = typer.Typer(no_args_is_help=True)
+report_app = typer.Typer(no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dispatch_app, name="dispatch", help="Send queued messages once; inspect and repair the outbox.")
+    app.command("outcome")(outcome)
+    app.add_typer(dnc_app, name="dnc", help="The do-not-call list.")
+    app.command("webhook")(webhook)
+    app.add_typer(report_app, name="report", help="Reports on what the rules achieved.")
+
+
+@dispatch_app.command("run")
+def run() -> None:
+    """One dispatcher pass: release held messages that are due, then send what is queued."""
+    from engine.loading import load_ruleset
+    from engine.outbox import dispatch_once
+    from engine.release import release_due
+
+    with user_errors():
+        c = cfg()
+        eng = open_db(c)
+        now = datetime.now(timezone.utc)
+        r = release_due(eng, c, load_ruleset(c), now)
+        s = dispatch_once(eng, c, now)
+    console.print(f"released {r.released}, dropped on re-check {r.dropped}; claimed {s.claimed}: sent {s.sent}, "
+                  f"retrying {s.retried}, dead {s.dead}, held for quiet hours {s.held + r.held}, uncertain {s.uncertain}")
+
+
+@dispatch_app.command("list")
+def list_(state_: str = typer.Option(None, "--state", help="held, queued, sending, sent, dead, dropped, uncertain"),
+          limit: int = typer.Option(50, "--limit", min=1)) -> None:
+    """Outbox rows, newest first, with counts per state (dead letters: --state dead)."""
+    from engine.outbox import OUTBOX
+
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.connect() as conn:
+            counts = dict(conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)).all())
+            q = select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
+            rows = list(conn.execute(q.where(OUTBOX.c.state == state_) if state_ else q))
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "The outbox is empty.")
+    t = Table(title=f"Outbox ({len(rows)} shown)")
+    for col in ("id", "kind", "rule", "client", "channel", "state", "reason", "attempts", "receipt / error"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(str(r.id), r.kind, r.rule_id or "", r.client_id or "", r.channel, r.state, r.reason or "",
+                  str(r.attempts), r.receipt or r.last_error or "")
+    console.print(t)
+
+
+@dispatch_app.command("retry")
+def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message")) -> None:
+    """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed."""
+    from engine.outbox import retry_dead
+
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.begin() as conn:
+            ok = retry_dead(conn, row_id)
+    if not ok:
+        fail(f"outbox row {row_id} is not dead or uncertain; `steward dispatch list --state dead` lists dead letters")
+    console.print(f"outbox row {row_id} queued again.")
+
+
+@dispatch_app.command("resolve")
+def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain message"),
+            receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID")) -> None:
+    """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`)."""
+    from engine.outbox import mark_sent_by_hand
+
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.begin() as conn:
+            ok = mark_sent_by_hand(conn, row_id, receipt)
+    if not ok:
+        fail(f"outbox row {row_id} is not uncertain; `steward dispatch list --state uncertain` lists them")
+    console.print(f"outbox row {row_id} marked sent.")
+
+
+def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"),
+            result: str = typer.Option(..., "--outcome", help="reached, declined, wrong_number, no_answer, callback_later"),
+            by: str = typer.Option(None, "--by", envvar="STEWARD_USER", help="who called (default: $STEWARD_USER)"),
+            note: str = typer.Option(None, "--note", help="a short note kept with the contact record"),
+            on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)")) -> None:
+    """Record the outcome of an advisor call task (writes a contact row; a callback sets callback_done)."""
+    from engine.task_outcomes import record_outcome
+
+    with user_errors():
+        c = cfg()
+        eng = open_db(c)
+        with eng.begin() as conn:
+            r = record_outcome(conn, task_id, result, by, parse_day(on, c), note)
+    console.print(f"task {r.firing_id} ({r.client_id}): {result} recorded as {r.contact_kind}; task is {r.task_status}.")
+
+
+@dnc_app.command("add")
+def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client", "--source", help="client, national, regulator"),
+            note: str = typer.Option(None, "--note")) -> None:
+    """Put a phone number on the do-not-call list."""
+    from engine.dispatch_tables import DoNotCall
+
+    t = DoNotCall.__table__  # type: ignore[attr-defined]
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.begin() as conn:
+            conn.execute(t.delete().where(t.c.phone == phone))
+            conn.execute(t.insert(), [{"phone": phone, "source": source, "note": note, "added_at": datetime.now(timezone.utc)}])
+    console.print(f"{phone} is on the do-not-call list.")
+
+
+@dnc_app.command("remove")
+def dnc_remove(phone: str = typer.Argument(...)) -> None:
+    """Take a phone number off the do-not-call list."""
+    from engine.dispatch_tables import DoNotCall
+
+    t = DoNotCall.__table__  # type: ignore[attr-defined]
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.begin() as conn:
+            n = conn.execute(t.delete().where(t.c.phone == phone)).rowcount
+    if not n:
+        fail(f"{phone} is not on the do-not-call list")
+    console.print(f"{phone} removed.")
+
+
+@dnc_app.command("list")
+def dnc_list() -> None:
+    """The do-not-call list."""
+    from engine.dispatch_tables import DoNotCall
+
+    t = DoNotCall.__table__  # type: ignore[attr-defined]
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.connect() as conn:
+            rows = list(conn.execute(select(t).order_by(t.c.phone)))
+    for r in rows:
+        console.print(f"{r.phone}  {r.source}  {r.added_at:%Y-%m-%d}  {r.note or ''}")
+    console.print(f"{len(rows)} number(s).")
+
+
+def webhook(port: int = typer.Option(None, "--port", help="override dispatch.webhook.port")) -> None:
+    """Serve the gateway's inbound webhook (POST /inbound): opt-out replies take effect at once."""
+    from engine.gateway_webhook import server
+
+    with user_errors():
+        c = cfg()
+        srv = server(open_db(c), c, port)
+    console.print(f"listening on http://{c.dispatch.webhook.host}:{srv.server_port}/inbound")
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+@report_app.command("effectiveness")
+def effectiveness(start: str = typer.Option(None, "--from", help="first firing day (default: 30 days ago)"),
+                  end: str = typer.Option(None, "--to", help="last firing day (default: today)")) -> None:
+    """Per rule: fired, sent (tasks: created), held, dropped, and the outcome rate."""
+    from engine import report_effectiveness as rep
+
+    with user_errors():
+        c = cfg()
+        hi = parse_day(end, c)
+        lo = parse_day(start, c) if start else hi - timedelta(days=30)
+        if lo > hi:
+            raise StewardError(f"--from {lo} is after --to {hi}")
+        eng = open_db(c)
+        with eng.connect() as conn:
+            rows = rep.effectiveness(conn, lo, hi)
+    t = Table(title=f"Rule effectiveness {lo} .. {hi}")
+    for col in ("rule", "fired", "sent / tasks", "held", "dropped", "outcomes", "outcome rate"):
+        t.add_column(col, justify="left" if col == "rule" else "right")
+    for r in rows:
+        rate = f"{r.outcome_rate:.0%}" if r.outcome_rate is not None else "—"
+        t.add_row(r.rule_id, str(r.fired), str(r.sent), str(r.held), str(r.dropped), str(r.outcomes), rate)
+    console.print(t)
+    console.print("Outcomes: tasks closed with `steward outcome`; messages: the client traded within 30 days of the send.")

@@ -1,0 +1,97 @@
+"""Advisor call tasks: recording an outcome, and escalating overdue tasks to the supervisor.
+
+A task is a firing with action type `task` and status `open`. Recording an outcome writes
+a `contact` row, which the facts read back (`callback_done`, `days_since_contact`): a
+reached or declining client counts as called back; an unanswered call is an attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import Connection
+
+from engine.config import Config
+from engine.dispatch_tables import TaskEscalation
+from engine.errors import StewardError
+from engine.models import Advisor, Contact
+from engine.outbox import OUTBOX, event, utcnow
+from engine.recording import FIRING
+
+CONTACT = Contact.__table__  # type: ignore[attr-defined]
+ADVISOR = Advisor.__table__  # type: ignore[attr-defined]
+ESCALATION = TaskEscalation.__table__  # type: ignore[attr-defined]
+OUTCOMES = {
+    "reached": ("callback", "done"),
+    "declined": ("callback", "done"),
+    "wrong_number": ("call_attempt", "done"),
+    "no_answer": ("call_attempt", "open"),
+    "callback_later": ("call_attempt", "open"),
+}
+"""outcome -> (contact kind written, task status after)."""
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    firing_id: int
+    client_id: str
+    contact_kind: str
+    task_status: str
+
+
+def record_outcome(conn: Connection, firing_id: int, outcome: str, by_user: str | None, on: date,
+                   note: str | None = None) -> OutcomeResult:
+    """Close (or log an attempt on) a call task; raises StewardError saying what to fix."""
+    if outcome not in OUTCOMES:
+        raise StewardError(f"--outcome: unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
+    row = conn.execute(select(FIRING).where(FIRING.c.id == firing_id)).first()
+    if row is None:
+        raise StewardError(f"no task with id {firing_id}; `steward audit list --status open` shows open tasks")
+    if row.action_type != "task":
+        raise StewardError(f"firing {firing_id} is a {row.channel} message, not a call task")
+    if row.status != "open":
+        raise StewardError(f"task {firing_id} is {row.status}, not open: its outcome is already recorded")
+    kind, status = OUTCOMES[outcome]
+    conn.execute(CONTACT.insert(), [{"id": f"task-{firing_id}-{uuid.uuid4().hex[:8]}", "client_id": row.client_id,
+                                     "contacted_on": on, "kind": kind, "outcome": outcome if not note else f"{outcome}: {note}",
+                                     "by_user": by_user}])
+    conn.execute(update(FIRING).where(FIRING.c.id == firing_id).values(status=status, reason=None if status == "open" else outcome.upper()))
+    return OutcomeResult(firing_id, row.client_id, kind, status)
+
+
+def _notice(task: Any, supervisor: Any, now: datetime) -> dict[str, Any]:
+    body = (f"Overdue call task #{task.id}: client {task.client_id}, rule {task.rule_id}, due {task.due_on}, "
+            f"advisor {task.advisor_id}. Please follow up.")
+    key = hashlib.sha256(f"escalation\0{task.id}".encode()).hexdigest()
+    return {"idempotency_key": key, "kind": "escalation", "firing_id": task.id, "rule_id": task.rule_id,
+            "rule_hash": task.rule_hash, "client_id": task.client_id, "rule_class": "service", "channel": "email",
+            "recipient": supervisor.email, "locale": None, "subject": f"Overdue task #{task.id} ({task.rule_id})",
+            "body": body, "bypass_window": True, "outside_window": "hold", "state": "queued", "attempts": 0,
+            "next_attempt_at": now, "trail": [event(now, "queued", "TASK_OVERDUE")], "created_at": now, "updated_at": now}
+
+
+def escalate_overdue(engine: Engine, cfg: Config, today: date, now: datetime | None = None) -> int:
+    """Escalate each open task past its due day, once: a record, and an e-mail when the supervisor has one."""
+    now = now or utcnow()
+    done = select(ESCALATION.c.firing_id)
+    q = select(FIRING).where(FIRING.c.action_type == "task", FIRING.c.status == "open",
+                             FIRING.c.due_on < today, FIRING.c.id.not_in(done))
+    n = 0
+    with engine.begin() as conn:
+        advisors = {r.id: r for r in conn.execute(select(ADVISOR))}
+        for task in conn.execute(q).all():
+            adv = advisors.get(task.advisor_id or "")
+            sup = advisors.get(adv.supervisor_id or "") if adv else None
+            notice_id = None
+            if sup is not None and sup.email:
+                notice_id = conn.execute(OUTBOX.insert().returning(OUTBOX.c.id), [_notice(task, sup, now)]).scalar_one()
+            conn.execute(ESCALATION.insert(), [{"firing_id": task.id, "advisor_id": task.advisor_id,
+                                                "supervisor_id": sup.id if sup else None, "due_on": task.due_on,
+                                                "escalated_at": now, "notice_outbox_id": notice_id}])
+            n += 1
+    return n

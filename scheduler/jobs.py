@@ -1,0 +1,165 @@
+"""What the scheduler's jobs do. Each job is a module-level function taking only plain
+arguments (config path and database URL), so the job store keeps a reference and two
+strings, never a pickled object. Every job is safe to run twice: evaluations are keyed
+by (rule, client, day), sends by idempotency key, and the nightly slot by `job_run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine import db, trading_calendar
+from engine.config import Config, load_config
+from engine.dispatch_tables import JobRun
+from engine.loading import load_ruleset
+from engine.outbox import OUTBOX, aware, dispatch_once, worker_id
+
+log = logging.getLogger("steward.scheduler")
+JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]
+
+
+def context(config_path: str | None, database_url: str | None) -> tuple[Config, Engine]:
+    cfg = load_config(config_path)
+    if database_url:
+        cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": database_url})})
+    return cfg, db.engine_for(cfg)
+
+
+def local_today(cfg: Config, now: datetime | None = None) -> date:
+    return (now or datetime.now(timezone.utc)).astimezone(cfg.tz).date()
+
+
+def claim_slot(engine: Engine, job_id: str, slot: str) -> bool:
+    """Record that this instance runs `job_id` for `slot`; False if it ran (or runs) elsewhere."""
+    now = datetime.now(timezone.utc)
+    try:
+        with engine.begin() as conn:
+            conn.execute(JOB_RUN.insert(), [{"job_id": job_id, "slot": slot, "instance": worker_id(),
+                                             "status": "running", "started_at": now}])
+        return True
+    except IntegrityError:
+        pass
+    with engine.begin() as conn:  # a failed run may be retried; anything else is done
+        res = conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot, JOB_RUN.c.status == "failed")
+                           .values(status="running", instance=worker_id(), started_at=now, finished_at=None))
+        return res.rowcount == 1
+
+
+def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot)
+                     .values(status=status, detail=detail[:2000], finished_at=datetime.now(timezone.utc)))
+
+
+def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = False) -> str:
+    """Run the evaluation for `day` if it is a trading day; returns what happened."""
+    from engine import pipeline  # heavy: only when a job runs
+
+    exchange = cfg.calendar.exchange
+    with engine.begin() as conn:
+        trading_calendar.ensure(conn, exchange, day - timedelta(days=90), day)
+        if not trading_calendar.is_trading_day(conn, exchange, day):
+            return f"skipped: {day} is not a trading day on {exchange}"
+    ruleset = load_ruleset(cfg)
+    if urgent_only:
+        rules = tuple(r for r in ruleset.rules if r.spec.urgent or "urgent" in r.spec.tags)
+        if not rules:
+            return "skipped: no urgent rules"
+        ruleset = replace(ruleset, rules=rules)
+    s = pipeline.run(engine, cfg, ruleset, day, mode="intraday" if urgent_only else "run")
+    return f"run {s.run_id}: {s.clients} clients, {s.firings} firings"
+
+
+def nightly_slot(engine: Engine, cfg: Config, day: date) -> str:
+    """The nightly evaluation of `day`, once per day across every scheduler."""
+    slot = day.isoformat()
+    if not claim_slot(engine, "nightly", slot):
+        log.info("nightly %s: already run by another instance", slot)
+        return "already run"
+    try:
+        detail = evaluate_day(engine, cfg, day)
+    except Exception as e:
+        finish_slot(engine, "nightly", slot, "failed", f"{type(e).__name__}: {e}")
+        raise
+    finish_slot(engine, "nightly", slot, "skipped" if detail.startswith("skipped") else "done", detail)
+    log.info("nightly %s: %s", slot, detail)
+    return detail
+
+
+def nightly(config_path: str | None, database_url: str | None) -> None:
+    cfg, engine = context(config_path, database_url)
+    try:
+        nightly_slot(engine, cfg, local_today(cfg))
+    finally:
+        engine.dispose()
+
+
+def intraday(config_path: str | None, database_url: str | None) -> None:
+    cfg, engine = context(config_path, database_url)
+    try:
+        log.info("intraday: %s", evaluate_day(engine, cfg, local_today(cfg), urgent_only=True))
+    finally:
+        engine.dispose()
+
+
+def dispatch(config_path: str | None, database_url: str | None) -> None:
+    from engine.release import release_due
+
+    cfg, engine = context(config_path, database_url)
+    now = datetime.now(timezone.utc)
+    try:
+        with engine.connect() as conn:
+            due = any((aware(r[0]) or now) <= now for r in conn.execute(select(OUTBOX.c.not_before).where(OUTBOX.c.state == "held")))
+        if due:
+            release_due(engine, cfg, load_ruleset(cfg), now)
+        s = dispatch_once(engine, cfg, now)
+        if s.claimed:
+            log.info("dispatch: %s", s)
+    finally:
+        engine.dispose()
+
+
+def escalate(config_path: str | None, database_url: str | None) -> None:
+    from engine.task_outcomes import escalate_overdue
+
+    cfg, engine = context(config_path, database_url)
+    try:
+        n = escalate_overdue(engine, cfg, local_today(cfg))
+        if n:
+            log.warning("escalation: %d overdue call task(s) escalated to supervisors", n)
+    finally:
+        engine.dispose()
+
+
+def coverage_warning(engine: Engine, cfg: Config, today: date) -> str | None:
+    """A loud message when the trading calendar ends within the horizon, else None."""
+    horizon = today + timedelta(days=cfg.dispatch.scheduler.calendar_horizon_days)
+    exchange = cfg.calendar.exchange
+    with engine.connect() as conn:
+        _, last = trading_calendar.coverage(conn, exchange)
+    if last is not None and last >= horizon:
+        return None
+    ends = f"ends on {last}" if last else "is empty"
+    return (f"TRADING CALENDAR GAP: the {exchange} calendar {ends}, short of {horizon} "
+            f"({cfg.dispatch.scheduler.calendar_horizon_days} days ahead). Nightly runs stop on days it does not know. "
+            f"Run `steward calendar sync`; if exchange-calendars does not know the next year yet, add it by hand: "
+            f"`steward calendar set {last + timedelta(days=1) if last else today} --through YYYY-12-31 --open --weekdays`, "
+            f"then `steward calendar set DATE --closed` for each holiday (see docs/operations.md).")
+
+
+def calendar_check(config_path: str | None, database_url: str | None) -> None:
+    cfg, engine = context(config_path, database_url)
+    try:
+        today = local_today(cfg)
+        with engine.begin() as conn:
+            trading_calendar.ensure(conn, cfg.calendar.exchange, today - timedelta(days=90), today + timedelta(days=366))
+        msg = coverage_warning(engine, cfg, today)
+        if msg:
+            log.error(msg)
+    finally:
+        engine.dispose()

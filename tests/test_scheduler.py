@@ -1,0 +1,130 @@
+"""Scheduler jobs: stored by reference, missed runs coalesce into one, the nightly slot runs once,
+and closed days (Spring Festival) are skipped."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine, select
+
+from engine.config import Config
+from engine.dispatch_tables import JobRun
+from scheduler import jobs
+from scheduler.service import JobSpec, build_scheduler, ensure_jobs, job_specs
+
+JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]
+
+
+def _wait_for(pred, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return bool(pred())
+
+
+def _spec(cfg: Config, out: Path) -> JobSpec:
+    return JobSpec("nightly_evaluation", "tests.scheduler_helpers:record_call", CronTrigger(hour=17, timezone=cfg.tz), {"path": str(out)})
+
+
+def _grace(cfg: Config, seconds: int) -> Config:
+    sched = cfg.dispatch.scheduler.model_copy(update={"misfire_grace_seconds": seconds})
+    return cfg.model_copy(update={"dispatch": cfg.dispatch.model_copy(update={"scheduler": sched})})
+
+
+def _restart_after_three_days_down(engine: Engine, cfg: Config, out: Path) -> Any:
+    """Start a scheduler whose stored nightly job last ran three days ago (the machine was off).
+
+    The stored next run time is set while the scheduler is paused, as it would be found
+    in the job store after downtime; then job processing resumes."""
+    s = build_scheduler(engine, cfg)
+    s.start(paused=True)
+    ensure_jobs(s, [_spec(cfg, out)], cfg)
+    s.modify_job("nightly_evaluation", next_run_time=datetime.now(cfg.tz) - timedelta(days=3))
+    s.resume()
+    return s
+
+
+def test_an_unchanged_job_keeps_its_stored_next_run_time(sqlite_engine: Engine, cfg: Config, tmp_path: Path) -> None:
+    first = build_scheduler(sqlite_engine, cfg)
+    first.start()
+    ensure_jobs(first, [_spec(cfg, tmp_path / "x")], cfg)
+    stored = first.get_job("nightly_evaluation").next_run_time
+    first.shutdown()
+    second = build_scheduler(sqlite_engine, cfg)
+    second.start(paused=True)
+    try:
+        assert ensure_jobs(second, [_spec(cfg, tmp_path / "x")], cfg) == []
+        assert second.get_job("nightly_evaluation").next_run_time == stored
+        moved = JobSpec("nightly_evaluation", "tests.scheduler_helpers:record_call", CronTrigger(hour=18, timezone=cfg.tz),
+                        {"path": str(tmp_path / "x")})
+        assert ensure_jobs(second, [moved], cfg) == ["nightly_evaluation"]  # a new time replaces the job
+    finally:
+        second.shutdown()
+
+
+def test_jobs_are_stored_by_reference_with_explicit_ids(sqlite_engine: Engine, cfg: Config) -> None:
+    s = build_scheduler(sqlite_engine, cfg)
+    s.start(paused=True)
+    try:
+        assert sorted(ensure_jobs(s, job_specs(cfg, "config.yaml", None), cfg)) == [
+            "calendar_check", "dispatcher", "intraday_urgent", "nightly_evaluation", "task_escalation"]
+        nightly = s.get_job("nightly_evaluation")
+        assert nightly.func_ref == "scheduler.jobs:nightly" and nightly.kwargs == {"config_path": "config.yaml", "database_url": None}
+        assert nightly.coalesce and nightly.max_instances == 1 and nightly.misfire_grace_time == 82800
+        assert ensure_jobs(s, job_specs(cfg, "config.yaml", None), cfg) == []  # unchanged: kept as stored
+    finally:
+        s.shutdown()
+
+
+def test_a_run_missed_while_down_runs_once_on_restart(sqlite_engine: Engine, cfg: Config, tmp_path: Path) -> None:
+    out = tmp_path / "calls.txt"
+    s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 2 * 86400), out)  # the last missed 17:00 is < 2 days old
+    try:
+        assert _wait_for(lambda: out.exists())
+        time.sleep(0.5)
+        assert out.read_text().count("ran") == 1  # three missed slots, coalesced into one run
+        assert s.get_job("nightly_evaluation").next_run_time > datetime.now(timezone.utc)
+    finally:
+        s.shutdown()
+
+
+def test_a_run_missed_beyond_the_grace_time_is_skipped(sqlite_engine: Engine, cfg: Config, tmp_path: Path) -> None:
+    out = tmp_path / "calls.txt"
+    s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 60), out)
+    try:
+        time.sleep(1.0)
+        assert not out.exists()
+    finally:
+        s.shutdown()
+
+
+def test_the_nightly_slot_runs_once_however_often_the_job_fires(sqlite_engine: Engine, cfg: Config) -> None:
+    day = date(2026, 11, 20)
+    assert jobs.nightly_slot(sqlite_engine, cfg, day).startswith("run ")
+    assert jobs.nightly_slot(sqlite_engine, cfg, day) == "already run"
+    with sqlite_engine.connect() as conn:
+        rows = list(conn.execute(select(JOB_RUN)))
+    assert len(rows) == 1 and rows[0].status == "done" and rows[0].slot == "2026-11-20"
+
+
+@pytest.mark.parametrize("day", [date(2026, 2, 16), date(2026, 2, 17), date(2026, 2, 20), date(2026, 2, 23)])
+def test_spring_festival_week_is_skipped(sqlite_engine: Engine, cfg: Config, day: date) -> None:
+    assert jobs.nightly_slot(sqlite_engine, cfg, day) == f"skipped: {day} is not a trading day on XSHG"
+
+
+def test_the_first_session_after_spring_festival_runs(sqlite_engine: Engine, cfg: Config) -> None:
+    assert jobs.nightly_slot(sqlite_engine, cfg, date(2026, 2, 24)).startswith("run ")
+
+
+def test_a_failed_nightly_may_run_again(sqlite_engine: Engine, cfg: Config) -> None:
+    assert jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
+    jobs.finish_slot(sqlite_engine, "nightly", "2026-11-20", "failed", "boom")
+    assert jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
+    assert not jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
