@@ -42,8 +42,13 @@ def pack_config(cfg: Config, root: Path) -> Config:
     })
 
 
+BASE_RULES = ("concentrated_position", "dormant_activation", "new_account_callback")
+
+
 def copy_shipped(root: Path) -> None:
-    """The shipped rules, templates and lint lists, copied so a test may edit them."""
-    shutil.copytree(ROOT / "rules", root / "rules", ignore=shutil.ignore_patterns("tests"))
-    shutil.copytree(ROOT / "templates", root / "templates")
+    """Three shipped rules with their templates, and the lint lists, copied so a test may edit them."""
+    (root / "rules").mkdir(parents=True)
+    for rid in BASE_RULES:
+        shutil.copy(ROOT / "rules" / f"{rid}.yaml", root / "rules" / f"{rid}.yaml")
+        shutil.copytree(ROOT / "templates" / rid, root / "templates" / rid)
     shutil.copytree(ROOT / "compliance", root / "compliance")

@@ -169,7 +169,8 @@ def test_bad_lists_name_file_and_line(tmp_path: Path, cfg: Config) -> None:
     assert [str(p).replace(str(tmp_path) + "/", "") for p in problems] == ["compliance/variables.yaml: lint list file is missing"]
     (tmp_path / "compliance/variables.yaml").write_text("masked: []\n")
     _, problems = check_ruleset(pack_config(cfg, tmp_path))
-    assert len(problems) == 1 and "prohibited.yaml:36: en.negation_window: Input should be a valid integer" in str(problems[0])
+    line = p.read_text(encoding="utf-8").splitlines().index("en:") + 2
+    assert len(problems) == 1 and f"prohibited.yaml:{line}: en.negation_window: Input should be a valid integer" in str(problems[0])
 
 
 def test_missing_lists_folder_is_an_error(tmp_path: Path, cfg: Config) -> None:
@@ -181,3 +182,9 @@ def test_missing_lists_folder_is_an_error(tmp_path: Path, cfg: Config) -> None:
 def test_shipped_pack_is_clean(cfg: Config) -> None:
     ruleset, problems = check_ruleset(cfg)
     assert ruleset is not None and problems == []
+
+
+def test_a_missing_risk_assessment_is_not_a_claim(lists: lint.Lists) -> None:
+    assert claims("We have no risk assessment on file for you.", lists) == []
+    assert claims("您目前没有风险测评记录", lists) == []
+    assert claims("There is no risk here", lists) == ["no risk"]

@@ -9,6 +9,7 @@ import typer
 from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
 from engine.cli import risk_cmd
 from engine.cli import why_cmd  # audit trail: why
+from engine.cli import review_cmd  # compliance review, users, rules backtest
 from engine.cli import dispatch_cmd, scheduler_cmd  # scheduler, calendar, dispatch, outcome, dnc, webhook, report
 from engine.cli.common import state
 
@@ -37,6 +38,7 @@ app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentatio
 why_cmd.register(app)
 app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
 
+review_cmd.register(app)
 
 scheduler_cmd.register(app)
 dispatch_cmd.register(app)

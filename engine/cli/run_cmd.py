@@ -14,6 +14,7 @@ from rich.table import Table
 from engine import facts as facts_mod
 from engine import pipeline
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
+from engine.cli import review_cmd
 from engine.config import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.loading import RuleSet, load_ruleset
@@ -86,6 +87,7 @@ def demo(
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
                                        progress=lambda n: bar.advance(task, n))
         console.print(f"Built {book}")
+        ruleset = review_cmd.demo_ruleset(eng, c)  # demo users approve the shipped pack; only approved content runs
         s = _run_with_progress(eng, c, ruleset, day)
         print_summary(s, ruleset)
         _print_samples(eng, s.run_id)
@@ -128,8 +130,8 @@ def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)
-        ruleset = load_ruleset(c)
         eng = open_db(c)
+        ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.review)
         s = _run_with_progress(eng, c, ruleset, day)
     print_summary(s, ruleset)
 

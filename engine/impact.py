@@ -1,0 +1,168 @@
+"""Impact preview and backtest: who a proposal would contact over real data, versus the approved version.
+
+The preview runs the real pipeline (facts, matching, cooldown, policy stages, rendering,
+recording and its hooks) day by day inside one database transaction and then rolls the
+whole transaction back, so nothing it did remains. Firings already recorded from the first
+day on are set aside inside that transaction, so a backtest over past days starts from the
+log as it stood before them. While a preview runs it holds that transaction open: on SQLite
+other writers wait for it, so keep ranges short (at most `MAX_DAYS`).
+
+A client counts as contacted by a rule on a day when the firing fires or is held for the
+contact window; suppressed, deferred and dropped firings count as blocked, by reason code.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.engine import Connection
+
+from engine import facts as facts_mod
+from engine import pipeline, recording, trading_calendar
+from engine.config import Config
+from engine.errors import StewardError
+from engine.loading import RuleSet
+from engine.policy import StageContext
+from engine.recording import FIRING
+
+MAX_DAYS = 92
+BLOCKED = ("suppressed", "deferred", "dropped")
+Contact = tuple[str, date]
+"""(client id, day)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    client_id: str
+    day: date
+    locale: str
+    subject: str | None
+    text: str
+
+
+@dataclass
+class Simulation:
+    contacts: dict[str, set[Contact]] = field(default_factory=dict)
+    blocked: dict[str, Counter[str]] = field(default_factory=dict)
+    samples: dict[str, dict[str, Sample]] = field(default_factory=dict)
+    """rule -> locale -> first rendered message in that locale."""
+    clients: int = 0
+
+
+@dataclass(frozen=True)
+class RuleImpact:
+    rule_id: str
+    state: str
+    """new, changed, removed or unchanged."""
+    added: int
+    removed: int
+    unchanged: int
+    blocked: dict[str, int]
+    samples: dict[str, Sample]
+
+    @property
+    def proposed(self) -> int:
+        return self.added + self.unchanged
+
+
+@dataclass(frozen=True)
+class Impact:
+    start: date
+    end: date
+    clients: int
+    rules: list[RuleImpact]
+
+
+def days_between(start: date, end: date) -> list[date]:
+    if end < start:
+        raise StewardError(f"--to {end} is before --from {start}")
+    n = (end - start).days + 1
+    if n > MAX_DAYS:
+        raise StewardError(f"{n} days is too long a preview (at most {MAX_DAYS}): choose a shorter --from/--to range")
+    return [start + timedelta(days=i) for i in range(n)]
+
+
+def _collect(conn: Connection, run_id: int, sim: Simulation) -> None:
+    q = select(FIRING.c.rule_id, FIRING.c.client_id, FIRING.c.as_of, FIRING.c.status, FIRING.c.reason,
+               FIRING.c.locale, FIRING.c.subject, FIRING.c.message).where(FIRING.c.run_id == run_id).order_by(FIRING.c.id)
+    for r in conn.execute(q):
+        if r.status in BLOCKED:
+            sim.blocked.setdefault(r.rule_id, Counter())[r.reason or r.status] += 1
+            continue
+        sim.contacts.setdefault(r.rule_id, set()).add((r.client_id, r.as_of))
+        per_locale = sim.samples.setdefault(r.rule_id, {})
+        if r.message and r.locale not in per_locale:
+            per_locale[r.locale] = Sample(r.client_id, r.as_of, r.locale, r.subject, r.message)
+
+
+def _day(conn: Connection, cfg: Config, ruleset: RuleSet, day: date, advisors: dict[str, dict[str, str]], sim: Simulation) -> None:
+    s = pipeline.RunSummary(day)
+    run_id = recording.start_run(conn, day, "preview", ruleset.version)
+    clock = pipeline._Clock(s)
+    for batch in facts_mod.iter_batches(conn, cfg, day):
+        ids = [f["client_id"] for f in batch]
+        if not ids:
+            continue
+        ctx = StageContext(conn, cfg, day, min(ids), max(ids))
+        pipeline._process_batch(conn, batch, ruleset, run_id, ctx, advisors, s, clock)
+        s.clients += len(batch)
+    sim.clients = max(sim.clients, s.clients)
+    _collect(conn, run_id, sim)
+
+
+def simulate(engine: Engine, cfg: Config, ruleset: RuleSet, days: list[date]) -> Simulation:
+    """Run the pipeline for each day in one transaction, collect what it did, roll everything back."""
+    sim = Simulation()
+    with engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            trading_calendar.ensure(conn, cfg.calendar.exchange, days[0] - timedelta(days=90), days[-1])
+            conn.execute(delete(FIRING).where(FIRING.c.as_of >= days[0]))
+            advisors = pipeline._advisors(conn)
+            for day in days:
+                _day(conn, cfg, ruleset, day, advisors, sim)
+        finally:
+            trans.rollback()
+    return sim
+
+
+def _state(rule_id: str, approved: RuleSet | None, proposed: RuleSet) -> str:
+    a, p = approved.get(rule_id) if approved else None, proposed.get(rule_id)
+    if a is None:
+        return "new"
+    if p is None:
+        return "removed"
+    same = (a.content_hash == p.content_hash and
+            approved is not None and approved.renderer.template_hash(a.spec.action.template)
+            == proposed.renderer.template_hash(p.spec.action.template))
+    return "unchanged" if same else "changed"
+
+
+def compare(engine: Engine, cfg: Config, approved: RuleSet | None, proposed: RuleSet, start: date, end: date,
+            only: set[str] | None = None, include_unchanged: bool = False) -> Impact:
+    """Per rule: contacts added, removed and unchanged by the proposal over the days, with samples."""
+    days = days_between(start, end)
+    new = simulate(engine, cfg, proposed, days)
+    old = simulate(engine, cfg, approved, days) if approved is not None else Simulation()
+    ids = sorted({r.id for r in proposed.rules} | ({r.id for r in approved.rules} if approved else set()))
+    out = []
+    for rid in ids:
+        if only is not None and rid not in only:
+            continue
+        state = _state(rid, approved, proposed)
+        if state == "unchanged" and not include_unchanged and only is None:
+            continue
+        a, p = old.contacts.get(rid, set()), new.contacts.get(rid, set())
+        out.append(RuleImpact(rid, state, len(p - a), len(a - p), len(a & p),
+                              dict(new.blocked.get(rid, Counter())), new.samples.get(rid, {})))
+    return Impact(start, end, max(new.clients, old.clients), out)
+
+
+def as_dict(impact: Impact) -> dict[str, Any]:
+    """Plain data for JSON output and tests."""
+    return {r.rule_id: {"state": r.state, "added": r.added, "removed": r.removed, "unchanged": r.unchanged,
+                        "blocked": r.blocked} for r in impact.rules}

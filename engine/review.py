@@ -1,0 +1,400 @@
+"""Maker-checker review: proposals, approved versions, and the approved snapshot that runs.
+
+A proposal is a snapshot of every rule file, template file and lint list, stored in the
+database by content hash at submission, so the reviewer approves exactly the bytes the
+author submitted. Approval records the hash of every file, who approved, when and why.
+
+Only approved content runs: `approved_ruleset` unpacks the last approved version from the
+database (into `compliance.approved_dir/<version>/`) and loads it from there, whatever the
+working files say; files that differ from it are reported as unapproved and never run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, Engine, LargeBinary, select, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel
+
+from engine import auditlog, users
+from engine.config import Config
+from engine.errors import Problem, StewardError, rel
+from engine.loading import RuleSet, check_ruleset, load_ruleset
+from engine.rules import rule_files
+
+auditlog.register_event_name("proposal.submitted", "an author submitted rules, templates or lint lists for review (content hash)")
+
+Manifest = dict[str, str]
+"""Snapshot path (rules/x.yaml, templates/t/zh-CN.j2, compliance/prohibited.yaml) -> sha256."""
+
+
+class ContentBlob(SQLModel, table=True):
+    """The bytes of every submitted file, once per content hash."""
+
+    __tablename__ = "content_blob"
+    hash: str = Field(primary_key=True, max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+
+
+class Proposal(SQLModel, table=True):
+    __tablename__ = "proposal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    author: str = Field(max_length=64)
+    note: str
+    created_at: datetime
+    status: str = Field(default="submitted", max_length=16)
+    """submitted, approved or rejected."""
+    base_version: int | None = None
+    """The approved version the proposal was made against (its diff base)."""
+    content_hash: str = Field(max_length=64)
+    manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    lint_errors: int = 0
+    lint_warnings: int = 0
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+
+class ApprovedVersion(SQLModel, table=True):
+    __tablename__ = "approved_version"
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(index=True)
+    content_hash: str = Field(max_length=64)
+    manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    author: str = Field(max_length=64)
+    approved_by: str = Field(max_length=64)
+    approved_at: datetime
+    comment: str
+
+
+BLOB = ContentBlob.__table__  # type: ignore[attr-defined]
+PROPOSAL = Proposal.__table__  # type: ignore[attr-defined]
+VERSION = ApprovedVersion.__table__  # type: ignore[attr-defined]
+
+
+class NothingApproved(StewardError):
+    """No approved version exists yet: nothing may run."""
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    state: str
+    """added, modified or deleted (relative to the base)."""
+    old: str | None
+    new: str | None
+
+
+UnapprovedFile = Change
+
+
+@dataclass(frozen=True)
+class Approved:
+    version: int
+    content_hash: str
+    manifest: Manifest
+    approved_by: str
+    approved_at: datetime
+    comment: str
+
+
+# ------------------------------------------------------------------ snapshots
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _areas(cfg: Config) -> list[tuple[str, Path, list[Path]]]:
+    """(label, folder, files) of everything under approval: rules, templates, lint lists."""
+    out = []
+    for i, d in enumerate(cfg.rules_paths):
+        out.append(("rules" if i == 0 else f"rules{i + 1}", d, rule_files([d])))
+    t = cfg.templates_path
+    out.append(("templates", t, sorted(p for p in t.glob("*/*.j2") if p.is_file())))
+    c = cfg.path(cfg.compliance.lists_dir)
+    out.append(("compliance", c, sorted(p for p in c.glob("*.yaml") if p.is_file())))
+    return out
+
+
+def working_files(cfg: Config) -> dict[str, bytes]:
+    """The current files under approval, keyed by snapshot path."""
+    return {f"{label}/{p.relative_to(folder).as_posix()}": p.read_bytes()
+            for label, folder, files in _areas(cfg) for p in files}
+
+
+def manifest_of(files: Mapping[str, bytes]) -> Manifest:
+    return {k: sha256(v) for k, v in sorted(files.items())}
+
+
+def content_hash(manifest: Mapping[str, str]) -> str:
+    return sha256("".join(f"{k}\0{v}\n" for k, v in sorted(manifest.items())).encode())
+
+
+def diff_manifests(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
+    out = []
+    for path in sorted(set(old) | set(new)):
+        a, b = old.get(path), new.get(path)
+        if a != b:
+            out.append(Change(path, "added" if a is None else "deleted" if b is None else "modified", a, b))
+    return out
+
+
+def put_blobs(conn: Connection, files: Mapping[str, bytes]) -> None:
+    by_hash = {sha256(v): v for v in files.values()}
+    have = {r[0] for r in conn.execute(select(BLOB.c.hash).where(BLOB.c.hash.in_(list(by_hash))))}
+    rows = [{"hash": h, "content": v, "size": len(v)} for h, v in by_hash.items() if h not in have]
+    if rows:
+        conn.execute(BLOB.insert(), rows)
+
+
+def get_blobs(conn: Connection, hashes: set[str]) -> dict[str, bytes]:
+    return {r.hash: bytes(r.content) for r in conn.execute(select(BLOB.c.hash, BLOB.c.content).where(BLOB.c.hash.in_(list(hashes))))}
+
+
+def _labels(cfg: Config) -> list[str]:
+    return [label for label, _, _ in _areas(cfg)]
+
+
+def write_snapshot(root: Path, cfg: Config, manifest: Mapping[str, str], blobs: Mapping[str, bytes]) -> None:
+    for label in _labels(cfg):
+        (root / label).mkdir(parents=True, exist_ok=True)
+    for path, h in manifest.items():
+        p = root / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(blobs[h])
+
+
+def snapshot_config(cfg: Config, root: Path) -> tuple[Config, list[Path], Path]:
+    """Config, rules folders and templates folder that load a snapshot unpacked at root."""
+    c = cfg.model_copy(update={"compliance": cfg.compliance.model_copy(update={"lists_dir": str(root / "compliance")})})
+    rules = [root / label for label in _labels(cfg) if label.startswith("rules")]
+    return c, rules, root / "templates"
+
+
+def _intact(root: Path, manifest: Mapping[str, str]) -> bool:
+    return all((root / p).is_file() and sha256((root / p).read_bytes()) == h for p, h in manifest.items())
+
+
+def materialise(conn: Connection, cfg: Config, manifest: Mapping[str, str], chash: str) -> Path:
+    """Unpack a stored snapshot under compliance.approved_dir (reused when intact)."""
+    base = cfg.path(cfg.compliance.approved_dir)
+    root = base / chash[:16]
+    if root.is_dir() and _intact(root, manifest):
+        return root
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{chash[:16]}-", dir=base))
+    write_snapshot(tmp, cfg, manifest, get_blobs(conn, set(manifest.values())))
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+    return root
+
+
+def relabel(problems: list[Problem], root: Path) -> list[Problem]:
+    """Problems found in an unpacked snapshot, named by snapshot path (rules/x.yaml)."""
+    prefixes = sorted({str(root) + "/", str(root.resolve()) + "/", rel(root) + "/"}, key=len, reverse=True)
+
+    def fix(p: str) -> str:
+        return next((p[len(x):] for x in prefixes if p.startswith(x)), p)
+
+    return [Problem(fix(p.path), p.line, p.key, p.message, p.severity) for p in problems]
+
+
+def check_files(cfg: Config, files: Mapping[str, bytes]) -> tuple[RuleSet | None, list[Problem]]:
+    """Load and lint a snapshot given as bytes (a proposal), as it would run."""
+    with tempfile.TemporaryDirectory(prefix="steward-check-") as d:
+        root = Path(d)
+        write_snapshot(root, cfg, manifest_of(files), {sha256(v): v for v in files.values()})
+        c, rules, templates = snapshot_config(cfg, root)
+        ruleset, problems = check_ruleset(c, rules, templates)
+        return ruleset, relabel(problems, root)
+
+
+# ------------------------------------------------------------------ versions
+
+
+def current(conn: Connection) -> Approved | None:
+    row = conn.execute(select(VERSION).order_by(VERSION.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return Approved(row.id, row.content_hash, dict(row.manifest), row.approved_by, row.approved_at, row.comment)
+
+
+def unapproved(cfg: Config, approved: Approved | None) -> list[Change]:
+    """Working files that differ from the approved version: drafts that do not run."""
+    return diff_manifests(approved.manifest if approved else {}, manifest_of(working_files(cfg)))
+
+
+def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change], Approved]:
+    """The last approved version, loaded from its stored bytes, and the unapproved working files."""
+    with engine.begin() as conn:
+        approved = current(conn)
+        if approved is None:
+            raise NothingApproved(
+                "nothing is approved yet, so nothing runs: an author submits the rules and templates with "
+                "`steward review submit --as AUTHOR --note ...`, and a compliance reviewer approves them with "
+                "`steward review approve ID --as REVIEWER --comment ...` (docs/compliance.md)")
+        root = materialise(conn, cfg, approved.manifest, approved.content_hash)
+    c, rules, templates = snapshot_config(cfg, root)
+    return load_ruleset(c, rules, templates), unapproved(cfg, approved), approved
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+@dataclass(frozen=True)
+class Submitted:
+    proposal_id: int
+    changes: list[Change]
+    problems: list[Problem]
+
+
+def _open_with(conn: Connection, chash: str) -> int | None:
+    return conn.execute(select(PROPOSAL.c.id).where(PROPOSAL.c.content_hash == chash, PROPOSAL.c.status == "submitted")).scalar()
+
+
+def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitted:
+    """Snapshot the working files as a proposal (author role). Lint runs; errors will block approval."""
+    if not note.strip():
+        raise StewardError("--note: say what changed and why; the reviewer reads it")
+    files = working_files(cfg)
+    manifest = manifest_of(files)
+    chash = content_hash(manifest)
+    _, problems = check_files(cfg, files)
+    with engine.begin() as conn:
+        author = users.require(conn, actor, "review.submit")
+        base = current(conn)
+        if base is not None and base.content_hash == chash:
+            raise StewardError(f"nothing to submit: the files equal approved version {base.version}")
+        dup = _open_with(conn, chash)
+        if dup is not None:
+            raise StewardError(f"these files are already submitted as proposal {dup}")
+        put_blobs(conn, files)
+        pid = int(conn.execute(PROPOSAL.insert().values(
+            author=author.name, note=note.strip(), created_at=datetime.now(timezone.utc), status="submitted",
+            base_version=base.version if base else None, content_hash=chash, manifest=manifest,
+            lint_errors=sum(p.severity == "error" for p in problems),
+            lint_warnings=sum(p.severity == "warning" for p in problems),
+        )).inserted_primary_key[0])
+        changes = diff_manifests(base.manifest if base else {}, manifest)
+        auditlog.append(conn, [auditlog.Event("proposal.submitted", actor=author.name, data={
+            "proposal": pid, "content_hash": chash, "note": note.strip(),
+            "changes": {c.path: c.state for c in changes}, "lint_errors": sum(p.severity == "error" for p in problems)})])
+    return Submitted(pid, changes, problems)
+
+
+def proposal(conn: Connection, pid: int) -> Any:
+    row = conn.execute(select(PROPOSAL).where(PROPOSAL.c.id == pid)).first()
+    if row is None:
+        raise StewardError(f"no proposal {pid}; `steward review list` shows them")
+    return row
+
+
+def proposals(conn: Connection, status: str | None = None) -> list[Any]:
+    q = select(PROPOSAL).order_by(PROPOSAL.c.id.desc())
+    return list(conn.execute(q.where(PROPOSAL.c.status == status) if status else q))
+
+
+def proposal_files(conn: Connection, row: Any) -> dict[str, bytes]:
+    blobs = get_blobs(conn, set(row.manifest.values()))
+    return {p: blobs[h] for p, h in row.manifest.items()}
+
+
+def base_manifest(conn: Connection, row: Any) -> Manifest:
+    if row.base_version is None:
+        return {}
+    m = conn.execute(select(VERSION.c.manifest).where(VERSION.c.id == row.base_version)).scalar()
+    return dict(m or {})
+
+
+def _decidable(conn: Connection, actor: str | None, pid: int, comment: str) -> tuple[users.User, Any]:
+    reviewer = users.require(conn, actor, "review.decide")
+    row = proposal(conn, pid)
+    if row.status != "submitted":
+        raise StewardError(f"proposal {pid} is already {row.status} (by {row.decided_by})")
+    if row.author == reviewer.name:
+        raise users.PermissionDenied(f"{reviewer.name!r} wrote proposal {pid}: the author can never approve or reject "
+                                     "their own change; another compliance reviewer must")
+    if not comment.strip():
+        raise StewardError("--comment: the decision needs a comment; it is kept with the approval record")
+    return reviewer, row
+
+
+def approve(engine: Engine, cfg: Config, actor: str | None, pid: int, comment: str) -> Approved:
+    """Approve a proposal (compliance role, not the author, no lint errors, made against the current version)."""
+    with engine.begin() as conn:
+        reviewer, row = _decidable(conn, actor, pid, comment)
+        base = current(conn)
+        if (base.version if base else None) != row.base_version:
+            raise StewardError(f"proposal {pid} was made against version {row.base_version}, but version "
+                               f"{base.version if base else None} has been approved since: the author resubmits")
+        _, problems = check_files(cfg, proposal_files(conn, row))
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise StewardError(f"proposal {pid} has {len(errors)} error(s) and cannot be approved:\n"
+                               + "\n".join(f"  {p}" for p in errors))
+        now = datetime.now(timezone.utc)
+        vid = int(conn.execute(VERSION.insert().values(
+            proposal_id=pid, content_hash=row.content_hash, manifest=row.manifest, author=row.author,
+            approved_by=reviewer.name, approved_at=now, comment=comment.strip())).inserted_primary_key[0])
+        conn.execute(update(PROPOSAL).where(PROPOSAL.c.id == pid).values(
+            status="approved", decided_by=reviewer.name, decided_at=now, comment=comment.strip()))
+        auditlog.append(conn, [auditlog.Event("proposal.approved", actor=reviewer.name, data={
+            "proposal": pid, "version": vid, "author": row.author, "comment": comment.strip(),
+            "content_hash": row.content_hash, "files": dict(row.manifest)})])
+        return Approved(vid, row.content_hash, dict(row.manifest), reviewer.name, now, comment.strip())
+
+
+def reject(engine: Engine, actor: str | None, pid: int, comment: str) -> None:
+    with engine.begin() as conn:
+        reviewer, row = _decidable(conn, actor, pid, comment)
+        conn.execute(update(PROPOSAL).where(PROPOSAL.c.id == pid).values(
+            status="rejected", decided_by=reviewer.name, decided_at=datetime.now(timezone.utc), comment=comment.strip()))
+        auditlog.append(conn, [auditlog.Event("proposal.rejected", actor=reviewer.name, data={
+            "proposal": pid, "author": row.author, "comment": comment.strip(), "content_hash": row.content_hash})])
+
+
+def text_diff(path: str, old: bytes | None, new: bytes | None) -> str:
+    """A unified diff of one file (text), as the reviewer reads it."""
+    a = (old or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    b = (new or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, f"approved/{path}" if old is not None else "/dev/null",
+                                        f"proposed/{path}" if new is not None else "/dev/null"))
+
+
+# ------------------------------------------------------------------ demo
+
+
+DEMO_AUTHOR, DEMO_REVIEWER, DEMO_ADMIN = "author", "compliance", "admin"
+
+
+def demo_bootstrap(engine: Engine, cfg: Config) -> int | None:
+    """On a database without users: create demo users, submit and approve the shipped pack.
+
+    Recorded honestly: the users are created by `bootstrap`, the approval comment says it was
+    the demo. Returns the approved version id, or None when the database already has users.
+    """
+    with engine.begin() as conn:
+        if users.count(conn):
+            return None
+        users.add(conn, None, DEMO_ADMIN, ["admin"], "Demo administrator")
+        users.add(conn, DEMO_ADMIN, DEMO_AUTHOR, ["author"], "Demo rule author")
+        users.add(conn, DEMO_ADMIN, DEMO_REVIEWER, ["compliance"], "Demo compliance reviewer")
+    sub = submit(engine, cfg, DEMO_AUTHOR, "demo bootstrap: the shipped rules, templates and lint lists")
+    return approve(engine, cfg, DEMO_REVIEWER, sub.proposal_id,
+                   "demo bootstrap: approved automatically by `steward demo` so a newcomer sees the pipeline run; "
+                   "in production a compliance reviewer reads `steward review show` first").version
