@@ -2,3 +2,6 @@
 
 Add one import line per provider module.
 """
+import engine.providers.holdings  # noqa: F401,E402
+import engine.providers.playbook  # noqa: F401,E402
+import engine.rulesdoc  # noqa: F401,E402

@@ -1,0 +1,149 @@
+"""Fact providers: product risk of holdings, price moves, trades off the market, outflows, profile.
+
+Each provider computes a whole batch with a few SQL queries (engine.facts rules).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+
+from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, provider
+from engine.models import Advisor, CashBalance, CashMovement, Holding, Trade
+from engine.playbook_models import AmlReview, ClientProfile, Product
+from engine.products import risks_in_bucket
+
+H, P, T, M = (m.__table__ for m in (Holding, Product, Trade, CashMovement))  # type: ignore[attr-defined]
+CB, CP, AML, ADV = (m.__table__ for m in (CashBalance, ClientProfile, AmlReview, Advisor))  # type: ignore[attr-defined]
+
+
+def _day(ctx: FactContext, key: str, q: Any) -> date | None:
+    if key not in ctx.extra:
+        ctx.extra[key] = ctx.conn.execute(q).scalar()
+    return ctx.extra[key]  # type: ignore[no-any-return]
+
+
+@provider(
+    "holdings_risk",
+    FactField("top_product_risk", STRING, "holdings", "Product risk R1..R5 of the largest position (product master); null when unknown."),
+    FactField("top_move_1d", NUMBER, "holdings", "Close-to-close change of the largest position since the previous holdings snapshot, as a fraction (-0.08 = down 8%); null without a previous close."),
+    FactField("high_risk_share", NUMBER, "holdings", "Holdings in high-risk products (servicing.risk.product_buckets) / market_value; null when market_value is 0."),
+    FactField("days_since_high_risk_buy", NUMBER, "holdings", "Days since the latest buy of a high-risk product; null if none."),
+)
+def _holdings_risk(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    hday = _day(ctx, "holding_day", select(func.max(H.c.as_of)).where(H.c.as_of <= ctx.as_of))
+    high = risks_in_bucket(ctx.cfg.servicing.risk, "high")
+    rows: list[Any] = []
+    prev: dict[tuple[str, str], float] = {}
+    if hday is not None:
+        rows = list(ctx.conn.execute(
+            select(H.c.client_id, H.c.symbol, H.c.quantity * H.c.close_price, H.c.close_price, P.c.risk)
+            .select_from(H.outerjoin(P, P.c.symbol == H.c.symbol))
+            .where(H.c.as_of == hday, ctx.in_batch(H.c.client_id))))
+        pday = _day(ctx, "holding_prev_day", select(func.max(H.c.as_of)).where(H.c.as_of < hday))
+        if pday is not None:
+            prev = {(r[0], r[1]): float(r[2]) for r in ctx.conn.execute(
+                select(H.c.client_id, H.c.symbol, H.c.close_price).where(H.c.as_of == pday, ctx.in_batch(H.c.client_id)))}
+    high_value: dict[str, float] = {}
+    info: dict[tuple[str, str], tuple[float, str | None]] = {}
+    for cid, symbol, value, close, risk in rows:
+        info[(cid, symbol)] = (float(close), risk)
+        if risk in high:
+            high_value[cid] = high_value.get(cid, 0.0) + float(value or 0)
+    buys = {r[0]: r[1] for r in ctx.conn.execute(
+        select(T.c.client_id, func.max(T.c.trade_date)).select_from(T.join(P, P.c.symbol == T.c.symbol))
+        .where(T.c.side == "buy", P.c.risk.in_(high), T.c.trade_date <= ctx.as_of, ctx.in_batch(T.c.client_id))
+        .group_by(T.c.client_id))}
+    for cid, f in batch.items():
+        top = info.get((cid, f.get("top_symbol") or ""))
+        before = prev.get((cid, f.get("top_symbol") or ""))
+        mv = f.get("market_value") or 0.0
+        f["top_product_risk"] = top[1] if top else None
+        f["top_move_1d"] = top[0] / before - 1 if top and before else None
+        f["high_risk_share"] = high_value.get(cid, 0.0) / mv if mv else None
+        last_buy = buys.get(cid)
+        f["days_since_high_risk_buy"] = (ctx.as_of - last_buy).days if last_buy else None
+
+
+@provider(
+    "flows_and_trades",
+    FactField("trade_price_gap", NUMBER, "activity", "Largest gap between a trade's price on the evaluation date and that symbol's close, as a fraction of the close (0.99 = a 100-yuan bond traded at 1); null without such trades."),
+    FactField("trade_gap_symbol", STRING, "activity", "Symbol of the trade with the largest trade_price_gap."),
+    FactField("days_since_first_trade", NUMBER, "activity", "Days since the client's first trade at the firm; null if never traded."),
+    FactField("outflow_20d", NUMBER, "activity", "Withdrawals and transfers out over the activity window, CNY (positive)."),
+    FactField("transfer_out_20d", NUMBER, "activity", "Transfers out (to another firm) over the activity window, CNY."),
+    FactField("outflow_ratio_20d", NUMBER, "activity", "outflow_20d / (market_value + outflow_20d): the share of assets that left; null when both are 0."),
+    FactField("avg_assets_20d", NUMBER, "assets", "Average of daily holdings plus cash over the snapshot days in the activity window, CNY (margin eligibility uses it)."),
+)
+def _flows(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    ref = (select(H.c.symbol, func.max(H.c.close_price).label("close"))
+           .where(H.c.as_of == ctx.as_of).group_by(H.c.symbol).subquery())
+    gaps: dict[str, tuple[float, str]] = {}
+    for cid, symbol, price, close in ctx.conn.execute(
+            select(T.c.client_id, T.c.symbol, T.c.price, ref.c.close).select_from(T.join(ref, ref.c.symbol == T.c.symbol))
+            .where(T.c.trade_date == ctx.as_of, ctx.in_batch(T.c.client_id))):
+        if close:
+            gap = abs(float(price) / float(close) - 1)
+            if gap > gaps.get(cid, (-1.0, ""))[0]:
+                gaps[cid] = (gap, symbol)
+    first = {r[0]: r[1] for r in ctx.conn.execute(
+        select(T.c.client_id, func.min(T.c.trade_date)).where(T.c.trade_date <= ctx.as_of, ctx.in_batch(T.c.client_id))
+        .group_by(T.c.client_id))}
+    out = case((M.c.kind == "deposit", literal(0.0)), else_=func.abs(M.c.amount))
+    xfer = case((M.c.kind == "transfer_out", func.abs(M.c.amount)), else_=literal(0.0))
+    flows = {r[0]: (float(r[1] or 0), float(r[2] or 0)) for r in ctx.conn.execute(
+        select(M.c.client_id, func.sum(out), func.sum(xfer))
+        .where(M.c.moved_on >= ctx.window_start, M.c.moved_on <= ctx.as_of, ctx.in_batch(M.c.client_id))
+        .group_by(M.c.client_id))}
+    avg = _avg_assets(ctx)
+    for cid, f in batch.items():
+        g = gaps.get(cid)
+        f["trade_price_gap"], f["trade_gap_symbol"] = (g[0], g[1]) if g else (None, None)
+        d = first.get(cid)
+        f["days_since_first_trade"] = (ctx.as_of - d).days if d else None
+        o, x = flows.get(cid, (0.0, 0.0))
+        mv = f.get("market_value") or 0.0
+        f["outflow_20d"], f["transfer_out_20d"] = o, x
+        f["outflow_ratio_20d"] = o / (mv + o) if mv + o else None
+        f["avg_assets_20d"] = avg.get(cid, 0.0)
+
+
+def _avg_assets(ctx: FactContext) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for table, value, key in ((H, H.c.quantity * H.c.close_price, "h"), (CB, CB.c.amount, "c")):
+        window = (table.c.as_of >= ctx.window_start, table.c.as_of <= ctx.as_of)
+        days = _day(ctx, f"avg_days_{key}", select(func.count(func.distinct(table.c.as_of))).where(*window)) or 0
+        if not days:
+            continue
+        for cid, total in ctx.conn.execute(
+                select(table.c.client_id, func.sum(value)).where(*window, ctx.in_batch(table.c.client_id))
+                .group_by(table.c.client_id)):
+            out[cid] = out.get(cid, 0.0) + float(total or 0) / days
+    return out
+
+
+@provider(
+    "client_profile",
+    FactField("investor_class", STRING, "profile", "ordinary or professional investor (client profile); null when not recorded."),
+    FactField("related_party", BOOL, "profile", "True for shareholders and related parties of the firm (no margin offers)."),
+    FactField("annual_income", NUMBER, "profile", "Declared annual income, CNY; null when not recorded."),
+    FactField("supervisor_id", STRING, "profile", "Id of the advisor's supervisor (escalations); null when none."),
+    FactField("aml_review_open", BOOL, "profile", "True while an anti-money-laundering review of the client is open. Never mention it in a message."),
+)
+def _profile(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    prof = {r[0]: (r[1], bool(r[2]), r[3]) for r in ctx.conn.execute(
+        select(CP.c.client_id, CP.c.investor_class, CP.c.related_party, CP.c.annual_income)
+        .where(ctx.in_batch(CP.c.client_id)))}
+    aml = {r[0] for r in ctx.conn.execute(
+        select(AML.c.client_id).where(ctx.in_batch(AML.c.client_id), AML.c.opened_on <= ctx.as_of,
+                                      (AML.c.closed_on.is_(None)) | (AML.c.closed_on > ctx.as_of)))}
+    if "supervisors" not in ctx.extra:
+        ctx.extra["supervisors"] = {r[0]: r[1] for r in ctx.conn.execute(select(ADV.c.id, ADV.c.supervisor_id))}
+    sup: dict[str, str | None] = ctx.extra["supervisors"]
+    for cid, f in batch.items():
+        p = prof.get(cid)
+        f["investor_class"], f["related_party"], f["annual_income"] = p if p else (None, False, None)
+        f["supervisor_id"] = sup.get(f.get("advisor_id") or "")
+        f["aml_review_open"] = cid in aml
