@@ -1,13 +1,28 @@
-"""Audit stage: look up recorded firings (who, why, which rule version, which words)."""
+"""Audit stage: look up recorded firings and audit events (who, why, which rule version,
+which words), and render a recorded message again from the audit log alone."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from engine import facts as facts_mod
+from engine.auditlog import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
+from engine.errors import did_you_mean
 from engine.recording import FIRING
+from engine.rendering import Renderer
 
 
 def list_firings(conn: Connection, rule: str | None = None, client: str | None = None,
@@ -32,3 +47,232 @@ def samples(conn: Connection, run_id: int | None) -> list[Any]:
     """The first firing of each rule in a run."""
     first = select(func.min(FIRING.c.id)).where(FIRING.c.run_id == run_id).group_by(FIRING.c.rule_id)
     return list(conn.execute(select(FIRING).where(FIRING.c.id.in_(first)).order_by(FIRING.c.rule_id)))
+
+
+# ------------------------------------------------------------------ audit events
+
+class EventFilter(BaseModel):
+    """Filters of `steward audit list` and `audit export`; all optional, combined with AND."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    rule: str | None = None
+    rule_version: str | None = None
+    """A prefix of the rule content hash (as shown by `audit list`)."""
+    advisor: str | None = None
+    client: str | None = None
+    segment: str | None = None
+    rule_class: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    """Inclusive, in the branch's time zone, on the event time."""
+
+    @model_validator(mode="after")
+    def _range(self) -> EventFilter:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"--from {self.date_from} is after --to {self.date_to}")
+        if self.name is not None and self.name not in EVENT_NAMES:
+            raise ValueError(f"unknown event name {self.name!r}{did_you_mean(self.name, EVENT_NAMES)}")
+        return self
+
+
+def _day_start(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time.min, tz).astimezone(timezone.utc)
+
+
+def _where(q: Any, f: EventFilter, tz: ZoneInfo) -> Any:
+    c = EVENT.c
+    equal = {"name": c.name, "rule": c.rule_id, "advisor": c.advisor_id, "client": c.client_id, "segment": c.segment,
+             "rule_class": c.rule_class, "channel": c.channel, "status": c.status, "reason": c.reason}
+    for key, col in equal.items():
+        v = getattr(f, key)
+        if v is not None:
+            q = q.where(col == v)
+    if f.rule_version:
+        q = q.where(c.rule_hash.like(f.rule_version.lower() + "%"))
+    if f.date_from:
+        q = q.where(c.at >= _day_start(f.date_from, tz))
+    if f.date_to:
+        q = q.where(c.at < _day_start(f.date_to + timedelta(days=1), tz))
+    return q
+
+
+def list_events(conn: Connection, f: EventFilter, tz: ZoneInfo, limit: int | None = 50, newest_first: bool = True) -> list[Any]:
+    q = _where(select(EVENT), f, tz)
+    q = q.order_by(EVENT.c.seq.desc() if newest_first else EVENT.c.seq)
+    if limit:
+        q = q.limit(limit)
+    return list(conn.execute(q))
+
+
+def iter_events(conn: Connection, f: EventFilter, tz: ZoneInfo) -> Iterator[Any]:
+    result = conn.execute(_where(select(EVENT), f, tz).order_by(EVENT.c.seq).execution_options(yield_per=5000))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+@dataclass(frozen=True)
+class Position:
+    seq: int
+    total: int
+    link_ok: bool
+    """The event's hash matches its body, and its prev_hash matches the event before it."""
+    prev_hash: str
+
+
+def get_event(conn: Connection, seq: int) -> tuple[Any, Position] | None:
+    row = conn.execute(select(EVENT).where(EVENT.c.seq == seq)).first()
+    if row is None:
+        return None
+    total = int(conn.execute(select(func.max(EVENT.c.seq))).scalar() or 0)
+    before = conn.execute(select(EVENT.c.hash).where(EVENT.c.seq == seq - 1)).scalar() if seq > 1 else GENESIS
+    ok = before == row.prev_hash and chain_hash(row.prev_hash, row.body) == row.hash
+    return row, Position(seq, total, ok, row.prev_hash)
+
+
+# ------------------------------------------------------------------ reproducing a message
+
+
+def _typed_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Facts as the renderer saw them: date fields back from ISO strings."""
+    fields = facts_mod.all_fields()
+    out = dict(snapshot)
+    for k, v in snapshot.items():
+        if isinstance(v, str) and k in fields and fields[k].type == facts_mod.DATE:
+            out[k] = date.fromisoformat(v)
+    return out
+
+
+def reproduce(fired: dict[str, Any], rendered: dict[str, Any], template_source: str) -> tuple[str | None, str]:
+    """Render a message again from audit records alone: the rule.fired and message.rendered
+    event bodies and the template source. Returns (subject, text)."""
+    data, ctx = rendered["data"], rendered["data"]["context"]
+    name, locale = data["template"], data["template_locale"]
+    with tempfile.TemporaryDirectory(prefix="steward-reproduce-") as tmp:
+        folder = Path(tmp) / name
+        folder.mkdir()
+        (folder / f"{locale}.j2").write_text(template_source, encoding="utf-8")
+        renderer = Renderer(Path(tmp), locale, ctx["firm"] or {})
+        problems = renderer.load([name], facts_mod.all_fields())
+        if problems:
+            raise ValueError("; ".join(str(p) for p in problems))
+        context = {"client": _typed_facts(fired["data"]["facts"]), "advisor": ctx["advisor"], "rule": ctx["rule"],
+                   "as_of": date.fromisoformat(ctx["as_of"])}
+        return renderer.render(name, locale, context)
+
+
+# ------------------------------------------------------------------ export for a regulator
+
+EXPORT_COLUMNS = ("seq", "name", "at", "actor", "client_id", "advisor_id", "rule_id", "rule_hash", "template_hash",
+                  "firing_id", "as_of", "segment", "rule_class", "channel", "status", "reason", "prev_hash", "hash", "body")
+
+
+def _sha256_file(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _cell(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, (date, datetime)) else v
+
+
+def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str]) -> tuple[int, int | None, int | None]:
+    n, first, last = 0, None, None
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh) if fmt == "csv" else None
+        if writer:
+            writer.writerow(EXPORT_COLUMNS)
+        for r in rows:
+            rec = {k: _cell(getattr(r, k)) for k in EXPORT_COLUMNS}
+            data = json.loads(r.body).get("data") or {}
+            sources.update(h for h in (data.get("rule_source"), data.get("template_source")) if isinstance(h, str))
+            if writer:
+                writer.writerow([rec[k] for k in EXPORT_COLUMNS])
+            else:
+                fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+            n, first, last = n + 1, first or r.seq, r.seq
+    return n, first, last
+
+
+def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, actor: str) -> dict[str, Any]:
+    """Write events.<fmt>, sources.jsonl and manifest.json (with the chain head) to `out`."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"--format must be csv or jsonl, got {fmt!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    append(conn, [Event("client.exported", actor=actor, client_id=f.client,
+                        data={"what": "audit events", "format": fmt, "filters": f.model_dump(mode="json", exclude_none=True)})])
+    sources: set[str] = set()
+    events_path = out / f"events.{fmt}"
+    n, first, last = _write_events(iter_events(conn, f, tz), events_path, fmt, sources)
+    with (out / "sources.jsonl").open("w", encoding="utf-8") as fh:
+        for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)
+                                          .where(BLOB.c.sha256.in_(sorted(sources))).order_by(BLOB.c.sha256)):
+            fh.write(json.dumps({"sha256": h, "kind": kind, "body": body}, ensure_ascii=False) + "\n")
+    v = verify(conn)
+    manifest = {
+        "steward_audit_export": 1, "created_at": datetime.now(timezone.utc).isoformat(), "created_by": actor,
+        "format": fmt, "filters": f.model_dump(mode="json", exclude_none=True), "events": n,
+        "first_seq": first, "last_seq": last, "chain_head": {"seq": v.head_seq, "hash": v.head_hash},
+        "chain_verified": v.ok, "chain_problem": str(v.broken) if v.broken else None,
+        "files": {p.name: _sha256_file(p) for p in (events_path, out / "sources.jsonl")},
+        "hash_rule": "hash = sha256(prev_hash + body), body = canonical JSON (sorted keys, no spaces, UTF-8)",
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def read_export(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    path = out / f"events.{manifest['format']}"
+    with path.open(encoding="utf-8", newline="") as fh:
+        if manifest["format"] == "csv":
+            rows = list(csv.DictReader(fh))
+        else:
+            rows = [json.loads(line) for line in fh if line.strip()]
+    with (out / "sources.jsonl").open(encoding="utf-8") as fh:
+        sources = {s["sha256"]: s["body"] for s in map(json.loads, fh) if s}
+    return manifest, rows, sources
+
+
+@dataclass
+class ExportCheck:
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+    reproduced: int = 0
+    not_reproducible: int = 0
+
+
+def check_export(out: Path) -> ExportCheck:
+    """Check an export by itself: file hashes, each event's hash, and every message rendered again."""
+    manifest, rows, sources = read_export(out)
+    res = ExportCheck(len(rows))
+    for name, h in manifest["files"].items():
+        if _sha256_file(out / name) != h:
+            res.problems.append(f"{name}: sha256 differs from the manifest")
+    bodies = {}
+    for r in rows:
+        if chain_hash(r["prev_hash"], r["body"]) != r["hash"]:
+            res.problems.append(f"event #{r['seq']} ({r['name']}): hash does not match its body")
+        bodies[int(r["seq"])] = json.loads(r["body"])
+    for h, body in sources.items():
+        if sha256_text(body) != h:
+            res.problems.append(f"source {h[:12]}…: text does not match its hash")
+    fired = {b["firing_id"]: b for b in bodies.values() if b["name"] == "rule.fired"}
+    for seq, b in sorted(bodies.items()):
+        if b["name"] != "message.rendered":
+            continue
+        src = sources.get(b["data"].get("template_source") or "")
+        if b["firing_id"] not in fired or src is None:
+            res.not_reproducible += 1
+            continue
+        subject, text = reproduce(fired[b["firing_id"]], b, src)
+        if (subject, text) != (b["data"]["subject"], b["data"]["text"]):
+            res.problems.append(f"event #{seq} (message.rendered): rendering again gives different words")
+        else:
+            res.reproduced += 1
+    return res

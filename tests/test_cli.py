@@ -101,7 +101,9 @@ def test_audit_on_a_database(tmp_path: Path) -> None:
     assert "4 clients evaluated" in " ".join(r.stdout.split())
     r = steward("--database", url, "audit", "list", "--rule", "concentrated_position")
     assert r.returncode == 0 and "C003" in r.stdout and "C001" not in r.stdout
-    r = steward("--database", url, "audit", "show", "1")
+    r = steward("--database", url, "audit", "firing", "1")
     assert r.returncode == 0 and "rule_hash" in r.stdout and "facts" in r.stdout
-    r = steward("--database", url, "audit", "show", "999")
+    r = steward("--database", url, "audit", "firing", "999")
     assert r.returncode == 2 and "no firing with id 999" in r.stderr
+    r = steward("--database", url, "audit", "show", "999")  # `audit show` shows audit events (test_auditlog.py)
+    assert r.returncode == 2 and "no audit event with id 999" in r.stderr

@@ -93,7 +93,7 @@ def test_why_command_prints_verdicts_and_logs_the_view(sqlite_engine: Engine, cf
     out = " ".join(r.stdout.split())
     assert "FIRED dormant_activation" in out and "failed: days_since_open <= 30 (days_since_open = 2515)" in out
     r = steward("--database", url, "why", "C002", "--date", "2026-11-20", "--json")
-    assert json.loads(r.stdout)["rules"][0]["rule_id"] == "concentrated_position"
+    assert "dormant_activation" in {v["rule_id"] for v in json.loads(r.stdout)["rules"] if v["fired"]}
     with sqlite_engine.connect() as c:
         viewed = events(c, "client.viewed")
     assert [(e.actor, e.client_id) for e in viewed][0] == ("sup1", "C002")

@@ -1,16 +1,21 @@
-"""`steward audit list|show`."""
+"""`steward audit list|show|verify|export|check-export|firings|firing|retention`."""
 
 from __future__ import annotations
 
 import getpass
 import json
 import os
+from pathlib import Path
+from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
-from engine import audit
+from engine import audit, auditlog
+from engine.auditlog import Event, append
 from engine.cli.common import cfg, console, fail, open_db, user_errors
+from engine.errors import StewardError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,8 +25,152 @@ def acting_user(given: str | None = None) -> str:
     return given or os.environ.get("STEWARD_USER") or getpass.getuser()
 
 
+def _filter(**kw: Any) -> audit.EventFilter:
+    try:
+        return audit.EventFilter.model_validate({k: v for k, v in kw.items() if v is not None})
+    except ValidationError as e:
+        msgs = [f"--{'.'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}"
+                f"{'' if isinstance(err.get('input'), dict) else ' (got ' + repr(err.get('input')) + ')'}"
+                for err in e.errors()]
+        raise StewardError("; ".join(m.replace("--: ", "") for m in msgs)) from None
+
+
+_NAME = typer.Option(None, "--event", help="event name, e.g. rule.fired, message.suppressed, send.attempted")
+_RULE = typer.Option(None, "--rule", help="rule id")
+_VERSION = typer.Option(None, "--rule-version", help="rule content hash (a prefix is enough)")
+_ADVISOR = typer.Option(None, "--advisor", help="advisor id")
+_CLIENT = typer.Option(None, "--client", help="client id")
+_SEGMENT = typer.Option(None, "--segment", help="core, maintenance, dormant, settled, dead")
+_CLASS = typer.Option(None, "--class", help="service or marketing")
+_CHANNEL = typer.Option(None, "--channel", help="sms, email, im, phone")
+_STATUS = typer.Option(None, "--status", help="pending, open, suppressed, sent, ...")
+_REASON = typer.Option(None, "--reason", help="reason code, e.g. OPTED_OUT_MARKETING")
+_FROM = typer.Option(None, "--from", help="first day YYYY-MM-DD (branch time zone)")
+_TO = typer.Option(None, "--to", help="last day YYYY-MM-DD, inclusive")
+
+
 @app.command("list")
 def list_(
+    name: str = _NAME, rule: str = _RULE, rule_version: str = _VERSION, advisor: str = _ADVISOR, client: str = _CLIENT,
+    segment: str = _SEGMENT, rule_class: str = _CLASS, channel: str = _CHANNEL, status: str = _STATUS,
+    reason: str = _REASON, date_from: str = _FROM, date_to: str = _TO,
+    limit: int = typer.Option(50, "--limit", min=1),
+) -> None:
+    """Audit events, newest first, filtered."""
+    with user_errors():
+        f = _filter(name=name, rule=rule, rule_version=rule_version, advisor=advisor, client=client, segment=segment,
+                    rule_class=rule_class, channel=channel, status=status, reason=reason, date_from=date_from, date_to=date_to)
+        c = cfg()
+        eng = open_db(c)
+        with eng.connect() as conn:
+            rows = audit.list_events(conn, f, c.tz, limit)
+    t = Table(title=f"Audit events ({len(rows)} shown, newest first)")
+    for col in ("id", "time", "event", "actor", "client", "advisor", "rule", "version", "channel", "status", "reason"):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        t.add_row(str(r.seq), f"{r.at.astimezone(c.tz):%Y-%m-%d %H:%M}", r.name, r.actor, r.client_id or "",
+                  r.advisor_id or "", r.rule_id or "", (r.rule_hash or "")[:10], r.channel or "", r.status or "", r.reason or "")
+    console.print(t)
+    if not rows:
+        console.print("No events match. Run [bold]steward run[/] (or [bold]steward demo[/]) first, or widen the filters.")
+
+
+@app.command("show")
+def show(
+    event_id: int = typer.Argument(..., help="event id from `steward audit list`"),
+    user: str = typer.Option(None, "--as", help="who is looking (default: STEWARD_USER or the login name); logged"),
+) -> None:
+    """One event in full, with its place in the chain."""
+    with user_errors():
+        eng = open_db(cfg())
+        with eng.begin() as conn:
+            found = audit.get_event(conn, event_id)
+            firing_exists = found is None and audit.get_firing(conn, event_id) is not None
+            if found is not None and found[0].client_id:
+                append(conn, [Event("client.viewed", actor=acting_user(user), client_id=found[0].client_id,
+                                    data={"command": "audit show", "event": event_id})])
+    if found is None:
+        other = (f"firing {event_id} exists: `steward audit firing {event_id}` shows it" if firing_exists
+                 else f"no firing with id {event_id} either")
+        fail(f"no audit event with id {event_id} ({other}); `steward audit list` shows the event ids")
+        return
+    r, pos = found
+    t = Table(show_header=False, title=f"Audit event #{r.seq} of {pos.total}: {r.name}")
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    t.add_row("chain", f"position {pos.seq} of {pos.total}; link {'OK' if pos.link_ok else 'BROKEN'}")
+    for k in ("at", "actor", "client_id", "advisor_id", "rule_id", "rule_hash", "template_hash", "firing_id", "as_of",
+              "segment", "rule_class", "channel", "status", "reason", "prev_hash", "hash"):
+        v = getattr(r, k)
+        if v is not None:
+            t.add_row(k, str(v))
+    data = json.loads(r.body).get("data") or {}
+    for k, v in data.items():
+        t.add_row(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, indent=1, sort_keys=True))
+    console.print(t)
+
+
+@app.command("verify")
+def verify_(
+    head: list[str] = typer.Option([], "--head", help="a published head SEQ:HASH that must still be in the chain"),
+) -> None:
+    """Walk the whole chain; report the first broken link (edited, deleted or reordered rows)."""
+    with user_errors():
+        heads = []
+        for h in head:
+            seq, _, hsh = h.partition(":")
+            if not seq.isdigit() or len(hsh) != 64:
+                raise StewardError(f"--head: expected SEQ:HASH with a 64-character hash, got {h!r}")
+            heads.append((int(seq), hsh))
+        eng = open_db(cfg())
+        with eng.connect() as conn:
+            res = auditlog.verify(conn, heads)
+    if not res.ok:
+        fail(f"audit chain broken at {res.broken}; {res.events:,} events before it are intact", code=1)
+    console.print(f"audit chain OK: {res.events:,} events, {res.blobs_checked:,} sources; "
+                  f"head #{res.head_seq} {res.head_hash}", highlight=False)
+
+
+@app.command("export")
+def export_(
+    out: Path = typer.Option(..., "--out", help="folder to write events, sources and manifest.json into"),
+    fmt: str = typer.Option("jsonl", "--format", help="csv or jsonl"),
+    name: str = _NAME, rule: str = _RULE, rule_version: str = _VERSION, advisor: str = _ADVISOR, client: str = _CLIENT,
+    segment: str = _SEGMENT, rule_class: str = _CLASS, channel: str = _CHANNEL, status: str = _STATUS,
+    reason: str = _REASON, date_from: str = _FROM, date_to: str = _TO,
+    user: str = typer.Option(None, "--as", help="who exports (default: STEWARD_USER or the login name); logged"),
+) -> None:
+    """Write audit events for a regulator: events, rule and template sources, manifest with the chain head."""
+    with user_errors():
+        if fmt not in ("csv", "jsonl"):
+            raise StewardError(f"--format: expected csv or jsonl, got {fmt!r}")
+        f = _filter(name=name, rule=rule, rule_version=rule_version, advisor=advisor, client=client, segment=segment,
+                    rule_class=rule_class, channel=channel, status=status, reason=reason, date_from=date_from, date_to=date_to)
+        c = cfg()
+        eng = open_db(c)
+        with eng.begin() as conn:
+            m = audit.export(conn, out, fmt, f, c.tz, acting_user(user))
+    console.print(f"{m['events']:,} events written to {out} ({fmt}); chain head #{m['chain_head']['seq']} "
+                  f"{m['chain_head']['hash']}" + ("" if m["chain_verified"] else f"; [red]chain broken: {m['chain_problem']}[/]"),
+                  highlight=False)
+
+
+@app.command("check-export")
+def check_export(out: Path = typer.Argument(..., exists=True, file_okay=False, help="folder written by audit export")) -> None:
+    """Check an export by itself: file hashes, event hashes, and every message rendered again byte for byte."""
+    with user_errors():
+        res = audit.check_export(out)
+    for p in res.problems:
+        console.print(f"[red]problem[/] {p}", highlight=False)
+    console.print(f"{res.events:,} events; {res.reproduced:,} messages rendered again identically"
+                  + (f", {res.not_reproducible:,} without their rule.fired event in this export" if res.not_reproducible else ""),
+                  highlight=False)
+    if res.problems:
+        raise typer.Exit(1)
+
+
+@app.command("firings")
+def firings(
     rule: str = typer.Option(None, "--rule", help="only this rule id"),
     client: str = typer.Option(None, "--client", help="only this client id"),
     as_of: str = typer.Option(None, "--date", help="only this evaluation date YYYY-MM-DD"),
@@ -40,26 +189,25 @@ def list_(
         t.add_row(str(r.id), str(r.as_of), r.rule_id, r.client_id, r.advisor_id or "", f"{r.action_type}/{r.channel}",
                   r.status, r.rule_hash[:10], (r.message or r.error or "").replace("\n", " "))
     console.print(t)
-    if not rows:
-        console.print("No firings match. Run [bold]steward run[/] (or [bold]steward demo[/]) first.")
 
 
-@app.command("show")
-def show(firing_id: int = typer.Argument(..., help="firing id from `steward audit list`")) -> None:
+@app.command("firing")
+def firing(firing_id: int = typer.Argument(..., help="firing id from `steward audit firings`")) -> None:
     """One firing in full: rule version, template version, facts, rendered words."""
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:
             r = audit.get_firing(conn, firing_id)
     if r is None:
-        fail(f"no firing with id {firing_id}; `steward audit list` shows the ids")
+        fail(f"no firing with id {firing_id}; `steward audit firings` shows the ids")
     t = Table(show_header=False, title=f"Firing {r.id}")
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
     for k in ("as_of", "run_id", "rule_id", "rule_hash", "template_hash", "rule_class", "action_type", "channel",
-              "priority", "client_id", "advisor_id", "locale", "status", "due_on", "subject", "message", "error", "created_at"):
+              "priority", "client_id", "advisor_id", "locale", "status", "reason", "due_on", "subject", "message", "error"):
         v = getattr(r, k)
         if v is not None:
             t.add_row(k, str(v))
+    t.add_row("policy", json.dumps(r.policy, ensure_ascii=False, indent=1))
     t.add_row("facts", json.dumps(r.facts, ensure_ascii=False, indent=1, sort_keys=True))
     console.print(t)
