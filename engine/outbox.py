@@ -88,7 +88,7 @@ def _outbox_row(ctx: StageContext, r: dict[str, Any], now: datetime) -> dict[str
 
 def enqueue(conn: Connection, ctx: StageContext, rows: list[dict[str, Any]]) -> None:
     """Record hook: one outbox row per message firing, in the firing's transaction."""
-    now = utcnow()
+    now = contact_policy.now_of(ctx)  # the same clock the contact-window stage used
     out = [o for o in (_outbox_row(ctx, r, now) for r in rows) if o is not None]
     if out:
         conn.execute(OUTBOX.insert(), out)

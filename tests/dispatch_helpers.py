@@ -94,7 +94,7 @@ class Gateway:
 
 
 class Mailbox:
-    """aiosmtpd on 127.0.0.1 collecting every message it accepts."""
+    """aiosmtpd on 127.0.0.1 collecting every message it accepts; it refuses *@rejected.invalid."""
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
@@ -103,6 +103,12 @@ class Mailbox:
         box = self
 
         class Handler:
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+                if address.endswith("@rejected.invalid"):
+                    return "550 5.1.1 no such user"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
                 box.messages.append(message_from_bytes(envelope.content, policy=policy.default))
                 return "250 OK"
