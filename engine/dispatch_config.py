@@ -63,13 +63,13 @@ class FrequencyCap(_M):
 
 class EmailConfig(_M):
     host: str = "127.0.0.1"
-    port: int = Field(25, ge=1, le=65535)
+    port: int = Field(default=25, ge=1, le=65535)
     sender: str = "service@example.com"
     starttls: bool = False
     username: str | None = None
     password_env: str | None = None
     """Name of the environment variable holding the SMTP password (never the password)."""
-    timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
     on_uncertain: Literal["resend", "review"] = "resend"
     """After a crash mid-SMTP: resend (same Message-ID) or park the message for review."""
 
@@ -78,34 +78,34 @@ class GatewayConfig(_M):
     url: str | None = None
     """HTTP endpoint of the SMS/IM gateway (POST); unset means sms and im cannot be sent."""
     token_env: str | None = None
-    timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class RetryConfig(_M):
-    max_attempts: int = Field(5, ge=1)
-    backoff_seconds: float = Field(60.0, gt=0)
-    backoff_max_seconds: float = Field(3600.0, gt=0)
-    lease_seconds: float = Field(300.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=60.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    lease_seconds: float = Field(default=300.0, gt=0)
     """A claim older than this is presumed crashed and may be taken over."""
-    batch_size: int = Field(100, ge=1)
+    batch_size: int = Field(default=100, ge=1)
 
 
 class SchedulerConfig(_M):
     nightly_at: str = "17:00"
     """Local time (config timezone) of the nightly evaluation on trading days: HH:MM or HH:MM:SS."""
-    intraday_every_minutes: int = Field(15, ge=1, le=60)
+    intraday_every_minutes: int = Field(default=15, ge=1, le=60)
     intraday_hours: str = "9-15"
     """Cron hour range (local time) in which urgent rules are evaluated on trading days."""
-    dispatch_every_seconds: int = Field(60, ge=1)
+    dispatch_every_seconds: int = Field(default=60, ge=1)
     escalation_at: str = "09:00"
-    misfire_grace_seconds: int = Field(82800, ge=1)
+    misfire_grace_seconds: int = Field(default=82800, ge=1)
     """How late a missed run may still start (default 23 h: a machine down at 17:00 catches up next morning)."""
-    calendar_horizon_days: int = Field(30, ge=1)
+    calendar_horizon_days: int = Field(default=30, ge=1)
     lock_key: int = 0x53544557
     """PostgreSQL advisory lock key shared by all schedulers of one database."""
     lock_file: str = "var/scheduler.lock"
     """SQLite only: the file locked by the active scheduler."""
-    standby_poll_seconds: float = Field(2.0, gt=0)
+    standby_poll_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("nightly_at", "escalation_at")
     @classmethod
@@ -123,7 +123,7 @@ def parse_clock(v: str) -> time:
 
 class WebhookConfig(_M):
     host: str = "127.0.0.1"
-    port: int = Field(8090, ge=1, le=65535)
+    port: int = Field(default=8090, ge=1, le=65535)
     token_env: str | None = None
     keywords: tuple[str, ...] = ("退订", "TD", "T", "R", "STOP", "UNSUBSCRIBE", "BAJA")
 
@@ -135,7 +135,7 @@ class DispatchConfig(_M):
         FrequencyCap(channel="email", max=2, period="7d"),
         FrequencyCap(channel="im", max=3, period="7d"),
     )
-    max_marketing_per_day: int = Field(1, ge=1)
+    max_marketing_per_day: int = Field(default=1, ge=1)
     require_marketing_consent: bool = False
     do_not_call_blocks_service: bool = False
     email: EmailConfig = EmailConfig()

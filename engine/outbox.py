@@ -165,7 +165,8 @@ def _recipient(conn: Connection, row: Any) -> str | None:
     c = conn.execute(select(CLIENT.c.phone, CLIENT.c.email).where(CLIENT.c.id == row.client_id)).first()
     if c is None:
         return None
-    return c.email if row.channel == "email" else c.phone
+    address = c.email if row.channel == "email" else c.phone
+    return str(address) if address else None
 
 
 @dataclass

@@ -51,7 +51,7 @@ def list_(state_: str = typer.Option(None, "--state", help="held, queued, sendin
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:
-            counts = dict(conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)).all())
+            counts: dict[str, int] = dict(conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)).all())
             q = select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
             rows = list(conn.execute(q.where(OUTBOX.c.state == state_) if state_ else q))
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "The outbox is empty.")
