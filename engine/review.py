@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, LargeBinary, select, update
@@ -118,22 +118,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _areas(cfg: Config) -> list[tuple[str, Path, list[Path]]]:
-    """(label, folder, files) of everything under approval: rules, templates, lint lists."""
+def _label(configured: str, fallback: str) -> str:
+    """Where a configured folder sits in a snapshot: its own relative path when it has one."""
+    p = PurePosixPath(configured.replace("\\", "/"))
+    parts = [x for x in p.parts if x not in (".", "")]
+    return "/".join(parts) if parts and not p.is_absolute() and ".." not in parts else fallback
+
+
+def _areas(cfg: Config) -> list[tuple[str, str, Path, list[Path]]]:
+    """(kind, label, folder, files) of everything under approval: rules, templates, lint lists."""
     out = []
-    for i, d in enumerate(cfg.rules_paths):
-        out.append(("rules" if i == 0 else f"rules{i + 1}", d, rule_files([d])))
+    for i, (conf, d) in enumerate(zip(cfg.rules_dirs, cfg.rules_paths)):
+        out.append(("rules", _label(conf, f"rules{i + 1}"), d, rule_files([d])))
     t = cfg.templates_path
-    out.append(("templates", t, sorted(p for p in t.glob("*/*.j2") if p.is_file())))
+    out.append(("templates", _label(cfg.templates_dir, "templates"), t, sorted(p for p in t.glob("*/*.j2") if p.is_file())))
     c = cfg.path(cfg.compliance.lists_dir)
-    out.append(("compliance", c, sorted(p for p in c.glob("*.yaml") if p.is_file())))
+    out.append(("compliance", _label(cfg.compliance.lists_dir, "compliance"), c, sorted(p for p in c.glob("*.yaml") if p.is_file())))
     return out
 
 
 def working_files(cfg: Config) -> dict[str, bytes]:
     """The current files under approval, keyed by snapshot path."""
     return {f"{label}/{p.relative_to(folder).as_posix()}": p.read_bytes()
-            for label, folder, files in _areas(cfg) for p in files}
+            for _, label, folder, files in _areas(cfg) for p in files}
 
 
 def manifest_of(files: Mapping[str, bytes]) -> Manifest:
@@ -165,8 +172,8 @@ def get_blobs(conn: Connection, hashes: set[str]) -> dict[str, bytes]:
     return {r.hash: bytes(r.content) for r in conn.execute(select(BLOB.c.hash, BLOB.c.content).where(BLOB.c.hash.in_(list(hashes))))}
 
 
-def _labels(cfg: Config) -> list[str]:
-    return [label for label, _, _ in _areas(cfg)]
+def _labels(cfg: Config, kind: str | None = None) -> list[str]:
+    return [label for k, label, _, _ in _areas(cfg) if kind is None or k == kind]
 
 
 def write_snapshot(root: Path, cfg: Config, manifest: Mapping[str, str], blobs: Mapping[str, bytes]) -> None:
@@ -180,9 +187,9 @@ def write_snapshot(root: Path, cfg: Config, manifest: Mapping[str, str], blobs: 
 
 def snapshot_config(cfg: Config, root: Path) -> tuple[Config, list[Path], Path]:
     """Config, rules folders and templates folder that load a snapshot unpacked at root."""
-    c = cfg.model_copy(update={"compliance": cfg.compliance.model_copy(update={"lists_dir": str(root / "compliance")})})
-    rules = [root / label for label in _labels(cfg) if label.startswith("rules")]
-    return c, rules, root / "templates"
+    c = cfg.model_copy(update={"compliance": cfg.compliance.model_copy(
+        update={"lists_dir": str(root / _labels(cfg, "compliance")[0])})})
+    return c, [root / label for label in _labels(cfg, "rules")], root / _labels(cfg, "templates")[0]
 
 
 def _intact(root: Path, manifest: Mapping[str, str]) -> bool:

@@ -188,3 +188,15 @@ def test_demo_bootstrap_is_recorded_as_such(db: Engine, project: Config) -> None
         v = review.current(c)
         p = review.proposal(c, 1)
     assert v is not None and v.approved_by == "compliance" and p.author == "author" and "demo bootstrap" in v.comment
+
+
+def test_several_rules_folders_keep_their_paths(staffed: Engine, project: Config) -> None:
+    extra = project.base_dir / "rules" / "extra"
+    extra.mkdir()
+    (extra / "big_account.yaml").write_text(rule_yaml("big_account", cls="service", template="concentrated_position"),
+                                            encoding="utf-8")
+    two = project.model_copy(update={"rules_dirs": ("rules", "rules/extra")})
+    a = approve_working(staffed, two)
+    assert "rules/extra/big_account.yaml" in a.manifest and "rules/dormant_activation.yaml" in a.manifest
+    ruleset, unapproved, _ = review.approved_ruleset(staffed, two)
+    assert unapproved == [] and ruleset.get("big_account") is not None and ruleset.get("dormant_activation") is not None
