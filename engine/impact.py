@@ -1,8 +1,9 @@
 """Impact preview and backtest: who a proposal would contact over real data, versus the approved version.
 
-The preview runs the real pipeline (facts, matching, cooldown, policy stages, rendering,
-recording and its hooks) day by day inside one database transaction and then rolls the
-whole transaction back, so nothing it did remains. Firings already recorded from the first
+The preview runs the real pipeline stages (facts, matching, cooldown, policy stages,
+rendering, recording) day by day inside one database transaction and then rolls the whole
+transaction back, so nothing it did remains. The record hooks (audit events, outbox rows)
+do not run: they belong to messages that are really sent. Firings already recorded from the first
 day on are set aside inside that transaction, so a backtest over past days starts from the
 log as it stood before them. While a preview runs it holds that transaction open: on SQLite
 other writers wait for it, so keep ranges short (at most `MAX_DAYS`).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
@@ -26,7 +27,7 @@ from engine import pipeline, recording, trading_calendar
 from engine.config import Config
 from engine.errors import StewardError
 from engine.loading import RuleSet
-from engine.policy import StageContext
+from engine.policy import StageContext, apply_all
 from engine.recording import FIRING
 
 MAX_DAYS = 92
@@ -99,18 +100,28 @@ def _collect(conn: Connection, run_id: int, sim: Simulation) -> None:
             per_locale[r.locale] = Sample(r.client_id, r.as_of, r.locale, r.subject, r.message)
 
 
+def _batch(conn: Connection, batch: list[facts_mod.Facts], ruleset: RuleSet, run_id: int, ctx: StageContext,
+           advisors: dict[str, dict[str, str]], s: pipeline.RunSummary) -> None:
+    """pipeline._process_batch without the record hooks: audit events and outbox rows are for real sends."""
+    last = recording.last_fired(conn, ctx.lo, ctx.hi, ctx.as_of)
+    per_client = pipeline._new_matches(batch, ruleset, last, ctx.as_of, s)
+    apply_all(ctx, per_client)
+    decisions = [d for group in per_client for d in group]
+    rendered = [pipeline.render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
+    now = datetime.now(timezone.utc)
+    recording.insert_firings(conn, [pipeline._row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)])
+
+
 def _day(conn: Connection, cfg: Config, ruleset: RuleSet, day: date, advisors: dict[str, dict[str, str]], sim: Simulation) -> None:
     s = pipeline.RunSummary(day)
     run_id = recording.start_run(conn, day, "preview", ruleset.version)
-    clock = pipeline._Clock(s)
+    n = 0
     for batch in facts_mod.iter_batches(conn, cfg, day):
         ids = [f["client_id"] for f in batch]
-        if not ids:
-            continue
-        ctx = StageContext(conn, cfg, day, min(ids), max(ids))
-        pipeline._process_batch(conn, batch, ruleset, run_id, ctx, advisors, s, clock)
-        s.clients += len(batch)
-    sim.clients = max(sim.clients, s.clients)
+        if ids:
+            _batch(conn, batch, ruleset, run_id, StageContext(conn, cfg, day, min(ids), max(ids)), advisors, s)
+            n += len(ids)
+    sim.clients = max(sim.clients, n)
     _collect(conn, run_id, sim)
 
 
