@@ -77,6 +77,39 @@ class ComplianceConfig(_Model):
     """User that review and users commands act as when neither --as nor STEWARD_USER is given."""
 
 
+class SupervisionConfig(_Model):
+    """Daily risk-based sample of sent messages and completed tasks for supervisory review."""
+
+    marketing_rate: float = Field(0.10, ge=0, le=1)
+    service_rate: float = Field(0.02, ge=0, le=1)
+    task_rate: float = Field(0.05, ge=0, le=1)
+    high_risk_rate: float = Field(0.50, ge=0, le=1)
+    """Applies instead of the others when the client is high-risk (see high_risk_age)."""
+    high_risk_age: int = Field(65, ge=0)
+    high_risk_rules: tuple[str, ...] = ()
+    """Rule ids whose firings always count as high-risk (e.g. margin offers)."""
+    sent_statuses: tuple[str, ...] = ("sent", "delivered")
+    done_statuses: tuple[str, ...] = ("done",)
+    review_days: int = Field(3, ge=1)
+    """A review not decided this many days after sampling is overdue."""
+
+
+class RetentionConfig(_Model):
+    years: dict[Literal["cn", "us", "eu"], int] = {"cn": 20, "us": 6, "eu": 7}
+    """Years audit records are kept, per regulator profile (eu: 5 to 7 by member state)."""
+    aml_years: int = Field(10, ge=1)
+    """Years AML-related records are kept (outflow and retention events)."""
+    aml_rules: tuple[str, ...] = ()
+    """Rule ids whose records count as AML data."""
+    purpose_days: int = Field(1095, ge=1)
+    """After this many days personal data in audit records is restricted (masked in views)."""
+
+
+class AuditConfig(_Model):
+    supervision: SupervisionConfig = SupervisionConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+
 class Config(_Model):
     database: DatabaseConfig = DatabaseConfig()
     timezone: str = "Asia/Shanghai"
@@ -91,6 +124,7 @@ class Config(_Model):
     servicing: ServicingConfig = ServicingConfig()
     dispatch: DispatchConfig = DispatchConfig()
     compliance: ComplianceConfig = ComplianceConfig()
+    audit: AuditConfig = AuditConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative paths resolve against it (not a YAML key)."""
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from engine import audit, auditlog
 from engine.auditlog import Event, append
-from engine.cli.common import cfg, console, fail, open_db, user_errors
+from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.errors import StewardError
 
 app = typer.Typer(no_args_is_help=True)
@@ -79,16 +79,22 @@ def list_(
 def show(
     event_id: int = typer.Argument(..., help="event id from `steward audit list`"),
     user: str = typer.Option(None, "--as", help="who is looking (default: STEWARD_USER or the login name); logged"),
+    unmask: str = typer.Option(None, "--unmask", help="show restricted personal data; give the reason (logged)"),
 ) -> None:
     """One event in full, with its place in the chain."""
+    from engine import retention
+
     with user_errors():
-        eng = open_db(cfg())
+        c = cfg()
+        eng = open_db(c)
         with eng.begin() as conn:
             found = audit.get_event(conn, event_id)
             firing_exists = found is None and audit.get_firing(conn, event_id) is not None
+            restricted = found is not None and retention.is_restricted(found[0].at, parse_day(None, c), c)
             if found is not None and found[0].client_id:
                 append(conn, [Event("client.viewed", actor=acting_user(user), client_id=found[0].client_id,
-                                    data={"command": "audit show", "event": event_id})])
+                                    data={"command": "audit show", "event": event_id, "restricted": restricted,
+                                          "unmasked_because": unmask if restricted else None})])
     if found is None:
         other = (f"firing {event_id} exists: `steward audit firing {event_id}` shows it" if firing_exists
                  else f"no firing with id {event_id} either")
@@ -105,6 +111,9 @@ def show(
         if v is not None:
             t.add_row(k, str(v))
     data = json.loads(r.body).get("data") or {}
+    if restricted and not unmask:
+        data = retention.restrict(data)
+        t.add_row("restricted", "personal data past its purpose is masked; --unmask REASON shows it (logged)")
     for k, v in data.items():
         t.add_row(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, indent=1, sort_keys=True))
     console.print(t)
@@ -211,3 +220,36 @@ def firing(firing_id: int = typer.Argument(..., help="firing id from `steward au
     t.add_row("policy", json.dumps(r.policy, ensure_ascii=False, indent=1))
     t.add_row("facts", json.dumps(r.facts, ensure_ascii=False, indent=1, sort_keys=True))
     console.print(t)
+
+
+@app.command("retention")
+def retention_(
+    apply_: bool = typer.Option(False, "--apply", help="record the retention run in the audit log"),
+    hold: str = typer.Option(None, "--hold", help="place a legal hold on this client id (needs --reason)"),
+    release: int = typer.Option(None, "--release", help="release the legal hold with this id"),
+    reason: str = typer.Option(None, "--reason", help="case or request reference of a legal hold"),
+    user: str = typer.Option(None, "--as", help="who acts (default: STEWARD_USER or the login name)"),
+) -> None:
+    """What retention is due under the regulator profile; legal holds; restriction of personal data."""
+    from engine import retention
+
+    with user_errors():
+        c = cfg()
+        today = parse_day(None, c)
+        eng = open_db(c)
+        with eng.begin() as conn:
+            if hold:
+                retention.place_hold(conn, hold, reason or "", acting_user(user))
+            if release is not None:
+                retention.release_hold(conn, release, acting_user(user))
+            rep = retention.apply(conn, c, today, acting_user(user)) if apply_ else retention.report(conn, c, today)
+    console.print(f"profile {rep.profile}: audit records are kept {rep.years} years; personal data is restricted after "
+                  f"{c.audit.retention.purpose_days} days", highlight=False)
+    console.print(f"{rep.events:,} events; {rep.restricted:,} restricted (masked in views); {rep.due:,} past retention "
+                  f"and due for disposal (a database-owner procedure, docs/audit.md); {rep.held:,} kept by legal hold",
+                  highlight=False)
+    for h in rep.holds:
+        console.print(f"legal hold {h.id}: client {h.client_id}, {h.reason} (by {h.placed_by}, {h.placed_at:%Y-%m-%d})",
+                      highlight=False)
+    if apply_:
+        console.print("recorded as a retention.applied audit event", highlight=False)

@@ -91,6 +91,43 @@ def _create_tables() -> None:
     )
 
 
+def _create_supervision_and_retention() -> None:
+    op.create_table("supervision_review",
+    sa.Column("id", sa.Integer(), nullable=False),
+    sa.Column("day", sa.Date(), nullable=False),
+    sa.Column("firing_id", sa.Integer(), nullable=False),
+    sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column("risk", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column("rate", sa.Float(), nullable=False),
+    sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column("supervisor_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column("assigned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column("due_on", sa.Date(), nullable=False),
+    sa.Column("decision", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column("comment", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column("decided_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint("id"),
+    sa.UniqueConstraint("firing_id"),
+    )
+    with op.batch_alter_table("supervision_review", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_supervision_review_day"), ["day"], unique=False)
+        batch_op.create_index(batch_op.f("ix_supervision_review_supervisor_id"), ["supervisor_id"], unique=False)
+
+    op.create_table("legal_hold",
+    sa.Column("id", sa.Integer(), nullable=False),
+    sa.Column("client_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column("placed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column("placed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column("released_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column("released_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("legal_hold", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_legal_hold_client_id"), ["client_id"], unique=False)
+
+
 def _protect() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_FUNCTION)
@@ -109,6 +146,7 @@ def _protect() -> None:
 
 def upgrade() -> None:
     _create_tables()
+    _create_supervision_and_retention()
     _protect()
 
 
@@ -121,6 +159,8 @@ def downgrade() -> None:
         else:
             op.execute(f"DROP TRIGGER IF EXISTS {t}_no_update")
             op.execute(f"DROP TRIGGER IF EXISTS {t}_no_delete")
+    op.drop_table("legal_hold")
+    op.drop_table("supervision_review")
     op.drop_table("audit_blob")
     op.drop_table("audit_event")
     if bind.dialect.name == "postgresql":
