@@ -5,7 +5,8 @@ high-net-worth) and independent traits (losing, concentrated, margin, large outf
 birthday near the evaluation date, age band, risk-assessment state, locale). Shares
 are dealt, not drawn, so each population the shipped rules look for is present in
 any book of 50 clients or more. Rows are built as plain dicts and written with bulk
-Core inserts; `write_csv` writes the same book in the import format of docs/import.md.
+Core inserts; `write_csv` writes the same book in the import format of docs/import.md
+(without the product master, which has no import file).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from engine.config import Config
 from engine.errors import StewardError
 from engine.importer import FILES
 from engine.models import Client, TradingDay
+from engine.playbook_models import Product
 
 Rows = dict[str, list[dict[str, Any]]]
 T = TypeVar("T")
@@ -551,6 +553,22 @@ def _in_background(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
+def product_risk(symbol: str) -> str:
+    """Product risk of a demo symbol: ChiNext (300) and STAR (688) shares R4, other A-shares R3."""
+    return "R4" if symbol.startswith(("300", "688")) else "R3"
+
+
+def _products(conn: Connection) -> int:
+    """Add the demo symbols to the product master (symbols already there are left alone)."""
+    t = Product.__table__  # type: ignore[attr-defined]
+    have = {r[0] for r in conn.execute(select(t.c.symbol))}
+    rows = [{"symbol": s, "name": name, "risk": product_risk(s), "type": "stock"}
+            for s, name, _ in SYMBOLS if s not in have]
+    if rows:
+        conn.execute(t.insert(), rows)
+    return len(rows)
+
+
 def _insert(conn: Connection, rows: Rows) -> None:
     tables = {spec.table.name: spec.table for spec in FILES.values()}
     for name, batch in rows.items():
@@ -560,7 +578,10 @@ def _insert(conn: Connection, rows: Rows) -> None:
 
 def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date,
                progress: Progress | None = None) -> DemoSummary:
-    """Write a synthetic book of `clients` clients into an empty, migrated database."""
+    """Write a synthetic book of `clients` clients into an empty, migrated database.
+
+    Also seeds the trading calendar and adds the demo symbols to the product master.
+    """
     started = time.perf_counter()
     rng = random.Random(seed)
     totals: dict[str, int] = {}
@@ -568,6 +589,7 @@ def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date
         if conn.execute(select(func.count()).select_from(Client.__table__)).scalar():  # type: ignore[attr-defined]
             raise StewardError("the database already holds clients: build the demo book into an empty database")
         market = _Market.make(rng, as_of, _seed_calendar(conn, cfg.calendar.exchange, as_of))
+        totals["product"] = _products(conn)
         for n, rows in _in_background(_chunks(rng, seed, clients, market)):
             _insert(conn, rows)
             _count(totals, rows)

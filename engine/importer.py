@@ -362,11 +362,12 @@ def _parse_file(spec: FileSpec, file: Path, path: str) -> tuple[_Parsed, list[Pr
 def _duplicates(p: _Parsed) -> list[Problem]:
     seen: dict[tuple[Any, ...], int] = {}
     out = []
+    key = p.spec.key
     for line, row in p.rows:
-        k = tuple(row[c] for c in p.spec.key)
+        k = tuple(row[c] for c in key)
         if k in seen:
             shown = ", ".join(str(v) for v in k)
-            out.append(Problem(p.path, line, ",".join(p.spec.key),
+            out.append(Problem(p.path, line, ",".join(key),
                                f"duplicate key, first on line {seen[k]} (got {shown!r})"))
         else:
             seen[k] = line

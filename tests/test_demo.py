@@ -49,7 +49,7 @@ def test_summary_and_progress(tmp_path: Path, cfg: Config) -> None:
     s = demo.build_book(eng, cfg, clients=2_500, seed=3, as_of=AS_OF, progress=seen.append)
     assert sum(seen) == 2_500 and len(seen) == 2
     assert s.clients == 2_500 and s.advisors == 12 and s.rows["client"] == 2_500
-    assert {k: len(v) for k, v in dump(eng).items()} == s.rows
+    assert {"product": len(demo.SYMBOLS), **{k: len(v) for k, v in dump(eng).items()}} == s.rows
     assert "2,500 clients and 12 advisors" in str(s)
 
 
