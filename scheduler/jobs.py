@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from engine import db, trading_calendar
 from engine.config import Config, load_config
 from engine.dispatch_tables import JobRun
-from engine.loading import load_ruleset
+from engine.loading import RuleSet
 from engine.outbox import OUTBOX, aware, dispatch_once, worker_id
 
 log = logging.getLogger("steward.scheduler")
@@ -56,6 +56,13 @@ def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str
                      .values(status=status, detail=detail[:2000], finished_at=datetime.now(timezone.utc)))
 
 
+def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
+    """Only approved content runs (engine.review): the last approved version, from its stored bytes."""
+    from engine.review import approved_ruleset
+
+    return approved_ruleset(engine, cfg)[0]
+
+
 def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = False) -> str:
     """Run the evaluation for `day` if it is a trading day; returns what happened."""
     from engine import pipeline  # heavy: only when a job runs
@@ -65,7 +72,7 @@ def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = Fal
         trading_calendar.ensure(conn, exchange, day - timedelta(days=90), day)
         if not trading_calendar.is_trading_day(conn, exchange, day):
             return f"skipped: {day} is not a trading day on {exchange}"
-    ruleset = load_ruleset(cfg)
+    ruleset = approved_rules(engine, cfg)
     if urgent_only:
         rules = tuple(r for r in ruleset.rules if r.spec.urgent or "urgent" in r.spec.tags)
         if not rules:
@@ -116,7 +123,7 @@ def dispatch(config_path: str | None, database_url: str | None) -> None:
         with engine.connect() as conn:
             due = any((aware(r[0]) or now) <= now for r in conn.execute(select(OUTBOX.c.not_before).where(OUTBOX.c.state == "held")))
         if due:
-            release_due(engine, cfg, load_ruleset(cfg), now)
+            release_due(engine, cfg, approved_rules(engine, cfg), now)
         s = dispatch_once(engine, cfg, now)
         if s.claimed:
             log.info("dispatch: %s", s)

@@ -105,7 +105,15 @@ def test_a_run_missed_beyond_the_grace_time_is_skipped(sqlite_engine: Engine, cf
         s.shutdown()
 
 
+def _approved(engine: Engine, cfg: Config) -> Engine:
+    from engine.review import demo_bootstrap
+
+    assert demo_bootstrap(engine, cfg) is not None  # the shipped pack, submitted and approved
+    return engine
+
+
 def test_the_nightly_slot_runs_once_however_often_the_job_fires(sqlite_engine: Engine, cfg: Config) -> None:
+    _approved(sqlite_engine, cfg)
     day = date(2026, 11, 20)
     assert jobs.nightly_slot(sqlite_engine, cfg, day).startswith("run ")
     assert jobs.nightly_slot(sqlite_engine, cfg, day) == "already run"
@@ -120,7 +128,19 @@ def test_spring_festival_week_is_skipped(sqlite_engine: Engine, cfg: Config, day
 
 
 def test_the_first_session_after_spring_festival_runs(sqlite_engine: Engine, cfg: Config) -> None:
+    _approved(sqlite_engine, cfg)
     assert jobs.nightly_slot(sqlite_engine, cfg, date(2026, 2, 24)).startswith("run ")
+
+
+def test_nothing_runs_before_an_approval_and_the_slot_may_be_retried(sqlite_engine: Engine, cfg: Config) -> None:
+    from engine.review import NothingApproved
+
+    with pytest.raises(NothingApproved, match="nothing is approved yet"):
+        jobs.nightly_slot(sqlite_engine, cfg, date(2026, 11, 20))
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(JOB_RUN.c.status)).scalar_one() == "failed"
+    _approved(sqlite_engine, cfg)
+    assert jobs.nightly_slot(sqlite_engine, cfg, date(2026, 11, 20)).startswith("run ")
 
 
 def test_a_failed_nightly_may_run_again(sqlite_engine: Engine, cfg: Config) -> None:
@@ -128,3 +148,17 @@ def test_a_failed_nightly_may_run_again(sqlite_engine: Engine, cfg: Config) -> N
     jobs.finish_slot(sqlite_engine, "nightly", "2026-11-20", "failed", "boom")
     assert jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
     assert not jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
+
+
+def test_intraday_evaluates_only_urgent_rules(sqlite_engine: Engine, cfg: Config) -> None:
+    from engine.recording import FIRING
+    from tests import book
+
+    cfg = cfg.model_copy(update={"rules_dirs": ("rules", "rules/playbook")})  # the pack with urgent margin rules
+    book.build(sqlite_engine)
+    _approved(sqlite_engine, cfg)
+    urgent = {r.id for r in jobs.approved_rules(sqlite_engine, cfg).rules if r.spec.urgent or "urgent" in r.spec.tags}
+    assert jobs.evaluate_day(sqlite_engine, cfg, book.AS_OF, urgent_only=True).startswith("run ")
+    with sqlite_engine.connect() as conn:
+        fired = {r.rule_id for r in conn.execute(select(FIRING.c.rule_id))}
+    assert fired and fired <= urgent

@@ -28,15 +28,15 @@ def register(app: typer.Typer) -> None:
 @dispatch_app.command("run")
 def run() -> None:
     """One dispatcher pass: release held messages that are due, then send what is queued."""
-    from engine.loading import load_ruleset
     from engine.outbox import dispatch_once
     from engine.release import release_due
+    from scheduler.jobs import approved_rules
 
     with user_errors():
         c = cfg()
         eng = open_db(c)
         now = datetime.now(timezone.utc)
-        r = release_due(eng, c, load_ruleset(c), now)
+        r = release_due(eng, c, approved_rules(eng, c), now)  # held messages re-check against approved rules
         s = dispatch_once(eng, c, now)
     console.print(f"released {r.released}, dropped on re-check {r.dropped}; claimed {s.claimed}: sent {s.sent}, "
                   f"retrying {s.retried}, dead {s.dead}, held for quiet hours {s.held + r.held}, uncertain {s.uncertain}")
