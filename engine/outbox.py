@@ -159,6 +159,12 @@ def _set_firing(conn: Connection, firing_id: int | None, status: str, reason: st
         conn.execute(update(FIRING).where(FIRING.c.id == firing_id).values(status=status, reason=reason))
 
 
+def _own_firing(row: Any) -> int | None:
+    """The firing whose status follows this row: a client message's own (an escalation notice
+    points at the task it escalates, whose status is the advisor's, not the notice's)."""
+    return int(row.firing_id) if row.kind == "client" and row.firing_id is not None else None
+
+
 def _recipient(conn: Connection, row: Any) -> str | None:
     if row.recipient:
         return str(row.recipient)
@@ -193,7 +199,7 @@ def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetim
         reason = e.code if isinstance(e, PermanentError) else "RETRIES_EXHAUSTED"
         _append(conn, row.id, {"state": "dead", "phase": None, "reason": reason, "last_error": str(e)},
                 event(now, "dead", reason, f"attempt {row.attempts}: {e}"), worker)
-        _set_firing(conn, row.firing_id, "dead", reason)
+        _set_firing(conn, _own_firing(row), "dead", reason)
         s.dead += 1
         return
     when = now + _backoff(cfg, row.attempts)
@@ -208,7 +214,7 @@ def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: str, s
         if row.outside_window == "drop":
             _append(conn, row.id, {"state": "dropped", "phase": None, "reason": "WINDOW_CLOSED"},
                     event(now, "dropped", "WINDOW_CLOSED", "outside the contact window at send time"), worker)
-            _set_firing(conn, row.firing_id, "dropped", "WINDOW_CLOSED")
+            _set_firing(conn, _own_firing(row), "dropped", "WINDOW_CLOSED")
             s.dropped += 1
             return False
         until = contact_policy.next_open(cfg, now)
@@ -254,7 +260,7 @@ def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str
         done = _append(conn, row.id, {"state": "sent", "phase": None, "receipt": receipt, "sent_at": utcnow(), "reason": None},
                        event(utcnow(), "sent", None, receipt), worker)
         if done:
-            _set_firing(conn, row.firing_id, "sent")
+            _set_firing(conn, _own_firing(row), "sent")
     s.sent += done
     if on_step:
         on_step("recorded", c.id)
@@ -295,11 +301,11 @@ def retry_dead(conn: Connection, row_id: int, now: datetime | None = None) -> bo
 def mark_sent_by_hand(conn: Connection, row_id: int, receipt: str, now: datetime | None = None) -> bool:
     """Close an `uncertain` row after finding the message in the mailbox."""
     now = now or utcnow()
-    row = conn.execute(select(OUTBOX.c.state, OUTBOX.c.firing_id).where(OUTBOX.c.id == row_id)).first()
+    row = conn.execute(select(OUTBOX.c.state, OUTBOX.c.firing_id, OUTBOX.c.kind).where(OUTBOX.c.id == row_id)).first()
     if row is None or row.state != "uncertain":
         return False
     _append(conn, row_id, {"state": "sent", "receipt": receipt, "sent_at": now}, event(now, "sent", None, f"confirmed by an operator: {receipt}"))
-    _set_firing(conn, row.firing_id, "sent")
+    _set_firing(conn, _own_firing(row), "sent")
     return True
 
 

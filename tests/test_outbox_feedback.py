@@ -22,7 +22,7 @@ from engine.recording import FIRING
 from engine.report_effectiveness import effectiveness
 from engine.task_outcomes import escalate_overdue, record_outcome
 from tests import book
-from tests.dispatch_helpers import Gateway, with_dispatch
+from tests.dispatch_helpers import Gateway, Mailbox, with_dispatch
 
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)  # 17:00 Shanghai
 ESC = TaskEscalation.__table__  # type: ignore[attr-defined]
@@ -101,6 +101,13 @@ def test_overdue_tasks_escalate_once_with_a_notice_to_the_supervisor(ran: Engine
         notice = c.execute(select(OUTBOX).where(OUTBOX.c.id == esc.notice_outbox_id)).one()
     assert esc.supervisor_id == "S01" and notice.kind == "escalation" and notice.recipient == "boss@example.com"
     assert "Overdue call task" in notice.body and notice.state == "queued"
+    if ran.dialect.name == "sqlite":  # one SMTP round trip is enough
+        with Mailbox() as box:
+            night = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)  # supervisors' notices ignore client windows
+            assert dispatch_once(ran, with_dispatch(cfg, email={"port": box.port}), now=night).sent == 1
+        assert box.messages[0]["To"] == "boss@example.com"
+        with ran.connect() as c:
+            assert c.execute(select(FIRING.c.status).where(FIRING.c.id == esc.firing_id)).scalar_one() == "open"
 
 
 def test_effectiveness_counts_per_rule(ran: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,3 +76,16 @@ def test_smtp_killed_before_transmitting_sends_once(sqlite_engine: Engine) -> No
         assert _dispatcher(sqlite_engine, "--smtp-port", port, "--crash", "claimed", "--on-uncertain", "review").returncode == -signal.SIGKILL
         assert _dispatcher(sqlite_engine, "--smtp-port", port, "--later", "60", "--on-uncertain", "review").returncode == 0
     assert len(box.messages) == 1
+
+
+def test_an_uncertain_email_is_resolved_by_hand(sqlite_engine: Engine) -> None:
+    from engine.outbox import mark_sent_by_hand, retry_dead
+
+    add_client(sqlite_engine, "K5")
+    row_id = add_message(sqlite_engine, "K5", channel="email", state="uncertain")
+    with sqlite_engine.begin() as conn:
+        assert mark_sent_by_hand(conn, row_id, "found <key@steward.invalid> in the mail log")
+        assert not mark_sent_by_hand(conn, row_id, "twice")  # only uncertain rows
+        assert not retry_dead(conn, row_id)
+    row = outbox_row(sqlite_engine, row_id)
+    assert row.state == "sent" and row.receipt.startswith("found")
