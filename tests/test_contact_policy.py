@@ -186,3 +186,20 @@ def test_arbitration_defers_or_drops_the_lower_priorities(loaded: Engine, cfg: C
     row = _outbox(loaded)["activation_b", "C002"]
     assert s.released == 1 and row.state == "queued" and "【示例证券】" in row.body
     assert _firings(loaded)["activation_b", "C002"].status == "pending"
+
+
+def test_a_held_message_is_dropped_on_release_when_an_opt_out_or_a_rule_edit_came_overnight(
+        loaded: Engine, cfg: Config, tmp_path: Path, monkeypatch) -> None:
+    _at(monkeypatch, NIGHT)
+    rs = load_ruleset(cfg)
+    run(loaded, cfg, rs, book.AS_OF)
+    assert _outbox(loaded)["dormant_activation", "C002"].state == "held"
+    _consent(loaded, "C002", "sms", "marketing", "opted_out")
+    _rules(tmp_path, cfg)  # a copy of the pack ...
+    conc = tmp_path / "rules" / "concentrated_position.yaml"
+    conc.write_text(conc.read_text(encoding="utf-8").replace("priority: 60", "priority: 61"), encoding="utf-8")
+    edited = load_ruleset(cfg, [tmp_path / "rules"])  # ... with concentrated_position edited
+    release_due(loaded, cfg, edited, now=datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc))
+    o = _outbox(loaded)
+    assert (o["dormant_activation", "C002"].state, o["dormant_activation", "C002"].reason) == ("dropped", "OPTED_OUT_MARKETING")
+    assert (o["concentrated_position", "C003"].state, o["concentrated_position", "C003"].reason) == ("dropped", "RULE_CHANGED")

@@ -117,3 +117,22 @@ def test_two_workers_never_claim_the_same_row(db: Engine, cfg: Config) -> None:
     with db.connect() as conn:
         owners = dict(conn.execute(select(OUTBOX.c.id, OUTBOX.c.claimed_by)).all())
     assert sorted(owners.values()).count("worker-a") == 6
+
+
+def test_dispatch_commands_show_and_requeue_dead_letters(sqlite_engine: Engine) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    add_client(sqlite_engine, "C1", phone=None)
+    row_id = add_message(sqlite_engine, "C1")
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    run = CliRunner().invoke(app, ["--database", url, "dispatch", "run"])
+    assert run.exit_code == 2 and "nothing is approved yet" in run.output  # releases re-check approved rules only
+    dispatch_once(sqlite_engine, Config(), now=NOW)
+    out = CliRunner().invoke(app, ["--database", url, "dispatch", "list", "--state", "dead"])
+    assert out.exit_code == 0 and "dead: 1" in out.output and "NO_ADDR" in out.output.replace("\n", "")
+    assert CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id)]).exit_code == 0
+    assert outbox_row(sqlite_engine, row_id).state == "queued"
+    again = CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id)])
+    assert again.exit_code == 2 and "is not dead or uncertain" in again.output

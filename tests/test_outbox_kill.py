@@ -89,3 +89,19 @@ def test_an_uncertain_email_is_resolved_by_hand(sqlite_engine: Engine) -> None:
         assert not retry_dead(conn, row_id)
     row = outbox_row(sqlite_engine, row_id)
     assert row.state == "sent" and row.receipt.startswith("found")
+
+
+def test_two_dispatcher_processes_at_once_send_each_message_once(db: Engine) -> None:
+    for n in range(30):
+        add_client(db, f"P{n:02d}", phone=f"1380000{n:04d}")
+        add_message(db, f"P{n:02d}")
+    url = db.url.render_as_string(hide_password=False)
+    with Gateway() as gw:
+        gw.delay = 0.02  # keep both busy at the same time
+        procs = [subprocess.Popen([sys.executable, "-m", "tests.dispatch_entry", "--db", url, "--gateway", gw.url], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(2)]
+        outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    sent = [int(o.split("sent=")[1].split()[0]) for o, _ in outs]
+    assert sum(sent) == 30 and gw.requests == 30 and len(gw.deliveries) == 30
