@@ -8,7 +8,7 @@ import typer
 
 from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
 from engine.cli import risk_cmd
-from engine.cli import why_cmd, supervision_cmd  # audit trail: why, supervision
+from engine.cli import why_cmd, supervision_cmd, report_cmd  # audit trail: why, supervision, report
 from engine.cli import review_cmd  # compliance review, users, rules backtest
 from engine.cli import dispatch_cmd, scheduler_cmd  # scheduler, calendar, dispatch, outcome, dnc, webhook, report
 from engine.cli.common import state
@@ -35,7 +35,7 @@ run_cmd.register(app)
 app.add_typer(rules_cmd.app, name="rules", help="Check, test and list rules.")
 app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
 app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
-why_cmd.register(app); supervision_cmd.register(app)
+why_cmd.register(app); supervision_cmd.register(app); report_cmd.register(app)
 app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
 
 review_cmd.register(app)
