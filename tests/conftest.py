@@ -101,9 +101,19 @@ def db(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "pg_engine")
 
 
-@pytest.fixture
-def cfg(tmp_path: Path) -> Config:
-    """The shipped config, pointed at the project's rules and templates."""
+def shipped_config() -> Config:
     from engine.yamlio import load_file
 
     return parse_config(load_file(ROOT / "config.yaml"), "config.yaml", ROOT)
+
+
+@pytest.fixture
+def full_cfg() -> Config:
+    """The shipped config as is: core rules plus the whole playbook pack."""
+    return shipped_config()
+
+
+@pytest.fixture
+def cfg() -> Config:
+    """The shipped config limited to the three core rules in rules/, so tests can count firings exactly."""
+    return shipped_config().model_copy(update={"rules_dirs": ("rules",)})
