@@ -69,7 +69,7 @@ class EvaluationConfig(_Model):
 class ComplianceConfig(_Model):
     lists_dir: str = "compliance"
     """Folder of the lint lists (prohibited phrases, required elements, masked variables)."""
-    assessment_validity_months: int = Field(24, ge=1, le=120)
+    assessment_validity_months: int = Field(default=24, ge=1, le=120)
     """A risk assessment older than this blocks product promotions (suitability gate)."""
     approved_dir: str = "var/approved"
     """Where approved snapshots are unpacked from the database to run."""

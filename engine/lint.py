@@ -303,9 +303,10 @@ def _service_wording(path: str, text: str, uses: Iterable[Use], lists: Lists) ->
 def _masking(path: str, ast: nodes.Template, lists: Lists) -> list[Finding]:
     masked = set(lists.variables.masked)
     ok = {id(f.node) for f in ast.find_all(nodes.Filter) if f.name == "mask"}
-    inner = {id(g.node) for g in ast.find_all((nodes.Getattr, nodes.Getitem))}
+    lookups: list[Any] = list(ast.find_all((nodes.Getattr, nodes.Getitem)))
+    inner = {id(g.node) for g in lookups}
     out = []
-    for g in ast.find_all((nodes.Getattr, nodes.Getitem)):
+    for g in lookups:
         if not isinstance(g.node, nodes.Name):
             continue
         attr = g.attr if isinstance(g, nodes.Getattr) else getattr(g.arg, "value", None)

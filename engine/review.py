@@ -296,7 +296,7 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
             base_version=base.version if base else None, content_hash=chash, manifest=manifest,
             lint_errors=sum(p.severity == "error" for p in problems),
             lint_warnings=sum(p.severity == "warning" for p in problems),
-        )).inserted_primary_key[0])
+        )).inserted_primary_key[0])  # type: ignore[index]
         changes = diff_manifests(base.manifest if base else {}, manifest)
         auditlog.append(conn, [auditlog.Event("proposal.submitted", actor=author.name, data={
             "proposal": pid, "content_hash": chash, "note": note.strip(),
@@ -357,7 +357,7 @@ def approve(engine: Engine, cfg: Config, actor: str | None, pid: int, comment: s
         now = datetime.now(timezone.utc)
         vid = int(conn.execute(VERSION.insert().values(
             proposal_id=pid, content_hash=row.content_hash, manifest=row.manifest, author=row.author,
-            approved_by=reviewer.name, approved_at=now, comment=comment.strip())).inserted_primary_key[0])
+            approved_by=reviewer.name, approved_at=now, comment=comment.strip())).inserted_primary_key[0])  # type: ignore[index]
         conn.execute(update(PROPOSAL).where(PROPOSAL.c.id == pid).values(
             status="approved", decided_by=reviewer.name, decided_at=now, comment=comment.strip()))
         auditlog.append(conn, [auditlog.Event("proposal.approved", actor=reviewer.name, data={

@@ -90,7 +90,7 @@ def test_errors_block_loading_and_warnings_do_not(tmp_path: Path, cfg: Config) -
 def test_marketing_sms_needs_signature_and_opt_out(tmp_path: Path, cfg: Config) -> None:
     out = pack(tmp_path, cfg, {"r1.yaml": rule_yaml("r1")},
                {"r1/zh-CN.j2": "您好，欢迎使用新版软件。", "r1/en.j2": "Hello, try our new app.",
-                "r1/es.j2": f"Hola. Responda BAJA para no recibir más.", "r1/zh-TW.j2": f"【示例證券】您好。拒收請回覆R"})
+                "r1/es.j2": "Hola. Responda BAJA para no recibir más.", "r1/zh-TW.j2": "【示例證券】您好。拒收請回覆R"})
     joined = "\n".join(out)
     assert "templates/r1/zh-CN.j2:1: lint.required: 'signature': missing in a marketing sms message" in joined
     assert "templates/r1/zh-CN.j2:1: lint.required: 'opt_out'" in joined

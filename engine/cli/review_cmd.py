@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
-from engine import impact, review
+from engine import impact, review, users
 from engine.cli import rules_cmd, users_cmd
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, user_errors
 from engine.cli.users_cmd import AS_HELP, acting
 from engine.config import Config
-from engine.errors import Problem
+from engine.errors import Problem, StewardError, did_you_mean
 from engine.loading import RuleSet, load_ruleset
 
 app = typer.Typer(no_args_is_help=True)
@@ -160,7 +160,7 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
         c = cfg()
         eng = open_db(c)
         with eng.connect() as conn:
-            review.users.require(conn, acting(as_), "review.read")
+            users.require(conn, acting(as_), "review.read")
             row = review.proposal(conn, proposal_id)
             files = review.proposal_files(conn, row)
             base = review.base_manifest(conn, row)
@@ -226,8 +226,6 @@ def backtest(rule: str = typer.Argument(..., help="rule id"),
         proposed = load_ruleset(c)
         approved = _approved_or_none(eng, c)
         if proposed.get(rule) is None and (approved is None or approved.get(rule) is None):
-            from engine.errors import StewardError, did_you_mean
-
             raise StewardError(f"no rule {rule!r}{did_you_mean(rule, [r.id for r in proposed.rules])}")
         imp = impact.compare(eng, c, approved, proposed, parse_day(start, c), parse_day(end, c), only={rule})
     _print_impact(imp)
