@@ -44,8 +44,12 @@ def get_firing(conn: Connection, firing_id: int) -> Any:
 
 
 def samples(conn: Connection, run_id: int | None) -> list[Any]:
-    """The first firing of each rule in a run."""
-    first = select(func.min(FIRING.c.id)).where(FIRING.c.run_id == run_id).group_by(FIRING.c.rule_id)
+    """The first firing of each rule in a run that produced words (blocked ones have none)."""
+    first = (
+        select(func.min(FIRING.c.id))
+        .where(FIRING.c.run_id == run_id, FIRING.c.message.is_not(None))
+        .group_by(FIRING.c.rule_id)
+    )
     return list(conn.execute(select(FIRING).where(FIRING.c.id.in_(first)).order_by(FIRING.c.rule_id)))
 
 

@@ -64,6 +64,7 @@ class RunSummary:
     skipped_cooldown: int = 0
     skipped_duplicate: int = 0
     per_reason: Counter[str] = field(default_factory=Counter)
+    per_rule_blocked: Counter[str] = field(default_factory=Counter)
     per_rule: Counter[str] = field(default_factory=Counter)
     per_segment: Counter[str] = field(default_factory=Counter)
     per_action: Counter[str] = field(default_factory=Counter)
@@ -163,6 +164,7 @@ def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_i
     for d, f in zip(decisions, rendered):
         if not d.live:
             s.per_reason[d.reason or d.outcome] += 1
+            s.per_rule_blocked[d.match.rule.id] += 1
             continue
         s.firings += 1
         s.failed += f is not None and f.error is not None

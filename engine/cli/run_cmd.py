@@ -37,11 +37,15 @@ def _run_with_progress(eng: Any, c: Config, ruleset: RuleSet, as_of: date) -> pi
 
 def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
     t = Table(title=f"Evaluation {s.as_of} (run {s.run_id}, rules version {ruleset.version})")
-    for col in ("rule", "title", "class", "action", "channel", "fired"):
-        t.add_column(col, justify="right" if col == "fired" else "left")
+    t.add_column("rule", no_wrap=True)
+    t.add_column("class")
+    t.add_column("action", no_wrap=True)
+    t.add_column("fired", justify="right")
+    t.add_column("blocked", justify="right")
     for r in ruleset.rules:
         a = r.spec.action
-        t.add_row(r.id, r.spec.title, r.spec.rule_class, a.type, a.channel, f"{s.per_rule.get(r.id, 0):,}")
+        t.add_row(r.id, r.spec.rule_class, f"{a.type}/{a.channel}", f"{s.per_rule.get(r.id, 0):,}",
+                  f"{s.per_rule_blocked.get(r.id, 0):,}")
     console.print(t)
     seg = Table(title="Firings by segment")
     seg.add_column("segment")
@@ -49,10 +53,18 @@ def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
     for name in facts_mod.SEGMENTS:
         seg.add_row(name, f"{s.per_segment.get(name, 0):,}")
     console.print(seg)
+    if s.per_reason:
+        why = Table(title="Blocked by policy (reason code)")
+        why.add_column("reason")
+        why.add_column("count", justify="right")
+        for reason, n in s.per_reason.most_common():
+            why.add_row(reason, f"{n:,}")
+        console.print(why)
     secs = sum(s.seconds.values())
     console.print(
         f"{s.clients:,} clients evaluated, {s.firings:,} firings "
         f"({s.per_action.get('task', 0):,} advisor tasks, {s.per_action.get('message', 0):,} messages); "
+        f"{sum(s.per_reason.values()):,} blocked by policy; "
         f"{s.skipped_cooldown:,} held back by cooldown, {s.skipped_duplicate:,} already recorded today"
         + (f", [red]{s.failed:,} failed to render[/]" if s.failed else "")
         + f". {secs:.1f}s (facts {s.seconds['facts']:.1f}s, matching {s.seconds['matching']:.1f}s, "
@@ -100,12 +112,14 @@ def _print_samples(eng: Any, run_id: int | None) -> None:
 
     with eng.connect() as conn:
         rows = audit.samples(conn, run_id)
-    t = Table(title="One sample firing per rule", show_lines=True)
-    for col in ("id", "rule", "client", "locale", "action", "text"):
-        t.add_column(col, overflow="fold")
+    console.rule("One sample per rule (rendered in the client's language)")
     for r in rows:
-        t.add_row(str(r.id), r.rule_id, r.client_id, r.locale, f"{r.action_type}/{r.channel}", r.message or r.error or "")
-    console.print(t)
+        console.print(f"[bold]#{r.id} {r.rule_id}[/]  client {r.client_id} ({r.locale}), "
+                      f"{r.action_type}/{r.channel}, status {r.status}", highlight=False)
+        if r.subject:
+            console.print(f"  [italic]{r.subject}[/]", highlight=False)
+        for line in (r.message or "").splitlines():
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV files (docs/import.md)")) -> None:
