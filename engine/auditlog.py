@@ -420,7 +420,7 @@ def _fired(r: dict[str, Any], rule_src: str | None) -> Event:
 
 def _suppressed(r: dict[str, Any]) -> Event:
     trail = r.get("policy") or []
-    last = next((t for t in reversed(trail) if t.get("outcome") != "pass"), {})
+    last: dict[str, Any] = next((t for t in reversed(trail) if t.get("outcome") != "pass"), {})
     data = {"outcome": r["status"], "stage": last.get("stage"), "detail": last.get("detail")}
     return Event("message.suppressed", data=data, **_common(r))
 
@@ -428,7 +428,7 @@ def _suppressed(r: dict[str, Any]) -> Event:
 def _rendered(r: dict[str, Any], ruleset: Any, advisors: dict[str, dict[str, str]]) -> tuple[Event, str | None]:
     rule = ruleset.get(r["rule_id"]) if ruleset is not None else None
     name = rule.spec.action.template if rule else None
-    src = _template_source(ruleset.renderer, name, r.get("locale") or "") if rule else None
+    src = _template_source(ruleset.renderer, name, r.get("locale") or "") if rule and name else None
     aid = (r.get("facts") or {}).get("advisor_id")
     context = {
         "advisor": advisors.get(aid or "", {"id": aid or "", "name": ""}),

@@ -28,7 +28,7 @@ from engine.models import CashBalance, CashMovement, Client, Contact, Holding, T
 from engine.recording import FIRING
 
 BLOCKED = ("suppressed", "held", "deferred", "dropped")
-H, CB, MOV, CL, CON, TR = (m.__table__ for m in (Holding, CashBalance, CashMovement, Client, Contact, Trade))  # type: ignore[attr-defined]
+H, CB, MOV, CL, CON, TR = (getattr(m, "__table__") for m in (Holding, CashBalance, CashMovement, Client, Contact, Trade))
 
 
 @dataclass

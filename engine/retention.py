@@ -62,8 +62,8 @@ def place_hold(conn: Connection, client_id: str, reason: str, actor: str) -> int
     if not reason.strip():
         raise StewardError("--reason: a legal hold names its reason (case or request reference)")
     res = conn.execute(HOLD.insert().values(client_id=client_id, reason=reason, placed_by=actor,
-                                            placed_at=datetime.now(timezone.utc)))
-    hold_id = int(res.inserted_primary_key[0])
+                                            placed_at=datetime.now(timezone.utc)).returning(HOLD.c.id))
+    hold_id = int(res.scalar_one())
     append(conn, [Event("hold.placed", actor=actor, client_id=client_id, data={"hold": hold_id, "reason": reason})])
     return hold_id
 

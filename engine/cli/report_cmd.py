@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from datetime import timedelta
 
 import typer
@@ -24,12 +26,12 @@ def register(app: typer.Typer) -> None:
     group.command("branch")(report_)
 
 
-def _counts(title: str, data: dict[str, object]) -> Table:
+def _counts(title: str, data: Mapping[str, Counter[str]]) -> Table:
     t = Table(title=title)
     for col in ("", "fired", "sent", "suppressed"):
         t.add_column(col, justify="left" if not col else "right")
     for key, c in sorted(data.items()):
-        t.add_row(key, *(f"{c.get(k, 0):,}" for k in ("fired", "sent", "suppressed")))  # type: ignore[attr-defined]
+        t.add_row(key, *(f"{c.get(k, 0):,}" for k in ("fired", "sent", "suppressed")))
     return t
 
 
