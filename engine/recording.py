@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from engine.facts import Facts
+from engine.facts import DATE, Facts, all_fields
 from engine.models import EvaluationRun, Firing
 
 FIRING = Firing.__table__  # type: ignore[attr-defined]
@@ -17,7 +17,23 @@ RUN = EvaluationRun.__table__  # type: ignore[attr-defined]
 
 def jsonable(f: Facts) -> dict[str, Any]:
     """Facts as stored in the audit record: dates as ISO strings, all else as is."""
-    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in f.items()}
+    out = dict(f)
+    for k in _date_fields():
+        v = out.get(k)
+        if v is not None:
+            out[k] = v.isoformat()
+    return out
+
+
+def _date_fields() -> tuple[str, ...]:
+    global _DATE_FIELDS
+    if _DATE_FIELDS is None or len(_DATE_FIELDS[0]) != len(all_fields()):
+        fields = all_fields()
+        _DATE_FIELDS = (tuple(fields), tuple(n for n, f in fields.items() if f.type == DATE))
+    return _DATE_FIELDS[1]
+
+
+_DATE_FIELDS: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
 def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[str, str], date]:
