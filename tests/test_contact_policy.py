@@ -27,6 +27,15 @@ DAY = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)  # 17:00 in Shanghai, af
 NIGHT = datetime(2026, 11, 20, 14, 30, tzinfo=timezone.utc)  # 22:30 in Shanghai
 
 
+@pytest.fixture(autouse=True)
+def only_contact_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the contact-policy stages: other firms' and helpers' stages
+    (segment playbooks, ...) are left out so each verdict here is this module's."""
+    from engine import policy
+
+    mine = {"consent", "do_not_call", "contact_window", "frequency_cap", "arbitration"}
+    monkeypatch.setattr(policy, "_STAGES", [(o, s) for o, s in policy._STAGES if s.name in mine])
+
 @pytest.fixture
 def loaded(db: Engine) -> Engine:
     book.build(db)

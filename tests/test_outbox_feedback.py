@@ -35,6 +35,15 @@ def _ran(eng: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Engine:
     return eng
 
 
+@pytest.fixture(autouse=True)
+def only_contact_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the contact-policy stages: other firms' and helpers' stages
+    (segment playbooks, ...) are left out so each verdict here is this module's."""
+    from engine import policy
+
+    mine = {"consent", "do_not_call", "contact_window", "frequency_cap", "arbitration"}
+    monkeypatch.setattr(policy, "_STAGES", [(o, s) for o, s in policy._STAGES if s.name in mine])
+
 @pytest.fixture
 def ran(db: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Engine:
     return _ran(db, cfg, monkeypatch)
