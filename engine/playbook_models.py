@@ -6,7 +6,7 @@ not validate input: loaders validate first (engine.risk parses answer sheets).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
@@ -69,3 +69,26 @@ class AmlReview(SQLModel, table=True):
     client_id: str = Field(index=True, max_length=64)
     opened_on: date
     closed_on: date | None = None
+
+
+class CallListEntry(SQLModel, table=True):
+    """One task on an advisor's call list for a day (engine.calllist): the list stays stable all day.
+
+    Tasks that did not fit are not stored: they are the open tasks not on the list, and
+    carry to the next trading day.
+    """
+
+    __tablename__ = "call_list_entry"
+    __table_args__ = (Index("ix_call_list_entry_advisor_day", "advisor_id", "day"),)
+
+    day: date = Field(primary_key=True)
+    firing_id: int = Field(primary_key=True)
+    advisor_id: str = Field(max_length=64)
+    position: int
+    budget_group: str = Field(max_length=64)
+    """Segment group of the budget (e.g. core+dormant), or other."""
+    slot: str = Field(max_length=16)
+    """urgent, budget (within its group's share) or spare (a share another group left unused)."""
+    score: int
+    """Priority plus aging points on that day."""
+    created_at: datetime

@@ -74,9 +74,9 @@ class SegmentPlaybookStage:
         last: dict[str, date] = ctx.cache.get(_LAST, {})
         for d in decisions:  # highest priority first: it wins the cadence slot
             spec, facts = d.match.rule.spec, d.match.facts
-            segment = facts.get("segment")
-            playbook = ctx.cfg.servicing.playbooks.get(segment) if segment else None
-            if not d.live or spec.rule_class != "marketing" or playbook is None:
+            segment: str | None = facts.get("segment")
+            playbook = ctx.cfg.servicing.playbooks.get(segment) if segment else None  # type: ignore[call-overload]
+            if not d.live or spec.rule_class != "marketing" or playbook is None or segment is None:
                 continue
             reason, detail = exclusion(playbook, segment, spec.id, spec.action.channel)
             if reason is None:

@@ -90,6 +90,8 @@ class CallListConfig(_M):
     )
     aging_per_day: int = Field(5, ge=0)
     """Priority points a task gains per trading day it waits, so nothing waits forever."""
+    urgent_priority: int = Field(90, ge=0, le=101)
+    """Tasks of this priority or higher go on the list first, before the segment shares (101: none)."""
 
     @model_validator(mode="after")
     def _sum(self) -> CallListConfig:

@@ -11,6 +11,7 @@ from engine.cli import risk_cmd
 from engine.cli import why_cmd, supervision_cmd, report_cmd  # audit trail: why, supervision, report
 from engine.cli import review_cmd  # compliance review, users, rules backtest
 from engine.cli import dispatch_cmd, scheduler_cmd  # scheduler, calendar, dispatch, outcome, dnc, webhook, report
+from engine.cli import tasks_cmd  # advisor call list
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ review_cmd.register(app)
 
 scheduler_cmd.register(app)
 dispatch_cmd.register(app)
+tasks_cmd.register(app)
 
 
 def main() -> None:
