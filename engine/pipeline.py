@@ -113,12 +113,22 @@ def _status(f: Firing | None, d: Decision, action_type: str) -> str:
     return "open" if action_type == "task" else "pending"
 
 
+ASSIGN_SUPERVISOR = "assign:supervisor"
+"""Rule tag: the task goes to the supervisor of the client's advisor (escalations), when there is one."""
+
+
+def assignee(rule: Any, facts: Facts) -> str | None:
+    if ASSIGN_SUPERVISOR in rule.spec.tags and facts.get("supervisor_id"):
+        return str(facts["supervisor_id"])
+    return facts.get("advisor_id")
+
+
 def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleSet, now: datetime) -> dict[str, Any]:
     rule, facts = d.match.rule, d.match.facts
     action = rule.spec.action
     due = action.due_delta
     return {
-        "run_id": run_id, "as_of": as_of, "client_id": facts["client_id"], "advisor_id": facts.get("advisor_id"),
+        "run_id": run_id, "as_of": as_of, "client_id": facts["client_id"], "advisor_id": assignee(rule, facts),
         "rule_id": rule.id, "rule_hash": rule.content_hash,
         "template_hash": ruleset.renderer.template_hash(action.template),
         "rule_class": rule.spec.rule_class, "action_type": action.type, "channel": action.channel,
