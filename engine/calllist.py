@@ -254,3 +254,11 @@ def key_facts(facts: Mapping[str, Any], fields: tuple[str, ...], limit: int = 5)
     """`name=value` for the facts the rule's condition reads, from the firing's snapshot."""
     shown = [f for f in fields if f in facts][:limit] or [f for f in DEFAULT_FACTS if f in facts]
     return ", ".join(f"{f}={_fmt(facts[f])}" for f in shown)
+
+
+def build_all(conn: Connection, cfg: Config, day: date) -> list[CallList]:
+    """The lists of every advisor with open tasks on or before `day`, by advisor id."""
+    ids = conn.execute(select(FIRING.c.advisor_id).distinct().where(
+        FIRING.c.action_type == "task", FIRING.c.status == "open", FIRING.c.as_of <= day,
+        FIRING.c.advisor_id.in_(select(ADVISOR.c.id))).order_by(FIRING.c.advisor_id)).scalars().all()
+    return [build(conn, cfg, str(a), day) for a in ids]

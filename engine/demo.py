@@ -1,18 +1,21 @@
 """A synthetic brokerage book for demos and load tests: the same seed builds the same book.
 
-Every client gets an archetype (new, dormant, dead, settled, regular, active, core,
-high-net-worth) and independent traits (losing, concentrated, margin, large outflow,
-birthday near the evaluation date, age band, risk-assessment state, locale). Shares
-are dealt, not drawn, so each population the shipped rules look for is present in
-any book of 50 clients or more. Rows are built as plain dicts and written with bulk
-Core inserts; `write_csv` writes the same book in the import format of docs/import.md
-(without the product master, which has no import file).
+Every client gets an archetype (new, onboarding at days 31-40, dormant, dead, settled,
+regular, active, core, high-net-worth) and independent traits (losing, concentrated,
+margin, large outflow, birthday near the evaluation date, a trade priced off the market,
+holdings drifting from the risk profile, a segment downgrade since the previous trading
+day, margin eligibility, age band, risk-assessment state, locale). Shares are dealt, not
+drawn, so each population the shipped rules look for is present in any book of 50
+clients or more. Risk assessments are scored questionnaires (engine.demo_playbook).
+Rows are built as plain dicts and written with bulk Core inserts; `write_csv` writes
+the same book in the import format of docs/import.md.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import json
 import math
 import queue
 import random
@@ -28,12 +31,13 @@ from faker import Faker
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from engine import trading_calendar
+from engine import demo_playbook, trading_calendar
 from engine.config import Config
 from engine.errors import StewardError
 from engine.importer import FILES
 from engine.models import Client, TradingDay
 from engine.playbook_models import Product
+from engine.servicing_config import RiskConfig
 
 Rows = dict[str, list[dict[str, Any]]]
 T = TypeVar("T")
@@ -68,7 +72,7 @@ SYMBOLS: tuple[tuple[str, str, float], ...] = (
 )
 
 # First key of each mapping is the filler that takes what the other shares leave.
-ARCHETYPES = {"regular": 0.0, "new": 0.04, "dormant": 0.28, "dead": 0.14, "settled": 0.06,
+ARCHETYPES = {"regular": 0.0, "new": 0.04, "onboarding": 0.02, "dormant": 0.28, "dead": 0.14, "settled": 0.06,
               "active": 0.14, "core": 0.03, "hnw": 0.003}
 LOCALE_SHARES = {"zh-CN": 0.0, "zh-TW": 0.08, "en": 0.05, "es": 0.02}
 AGE_BANDS = {"mid": 0.0, "young": 0.25, "senior": 0.17}
@@ -80,6 +84,9 @@ POSITIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 _POSITIONS_CUM = [6.0, 20.0, 44.0, 64.0, 78.0, 88.0, 94.0, 100.0]
 _FAKER_LOCALES = {"zh-CN": "zh_CN", "zh-TW": "zh_TW", "en": "en_US", "es": "es_ES"}
 _MARGIN_KINDS = ("regular", "active", "core", "hnw")
+_NEW_KINDS = ("new", "onboarding")
+_RICH_KINDS = ("active", "core", "hnw")
+R4_SYMBOLS = tuple(s for s, _, _ in SYMBOLS if demo_playbook.product_risk(s) == "R4")
 _OLDER_KINDS = ("regular", "dormant", "dead", "settled", "active", "core", "hnw")
 
 
@@ -154,14 +161,22 @@ class _Plan:
         risk = ["fresh"] * n
         for i, state in zip(older, _deal(rng, len(older), RISK_STATES, m)):
             risk[i] = state
+        rich = [i for i in older if kind[i] in _RICH_KINDS]
         traits = {
-            "new": {i: r for r, i in enumerate(i for i in range(n) if kind[i] == "new")},
+            "new": {i: r for r, i in enumerate(i for i in range(n) if kind[i] in _NEW_KINDS)},
             "losing": _pick(rng, older, 0.08, m),
             "concentrated": _pick(rng, older, 0.06, m),
             "margin": _pick(rng, [i for i in range(n) if kind[i] in _MARGIN_KINDS], 0.08, 3 * m),
             "outflow": _pick(rng, [i for i in older if kind[i] != "dead"], 0.03, m),
             "birthday": _pick(rng, list(range(n)), 0.01, m),
+            "mispriced": _pick(rng, rich, 0.01, m),
+            "drift": _pick(rng, [i for i in older if risk[i] == "fresh" and kind[i] != "dead"], 0.03, m),
+            "downgrade": _pick(rng, [i for i in older if kind[i] == "regular"], 0.03, m),
+            "related": _pick(rng, older, 0.01, m),
         }
+        margin = traits["margin"]
+        traits["margin_ready"] = _pick(rng, [i for i in rich if i not in margin and risk[i] == "fresh"
+                                             and i not in traits["related"]], 0.08, m)
         return cls(kind, locale, age, risk, traits)
 
 
@@ -228,6 +243,11 @@ class _Market:
         k = bisect.bisect_right(self.prices, amount / 100)
         return self.by_price[int(rng.random() * k)] if k else None
 
+    def affordable_high_risk(self, rng: random.Random, amount: float) -> str | None:
+        """An R4 symbol (ChiNext, STAR) of which one lot costs at most `amount`."""
+        fits = [s for s in R4_SYMBOLS if self.close[s] * 100 <= amount]
+        return _one(rng, fits) if fits else self.affordable(rng, amount)
+
     def days_between(self, lo: int, hi: int) -> list[date]:
         """Trading days from `hi` to `lo` calendar days before as_of."""
         return [d for d in self.days if lo <= (self.as_of - d).days <= hi]
@@ -246,6 +266,7 @@ def _loguniform(rng: random.Random, lo: float, hi: float) -> float:
 
 _VALUE: dict[str, Callable[[random.Random], float]] = {
     "new": lambda r: _lognormal(r, 10.6, 1.0, 3_000, 2_000_000),
+    "onboarding": lambda r: _lognormal(r, 10.6, 1.0, 3_000, 2_000_000),
     "dormant": lambda r: _lognormal(r, 11.8, 0.9, 55_000, 5_000_000),
     "dead": lambda r: _loguniform(r, 300, 45_000),
     "settled": lambda r: _loguniform(r, 8_000, 45_000),
@@ -259,8 +280,8 @@ _VALUE: dict[str, Callable[[random.Random], float]] = {
 class _Gen:
     """Builds the rows of one client at a time from the shared seeded rng."""
 
-    def __init__(self, rng: random.Random, seed: int, n: int, market: _Market) -> None:
-        self.rng, self.n, self.m = rng, n, market
+    def __init__(self, rng: random.Random, seed: int, n: int, market: _Market, risk_cfg: RiskConfig) -> None:
+        self.rng, self.n, self.m, self.risk_cfg = rng, n, market, risk_cfg
         self.plan = _Plan.deal(rng, n)
         self.names = _Names(seed)
         self.width = max(6, len(str(n)))
@@ -270,6 +291,8 @@ class _Gen:
         t = self.plan.traits
         self.margin, self.losing, self.concentrated = t["margin"], t["losing"], t["concentrated"]
         self.outflow, self.birthday, self.new = t["outflow"], t["birthday"], t["new"]
+        self.mispriced, self.drift, self.downgrade = t["mispriced"], t["drift"], t["downgrade"]
+        self.margin_ready, self.related = t["margin_ready"], t["related"]
 
     def advisors(self) -> list[dict[str, Any]]:
         out = []
@@ -288,20 +311,45 @@ class _Gen:
         row = self._identity(i, cid, kind, adv)
         out["client"].append(row)
         opened: date = row["opened_on"]
-        value = _VALUE[kind](rng)
-        if i in self.margin:
-            value = max(value, rng.uniform(100_000, 300_000))
+        value = self._value(i, kind)
         held = self._holdings(i, cid, kind, value, opened, out)
-        self._trades(cid, kind, value, opened, held, out)
+        self._trades(i, cid, kind, value, opened, held, out)
         self._movements(i, cid, kind, value, opened, out)
         self._margin(i, cid, out)
         self._contacts(i, cid, opened, adv, out)
         self._consents(cid, opened, row["email"] is not None, out)
+        self._playbook(i, cid, kind, row, out)
+
+    def _value(self, i: int, kind: str) -> float:
+        rng, value = self.rng, _VALUE[kind](self.rng)
+        if i in self.margin:
+            value = max(value, rng.uniform(100_000, 300_000))
+        if i in self.downgrade or i in self.drift:
+            value = max(value, rng.uniform(100_000, 400_000))
+        if i in self.margin_ready:
+            value = max(value, rng.uniform(650_000, 3_000_000))
+        return value
+
+    def _playbook(self, i: int, cid: str, kind: str, row: dict[str, Any], out: Rows) -> None:
+        """Risk assessment (scored answers), client profile and AML review rows."""
+        rng, as_of = self.rng, self.m.as_of
+        if row["risk_assessed_on"] is not None:
+            out["risk_assessment"].append(demo_playbook.assessment_row(
+                rng, i + 1, cid, row["risk_assessed_on"], row["birth_date"], i in self.drift, self.risk_cfg))
+        if i in self.related or rng.random() < 0.6:
+            out["client_profile"].append(demo_playbook.profile_row(rng, cid, kind, i in self.related))
+        rank = self.outflow.get(i)
+        if rank is not None and rank % 4 == 1:
+            out["aml_review"].append(demo_playbook.aml_row(rng, cid, as_of, still_open=True))
+        elif rank is None and rng.random() < 0.003:
+            out["aml_review"].append(demo_playbook.aml_row(rng, cid, as_of, still_open=False))
 
     def _identity(self, i: int, cid: str, kind: str, adv: str) -> dict[str, Any]:
         rng, p, locale = self.rng, self.plan, self.plan.locale[i]
         opened = self._opened(kind, p.risk[i])
-        level = _weighted(rng, RISK_LEVELS, _RISK_CUM)
+        if i in self.margin_ready:
+            opened = min(opened, self.m.as_of - timedelta(days=_int(rng, 250, 900)))
+        level = _weighted(rng, RISK_LEVELS, _RISK_CUM) if i not in self.margin_ready else _one(rng, ("C4", "C5"))
         assessed = self._assessed(opened, p.risk[i])
         zh = locale.startswith("zh")
         return {
@@ -310,13 +358,15 @@ class _Gen:
             "email": f"{cid.lower()}@example.com" if rng.random() < (0.3 if zh else 0.8) else None,
             "opened_on": opened, "advisor_id": adv,
             "risk_level": level if assessed else None,
-            "lowest_category": bool(assessed) and level == "C1" and rng.random() < 0.4,
+            "lowest_category": bool(assessed) and level == "C1" and rng.random() < 0.4,  # C4/C5 never lowest
             "risk_assessed_on": assessed,
         }
 
     def _opened(self, kind: str, risk: str) -> date:
         if kind == "new":
             return _one(self.rng, self.m.recent)
+        if kind == "onboarding":
+            return _one(self.rng, self.m.days_between(31, 40))
         days = int(_loguniform(self.rng, 130, 6_000))
         return self.m.as_of - timedelta(days=max(days, 800) if risk == "stale" else days)
 
@@ -331,7 +381,7 @@ class _Gen:
 
     def _birth(self, i: int) -> date:
         rng, as_of = self.rng, self.m.as_of
-        lo, hi = AGE_RANGES[self.plan.age[i]]
+        lo, hi = AGE_RANGES["senior" if self._senior_buyer(i) else self.plan.age[i]]
         year = as_of.year - _int(rng, lo, hi)
         rank = self.birthday.get(i)
         if rank is None:
@@ -347,11 +397,13 @@ class _Gen:
         rng = self.rng
         if i in self.concentrated:
             return ([1.0] if rng.random() < 0.5 else [0.8, 0.2]), rng.uniform(0.02, 0.15)
-        if (kind == "dead" and rng.random() < 0.5) or (kind == "new" and rng.random() < 0.3):
+        if i in self.drift:  # one large high-risk position (placed first by _holdings)
+            return [3.0, 0.5, 0.5], rng.uniform(0.03, 0.1)
+        if (kind == "dead" and rng.random() < 0.5) or (kind in _NEW_KINDS and rng.random() < 0.3):
             return [], 1.0
         n = _weighted(rng, POSITIONS, _POSITIONS_CUM)
         weights = [0.6 + 0.8 * rng.random() for _ in range(n)]
-        cash = rng.uniform(0.3, 0.9) if kind == "new" else rng.uniform(0.03, 0.35)
+        cash = rng.uniform(0.3, 0.9) if kind in _NEW_KINDS else rng.uniform(0.03, 0.35)
         return weights, cash
 
     def _holdings(self, i: int, cid: str, kind: str, value: float, opened: date, out: Rows) -> list[str]:
@@ -359,9 +411,9 @@ class _Gen:
         weights, cash = self._positions(i, kind)
         total, losing = sum(weights), i in self.losing
         qty: dict[str, float] = {}
-        for w in weights:
+        for k, w in enumerate(weights):
             amount = value * (1 - cash) * w / total
-            sym = m.affordable(rng, amount)
+            sym = m.affordable(rng, amount) if k or i not in self.drift else m.affordable_high_risk(rng, amount)
             if sym is None:
                 continue
             qty[sym] = qty.get(sym, 0.0) + max(1, round(amount / m.close[sym] / 100)) * 100.0
@@ -381,7 +433,7 @@ class _Gen:
         """Trade dates and the range of one trade's amount as a share of the client's value."""
         rng, m = self.rng, self.m
         last20 = m.days[-20:]
-        if kind == "new":
+        if kind in _NEW_KINDS:
             return _some(rng, m.days[bisect.bisect_left(m.days, opened):], _int(rng, 0, 3)), 0.05, 0.3
         if kind in ("dormant", "dead"):
             k = _int(rng, 1, 3) if rng.random() < (0.7 if kind == "dormant" else 0.2) else 0
@@ -396,28 +448,55 @@ class _Gen:
             return _some(rng, last20, _int(rng, 8, 18)) + _some(rng, m.days, 2), 0.15, 0.45
         return _some(rng, m.days, _int(rng, 2, 8)), 0.02, 0.1
 
-    def _trades(self, cid: str, kind: str, value: float, opened: date, held: list[str], out: Rows) -> None:
+    def _trades(self, i: int, cid: str, kind: str, value: float, opened: date, held: list[str], out: Rows) -> None:
         rng, m = self.rng, self.m
         days, lo, hi = self._trade_days(kind, opened)
+        floor = {}  # day -> smallest amount of that day's trade
+        if i in self.downgrade:  # last trade on the first day of yesterday's activity window only
+            days = [d for d in days if d < m.days[-21]] + [m.days[-21]]
+            floor[m.days[-21]] = 15_000.0
+        if i in self.margin_ready:  # trading at the firm for six months or more
+            back = _int(rng, 190, min(400, (m.as_of - opened).days))
+            days.append(demo_playbook.weekday_before(m.as_of - timedelta(days=back)))
         t = out["trade"]
         for k, d in enumerate(sorted(days)):
-            target = max(3_000.0, value * (lo + (hi - lo) * rng.random()))
+            target = max(3_000.0, floor.get(d, 0.0), value * (lo + (hi - lo) * rng.random()))
             sym = _one(rng, held) if held and rng.random() < 0.7 else m.affordable(rng, target) or m.by_price[0]
             price = round(m.close[sym] * (0.92 + 0.16 * rng.random()), 2)
             q = max(1, round(target / price / 100)) * 100.0
-            side = "buy" if kind == "new" or rng.random() < 0.55 else "sell"
+            side = "buy" if kind in _NEW_KINDS or rng.random() < 0.55 else "sell"
             t.append({"id": f"{cid}-T{k + 1:03d}", "client_id": cid, "trade_date": d, "symbol": sym,
                       "side": side, "quantity": q, "price": price, "amount": round(q * price, 2)})
+        if i in self.mispriced and held:
+            t.append(self._mispriced(cid, _one(rng, held), len(days) + 1))
+        if self._senior_buyer(i) and held:
+            d = m.days[-1 - _int(rng, 0, 2)]
+            price = round(m.close[held[0]] * (0.98 + 0.04 * rng.random()), 2)
+            t.append({"id": f"{cid}-T{len(days) + 2:03d}", "client_id": cid, "trade_date": d, "symbol": held[0],
+                      "side": "buy", "quantity": 100.0, "price": price, "amount": round(100 * price, 2)})
+
+    def _senior_buyer(self, i: int) -> bool:
+        """A third of the drift population: aged 65+, bought their high-risk holding in the last days."""
+        rank = self.drift.get(i)
+        return rank is not None and rank % 3 == 0
+
+    def _mispriced(self, cid: str, sym: str, k: int) -> dict[str, Any]:
+        """A trade on the snapshot day priced far from the close (a 100-yuan bond sold at 1)."""
+        rng, close = self.rng, self.m.close[sym]
+        price = round(close * _one(rng, (0.01, rng.uniform(0.5, 0.75), rng.uniform(1.25, 1.5))), 2) or 0.01
+        q = 100.0 * _int(rng, 1, 5)
+        return {"id": f"{cid}-T{k:03d}", "client_id": cid, "trade_date": self.m.d0, "symbol": sym,
+                "side": _one(rng, ("buy", "sell")), "quantity": q, "price": price, "amount": round(q * price, 2)}
 
     def _movements(self, i: int, cid: str, kind: str, value: float, opened: date, out: Rows) -> None:
         rng, as_of = self.rng, self.m.as_of
         rows: list[tuple[date, str, float]] = []
-        if kind == "new":
+        if kind in _NEW_KINDS:
             rows.append((opened, "deposit", round(value, -2) or 1_000.0))
         if i in self.outflow:
             what = "transfer_out" if rng.random() < 0.6 else "withdrawal"
             rows.append((as_of - timedelta(days=_int(rng, 0, 19)), what, round(value * rng.uniform(0.3, 0.9), 2)))
-        if kind != "new" and rng.random() < 0.2:
+        if kind not in _NEW_KINDS and rng.random() < 0.2:
             day = as_of - timedelta(days=_int(rng, 1, WINDOW_DAYS))
             rows.append((day, _one(rng, ("deposit", "withdrawal")), round(value * rng.uniform(0.02, 0.2), 2)))
         out["cash_movement"].extend(
@@ -441,6 +520,7 @@ class _Gen:
         row: dict[str, Any] | None = None
         if rank is not None and rank % 6 in (0, 1, 3):
             # a third reached, a sixth called without a recorded outcome, the rest not called yet
+            # (new accounts and those at days 31-40 alike: the latter are overdue)
             day = min(as_of, opened + timedelta(days=_int(rng, 1, 3)))
             row = {"kind": "callback", "outcome": None if rank % 6 == 1 else "reached", "contacted_on": day}
         elif rank is None and rng.random() < 0.2:
@@ -479,9 +559,10 @@ def _empty_rows() -> Rows:
     return {spec.table.name: [] for spec in FILES.values()}
 
 
-def _chunks(rng: random.Random, seed: int, clients: int, market: _Market) -> Iterator[tuple[int, Rows]]:
+def _chunks(rng: random.Random, seed: int, clients: int, market: _Market,
+            risk_cfg: RiskConfig) -> Iterator[tuple[int, Rows]]:
     """(clients in the chunk, rows per table); advisors come with the first chunk."""
-    gen = _Gen(rng, seed, clients, market)
+    gen = _Gen(rng, seed, clients, market, risk_cfg)
     rows = _empty_rows()
     rows["advisor"] = gen.advisors()
     for start in range(0, clients, CLIENTS_PER_CHUNK):
@@ -497,6 +578,16 @@ def _check_days(days: list[date], as_of: date, exchange: str) -> list[date]:
         raise StewardError(f"the {exchange} trading calendar does not cover the {WINDOW_DAYS} days before "
                            f"{as_of}: choose an --as-of date that exchange-calendars knows")
     return days
+
+
+def latest_session(exchange: str, today: date) -> date:
+    """The demo's default evaluation date: the latest trading day on or before today (a nightly
+    run happens on trading days), or today when the exchange calendar does not reach it."""
+    first, last = trading_calendar.known_range(exchange)
+    if not first <= today <= last:
+        return today
+    days = trading_calendar.exchange_sessions(exchange, max(first, today - timedelta(days=30)), today)
+    return days[-1] if days else today
 
 
 def _seed_calendar(conn: Connection, exchange: str, as_of: date) -> list[date]:
@@ -553,17 +644,14 @@ def _in_background(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
-def product_risk(symbol: str) -> str:
-    """Product risk of a demo symbol: ChiNext (300) and STAR (688) shares R4, other A-shares R3."""
-    return "R4" if symbol.startswith(("300", "688")) else "R3"
+product_risk = demo_playbook.product_risk
 
 
 def _products(conn: Connection) -> int:
     """Add the demo symbols to the product master (symbols already there are left alone)."""
     t = Product.__table__  # type: ignore[attr-defined]
     have = {r[0] for r in conn.execute(select(t.c.symbol))}
-    rows = [{"symbol": s, "name": name, "risk": product_risk(s), "type": "stock"}
-            for s, name, _ in SYMBOLS if s not in have]
+    rows = [r for r in demo_playbook.product_rows(SYMBOLS) if r["symbol"] not in have]
     if rows:
         conn.execute(t.insert(), rows)
     return len(rows)
@@ -590,7 +678,7 @@ def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date
             raise StewardError("the database already holds clients: build the demo book into an empty database")
         market = _Market.make(rng, as_of, _seed_calendar(conn, cfg.calendar.exchange, as_of))
         totals["product"] = _products(conn)
-        for n, rows in _in_background(_chunks(rng, seed, clients, market)):
+        for n, rows in _in_background(_chunks(rng, seed, clients, market, cfg.servicing.risk)):
             _insert(conn, rows)
             _count(totals, rows)
             if progress is not None:
@@ -605,6 +693,8 @@ def _cell(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, (date, datetime)):
         return v.isoformat()
+    if isinstance(v, dict):
+        return json.dumps(v, ensure_ascii=False, sort_keys=True)
     return str(v)
 
 
@@ -625,7 +715,9 @@ def write_csv(directory: Path, cfg: Config, clients: int, seed: int, as_of: date
         cols = {spec.table.name: list(spec.model.model_fields) for spec in FILES.values()}
         for t, w in writers.items():
             w.writerow(cols[t])
-        for n, rows in _chunks(rng, seed, clients, market):
+        writers["product"].writerows([_cell(r[c]) for c in cols["product"]] for r in demo_playbook.product_rows(SYMBOLS))
+        totals["product"] = len(SYMBOLS)
+        for n, rows in _chunks(rng, seed, clients, market, cfg.servicing.risk):
             for t, batch in rows.items():
                 writers[t].writerows([_cell(r[c]) for c in cols[t]] for r in batch)
             _count(totals, rows)

@@ -11,6 +11,7 @@ The file format is documented in docs/import.md.
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic import Field as PField
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Integer, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -30,6 +31,8 @@ from engine.models import (
     CHANNELS, PURPOSES, RISK_LEVELS, Advisor, CashBalance, CashMovement, Client, Consent, Contact,
     Holding, MarginSnapshot, Trade,
 )
+from engine.playbook_models import INVESTOR_CLASSES, PRODUCT_RISKS, AmlReview, ClientProfile, Product, RiskAssessment
+from engine.risk import LEVELS as RISK_PROFILE_LEVELS
 
 CHUNK = 5_000
 SIDES = ("buy", "sell")
@@ -107,6 +110,26 @@ def _at_least(lo: float, strict: bool = False) -> Callable[[float], float]:
     return check
 
 
+def _json_object(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"expected a JSON object such as {{\"job\": \"stable_salary\"}} ({e.msg})") from None
+        if not isinstance(v, dict):
+            raise ValueError("expected a JSON object ({...}), not a list or a single value")
+    return v
+
+
+def _at_most(hi: float) -> Callable[[int], int]:
+    def check(v: int) -> int:
+        if v > hi:
+            raise ValueError(f"expected a number <= {hi:g}")
+        return v
+
+    return check
+
+
 Day = Annotated[date, BeforeValidator(_date)]
 Moment = Annotated[datetime, BeforeValidator(_datetime)]
 Number = Annotated[float, BeforeValidator(_number)]
@@ -125,6 +148,12 @@ Channel = Annotated[str, AfterValidator(_one_of(*CHANNELS))]
 Purpose = Annotated[str, AfterValidator(_one_of(*PURPOSES))]
 ConsentStatus = Annotated[str, AfterValidator(_one_of(*CONSENT_STATUSES))]
 ContactKind = Annotated[str, PField(min_length=1, max_length=32)]
+ProductRisk = Annotated[str, AfterValidator(_one_of(*PRODUCT_RISKS))]
+ProductType = Annotated[str, PField(min_length=1, max_length=16)]
+InvestorClass = Annotated[str, AfterValidator(_one_of(*INVESTOR_CLASSES))]
+ProfileLevel = Annotated[str, AfterValidator(_one_of(*RISK_PROFILE_LEVELS))]
+Score = Annotated[int, BeforeValidator(_whole), AfterValidator(_at_least(0)), AfterValidator(_at_most(100))]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 
 # ------------------------------------------------------------------ row models
 
@@ -214,6 +243,54 @@ class ConsentRow(_Row):
     evidence: str | None = None
 
 
+class ProductRow(_Row):
+    symbol: Symbol
+    name: Text
+    risk: ProductRisk
+    type: ProductType
+
+
+class RiskAssessmentRow(_Row):
+    id: Count
+    client_id: Id
+    assessed_on: Day
+    capacity_score: Score
+    tolerance_score: Score
+    capacity_level: ProfileLevel
+    tolerance_level: ProfileLevel
+    alloc_low: Score
+    alloc_medium: Score
+    alloc_high: Score
+    answers: JsonObject = PField(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> RiskAssessmentRow:
+        total = self.alloc_low + self.alloc_medium + self.alloc_high
+        if total != 100:
+            raise ValueError(f"alloc_low + alloc_medium + alloc_high must add up to 100, not {total}")
+        return self
+
+
+class ClientProfileRow(_Row):
+    client_id: Id
+    investor_class: InvestorClass = "ordinary"
+    related_party: Flag = False
+    annual_income: NonNegative | None = None
+
+
+class AmlReviewRow(_Row):
+    id: Id
+    client_id: Id
+    opened_on: Day
+    closed_on: Day | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> AmlReviewRow:
+        if self.closed_on is not None and self.closed_on < self.opened_on:
+            raise ValueError(f"closed_on {self.closed_on} is before opened_on {self.opened_on}")
+        return self
+
+
 # ------------------------------------------------------------------ file specs
 
 
@@ -242,6 +319,7 @@ def _tab(model: Any) -> Table:
 
 _TO_CLIENT = (("client_id", "clients.csv"),)
 FILES: dict[str, FileSpec] = {s.name: s for s in (
+    FileSpec("products.csv", ProductRow, _tab(Product)),
     FileSpec("advisors.csv", AdvisorRow, _tab(Advisor), (("supervisor_id", "advisors.csv"),)),
     FileSpec("clients.csv", ClientRow, _tab(Client), (("advisor_id", "advisors.csv"),)),
     FileSpec("holdings.csv", HoldingRow, _tab(Holding), _TO_CLIENT),
@@ -251,6 +329,9 @@ FILES: dict[str, FileSpec] = {s.name: s for s in (
     FileSpec("margin_snapshots.csv", MarginSnapshotRow, _tab(MarginSnapshot), _TO_CLIENT),
     FileSpec("contacts.csv", ContactRow, _tab(Contact), _TO_CLIENT),
     FileSpec("consents.csv", ConsentRow, _tab(Consent), _TO_CLIENT),
+    FileSpec("risk_assessments.csv", RiskAssessmentRow, _tab(RiskAssessment), _TO_CLIENT),
+    FileSpec("client_profiles.csv", ClientProfileRow, _tab(ClientProfile), _TO_CLIENT),
+    FileSpec("aml_reviews.csv", AmlReviewRow, _tab(AmlReview), _TO_CLIENT),
 )}
 """Known files in import (and write) order."""
 
@@ -316,7 +397,7 @@ def _row_problems(e: ValidationError, raw: dict[str, str], path: str, line: int)
             msg = "a value is required"
         elif err["type"] == "string_too_short":
             msg = "must not be empty"
-        out.append(Problem(path, line, col, f"{msg} (got {raw.get(col, '')!r})"))
+        out.append(Problem(path, line, col, f"{msg} (got {raw.get(col, '')!r})" if col else msg))
     return out
 
 
@@ -420,6 +501,17 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         conn.execute(stmt, rows[i:i + CHUNK])
 
 
+def _sync_sequence(conn: Connection, table: Table) -> None:
+    """After rows with explicit integer ids, move PostgreSQL's id sequence past them."""
+    keys = list(table.primary_key.columns)
+    if conn.dialect.name != "postgresql" or len(keys) != 1 or not isinstance(keys[0].type, Integer):
+        return
+    top = conn.execute(select(func.max(keys[0]))).scalar()
+    if top is not None:
+        conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, :c), :v)"),
+                     {"t": table.name, "c": keys[0].name, "v": int(top)})
+
+
 def _files(directory: Path) -> tuple[list[Path], list[Problem]]:
     if not directory.is_dir():
         raise StewardError(f"{directory}: not a folder of CSV files (see docs/import.md)")
@@ -453,5 +545,6 @@ def import_dir(engine: Engine, directory: Path) -> ImportReport:
         for name, spec in FILES.items():
             if name in parsed:
                 _upsert(conn, spec.table, [row for _, row in parsed[name].rows])
+                _sync_sequence(conn, spec.table)
                 counts[spec.table.name] = len(parsed[name].rows)
     return ImportReport(counts)

@@ -14,7 +14,7 @@ from rich.table import Table
 from engine import facts as facts_mod
 from engine import pipeline
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
-from engine.cli import review_cmd
+from engine.cli import review_cmd, tasks_cmd
 from engine.config import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.loading import RuleSet, load_ruleset
@@ -75,7 +75,7 @@ def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
 def demo(
     clients: int = typer.Option(2000, "--clients", "-n", min=50, help="clients in the synthetic book"),
     seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
-    as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+    as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: the latest trading day)"),
 ) -> None:
     """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary."""
     from engine import demo as demo_mod
@@ -83,7 +83,7 @@ def demo(
 
     with user_errors():
         c = cfg()
-        day = parse_day(as_of, c)
+        day = parse_day(as_of, c) if as_of else demo_mod.latest_session(c.calendar.exchange, parse_day(None, c))
         ruleset = load_ruleset(c)
         if state.database:
             eng = open_db(c)
@@ -103,6 +103,7 @@ def demo(
         s = _run_with_progress(eng, c, ruleset, day)
         print_summary(s, ruleset)
         _print_samples(eng, s.run_id)
+        tasks_cmd.print_overview(eng, c, day)  # each advisor's call list: capacity and segment budget
         console.print("Next: [bold]steward audit list --database sqlite:///var/demo.db[/] to browse the firings, "
                       "[bold]steward audit show ID[/] for one in full.")
 

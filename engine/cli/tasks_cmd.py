@@ -87,3 +87,20 @@ def _print(cl: calllist.CallList, reasons: dict[str, Any]) -> None:
         if len(cl.carried) > 20:
             console.print(f"... and {len(cl.carried) - 20} more carried tasks.", highlight=False)
     console.print("Record a call with [bold]steward tasks done TASK --outcome reached[/].")
+
+
+def print_overview(eng: Any, c: Config, day: Any) -> None:
+    """One line per advisor: the day's call list against capacity and the segment budget (demo)."""
+    with eng.begin() as conn:
+        lists = calllist.build_all(conn, c, day)
+    if not lists:
+        return
+    groups = list(lists[0].quotas)
+    t = Table(title=f"Call lists for {day} (used/share per segment group; `steward tasks --advisor ID` for one)")
+    for col in ("advisor", "capacity", "on list", *groups, "carried"):
+        t.add_column(col, justify="left" if col == "advisor" else "right")
+    for cl in lists:
+        used = cl.used()
+        t.add_row(cl.advisor_id, str(cl.capacity), str(len(cl.entries)),
+                  *(f"{used.get(g, 0)}/{cl.quotas[g]}" for g in groups), str(len(cl.carried)))
+    console.print(t)
