@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.dispatch_config import DispatchConfig
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
+from engine.events.config import EventsConfig
 from engine.servicing_config import ServicingConfig
 from engine.yamlio import LineDict, line_of, load_file
 
@@ -125,6 +126,7 @@ class Config(_Model):
     dispatch: DispatchConfig = DispatchConfig()
     compliance: ComplianceConfig = ComplianceConfig()
     audit: AuditConfig = AuditConfig()
+    events: EventsConfig = EventsConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative paths resolve against it (not a YAML key)."""
 

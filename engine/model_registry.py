@@ -11,3 +11,4 @@ import engine.supervision  # noqa: F401
 import engine.retention  # noqa: F401
 import engine.playbook_models  # noqa: F401
 import engine.review  # noqa: F401  (app_user, content_blob, proposal, approved_version)
+import engine.events.tables  # noqa: F401  (event_log, event_mark, event_deadline)

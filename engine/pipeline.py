@@ -183,6 +183,22 @@ def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_i
         s.per_action[d.match.rule.spec.action.type] += 1
 
 
+def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, decisions: list[Decision],
+                     run_id: int, advisors: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """Render, insert and hook decisions that went through the policy stages (event rules use this).
+
+    The same steps as a nightly batch after matching: one `firing` row per decision, the
+    record hooks (audit, outbox) in the caller's transaction. Returns the rows (ids set).
+    """
+    rendered = [render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
+    now = datetime.now(timezone.utc)
+    rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
+    recording.insert_firings(conn, rows)
+    for hook in _RECORD_HOOKS:
+        hook(conn, ctx, rows)
+    return rows
+
+
 def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
         progress: Progress | None = None, mode: str = "run") -> RunSummary:
     """Evaluate every client as of a date and record the firings."""

@@ -1,0 +1,155 @@
+"""The event engine: intake from any thread, processing in the one thread that owns durable-rules.
+
+`EventService.post` stores events durably (any thread: the HTTP handlers, the CLI,
+a Python caller) and queues their sequence numbers. `run_pending`, `drain`, `tick`
+and `serve` run in the owner thread, the thread that built the service's processor:
+durable-rules must only ever be called from one thread. On start (`replay`) every
+stored-but-unprocessed event is processed, oldest first, before any deadline fires.
+
+A failure while processing one event rolls back everything that event did (facts,
+firings) and marks it `failed` with the error; the loop goes on. `steward events
+retry` puts failed events back. The rule set is loaded once: a newly approved rule
+version takes effect when a fresh engine process starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine
+
+from engine.config import Config
+from engine.events import store
+from engine.events.eventrules import EventRuleSet, load_event_rules
+from engine.events.processor import Outcome, Processor
+from engine.events.schema import AnyEvent, parse_jsonl
+
+log = logging.getLogger("steward.events")
+OnProcessed = Callable[[store.Pending, Outcome | None, float], None]
+"""Called in the engine thread after each event: (event, outcome or None if failed, monotonic end time)."""
+
+
+@dataclass
+class Counters:
+    stored: int = 0
+    duplicates: int = 0
+    processed: int = 0
+    failed: int = 0
+    firings: int = 0
+    deadlines_fired: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class EventService:
+    """Store from anywhere; process in the owner thread (the one that calls `start`)."""
+
+    def __init__(self, engine: Engine, cfg: Config, rules: EventRuleSet | None = None,
+                 on_processed: OnProcessed | None = None):
+        self.engine, self.cfg = engine, cfg
+        self.rules = rules if rules is not None else load_event_rules(cfg)
+        self.queue: queue.Queue[int] = queue.Queue()
+        self.counters = Counters()
+        self.on_processed = on_processed
+        self._processor: Processor | None = None
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- intake (any thread)
+
+    def post(self, events: Sequence[AnyEvent]) -> store.Stored:
+        """Store events (committed before returning) and queue them for the engine thread."""
+        with self.engine.begin() as conn:
+            res = store.store(conn, events)
+        with self._lock:
+            self.counters.stored += len(res.new)
+            self.counters.duplicates += res.duplicates
+        for seq, _ in res.new:
+            self.queue.put(seq)
+        return res
+
+    def post_jsonl(self, text: str, source: str) -> store.Stored:
+        return self.post(parse_jsonl(text, source))
+
+    # -------------------------------------------------------------- engine thread
+
+    @property
+    def processor(self) -> Processor:
+        if self._processor is None:
+            self._processor = Processor(self.engine, self.cfg, self.rules)
+        return self._processor
+
+    def start(self) -> int:
+        """Take ownership in this thread and replay stored-but-unprocessed events; returns how many."""
+        return self.run_pending()
+
+    def run_pending(self, batch: int = 500) -> int:
+        """Process every stored event, oldest first (replay after a restart)."""
+        done, after = 0, 0
+        while True:
+            with self.engine.connect() as conn:
+                items = store.pending(conn, batch, after)
+            if not items:
+                return done
+            for p in items:
+                self._one(p)
+                after = p.seq
+            done += len(items)
+
+    def _one(self, p: store.Pending) -> None:
+        try:
+            out = self.processor.process(p)
+        except Exception as e:  # noqa: BLE001 - surfaced: the event is marked failed with the error
+            msg = f"{type(e).__name__}: {e}"
+            log.error("event %s (seq %s) failed: %s", p.event.id, p.seq, msg)
+            with self.engine.begin() as conn:
+                store.mark(conn, p.seq, "failed", self.rules.version, 0, msg[:2000])
+            self.counters.failed += 1
+            self.counters.errors.append(f"{p.event.id}: {msg}")
+            out = None
+        else:
+            if out is not None:
+                self.counters.processed += 1
+                self.counters.firings += out.live
+        if self.on_processed is not None:
+            self.on_processed(p, out, time.monotonic())
+
+    def drain(self, timeout: float = 0.0) -> int:
+        """Process the queued events (waiting up to `timeout` for the first); returns how many."""
+        seqs: list[int] = []
+        try:
+            seqs.append(self.queue.get(timeout=timeout) if timeout > 0 else self.queue.get_nowait())
+            while len(seqs) < 1000:
+                seqs.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        if not seqs:
+            return 0
+        with self.engine.connect() as conn:
+            items = store.load(conn, seqs)
+        for p in items:
+            self._one(p)
+        return len(items)
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Fire due absence deadlines; returns the firings made."""
+        outs = self.processor.tick(now or datetime.now(timezone.utc))
+        self.counters.deadlines_fired += len(outs)
+        n = sum(o.live for o in outs)
+        self.counters.firings += n
+        return n
+
+    def serve(self, stop: threading.Event) -> None:
+        """The engine loop: replay, then process queued events and tick deadlines until `stop` is set."""
+        self.start()
+        next_tick = 0.0
+        while not stop.is_set():
+            self.drain(timeout=min(self.cfg.events.tick_seconds, 0.2))
+            if time.monotonic() >= next_tick:
+                self.run_pending()  # events stored by other processes (e.g. `steward events post --no-process`)
+                self.tick()
+                next_tick = time.monotonic() + self.cfg.events.tick_seconds

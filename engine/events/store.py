@@ -1,0 +1,169 @@
+"""The event store: events are stored durably before they are processed, once per id.
+
+`store` commits events with `status = stored` (a second post of an id is a
+duplicate and stores nothing). The engine thread later processes each stored event
+in one transaction that also writes its fact rows, its firings and `processed`; a
+crash before that commit leaves it `stored`, and the next start replays it.
+
+Facts updates (`apply_facts`): a trade writes a `trade` row, a cash movement a
+`cash_movement` row, a task outcome a `contact` row (closing the task when
+`task_id` is given), so snapshot rules and facts see them at once. Margin ratios,
+orders and logins change no fact table: margin snapshots are whole-book daily
+files, and one client's intraday row would hide every other client's snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from engine import task_outcomes
+from engine.events.schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
+from engine.events.tables import StoredEvent
+from engine.models import CashMovement, Contact, Trade
+
+EVENT = StoredEvent.__table__  # type: ignore[attr-defined]
+TRADE = Trade.__table__  # type: ignore[attr-defined]
+MOVE = CashMovement.__table__  # type: ignore[attr-defined]
+CONTACT = Contact.__table__  # type: ignore[attr-defined]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(dt: datetime) -> datetime:
+    """SQLite returns naive datetimes: they were stored in UTC."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Stored:
+    """What a post did: new events (seq, event), duplicates, and ids re-posted with other content."""
+
+    new: list[tuple[int, AnyEvent]] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _insert(conn: Connection) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"event store on {name}: use SQLite or PostgreSQL")
+
+
+def _payload(ev: AnyEvent) -> dict[str, Any]:
+    return ev.model_dump(mode="json")
+
+
+def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None) -> Stored:
+    """Store events not stored before (by id), in order; safe against concurrent posts."""
+    out = Stored()
+    now = now or utcnow()
+    stmt = _insert(conn)(EVENT).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENT.c.seq)
+    for ev in events:
+        row = {"event_id": ev.id, "type": ev.type, "client_id": ev.client_id,  # type: ignore[attr-defined]
+               "occurred_at": ev.at.astimezone(timezone.utc), "received_at": now,
+               "payload": _payload(ev), "status": "stored", "firings": 0}
+        seq = conn.execute(stmt, row).scalar()
+        if seq is not None:
+            out.new.append((int(seq), ev))
+            continue
+        out.duplicates += 1
+        old = conn.execute(select(EVENT.c.payload).where(EVENT.c.event_id == ev.id)).scalar()
+        if old != row["payload"]:
+            out.conflicts.append(ev.id)
+    return out
+
+
+@dataclass(frozen=True)
+class Pending:
+    seq: int
+    event: AnyEvent
+    received_at: datetime
+
+
+def pending(conn: Connection, limit: int | None = None, after: int = 0) -> list[Pending]:
+    """Stored but unprocessed events, oldest first (what a restart replays)."""
+    q = select(EVENT.c.seq, EVENT.c.payload, EVENT.c.received_at).where(
+        EVENT.c.status == "stored", EVENT.c.seq > after).order_by(EVENT.c.seq)
+    if limit:
+        q = q.limit(limit)
+    return [Pending(r.seq, parse_event(r.payload, f"event_log seq {r.seq}"), aware(r.received_at)) for r in conn.execute(q)]
+
+
+def load(conn: Connection, seqs: Sequence[int]) -> list[Pending]:
+    q = select(EVENT.c.seq, EVENT.c.payload, EVENT.c.received_at, EVENT.c.status).where(EVENT.c.seq.in_(list(seqs)))
+    rows = [r for r in conn.execute(q.order_by(EVENT.c.seq)) if r.status == "stored"]
+    return [Pending(r.seq, parse_event(r.payload, f"event_log seq {r.seq}"), aware(r.received_at)) for r in rows]
+
+
+def claim(conn: Connection, seq: int) -> bool:
+    """Lock one stored event for processing; False when it is no longer `stored`."""
+    q = select(EVENT.c.status).where(EVENT.c.seq == seq)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return conn.execute(q).scalar() == "stored"
+
+
+def mark(conn: Connection, seq: int, status: str, version: str | None, firings: int = 0,
+         error: str | None = None, now: datetime | None = None) -> None:
+    conn.execute(update(EVENT).where(EVENT.c.seq == seq).values(
+        status=status, processed_at=now or utcnow(), rules_version=version, firings=firings, error=error))
+
+
+def retry_failed(conn: Connection) -> int:
+    """Put failed events back to `stored` so the engine processes them again."""
+    res = conn.execute(update(EVENT).where(EVENT.c.status == "failed").values(status="stored", error=None))
+    return int(res.rowcount or 0)
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    from sqlalchemy import func
+
+    return {r[0]: int(r[1]) for r in conn.execute(select(EVENT.c.status, func.count()).group_by(EVENT.c.status))}
+
+
+# ------------------------------------------------------------------ facts updates
+
+
+def _row_id(event_id: str) -> str:
+    """Fact-row id from an event id (fact tables take 64 characters)."""
+    return event_id if len(event_id) <= 60 else "ev:" + hashlib.sha256(event_id.encode()).hexdigest()[:56]
+
+
+def apply_facts(conn: Connection, ev: AnyEvent, tz: ZoneInfo) -> None:
+    """Write the fact rows an event implies (see the module docstring), in the caller's transaction."""
+    day = local_day(ev, tz)
+    ins = _insert(conn)
+    if isinstance(ev, TradeEvent):
+        conn.execute(ins(TRADE).on_conflict_do_nothing(index_elements=["id"]), [{
+            "id": _row_id(ev.id), "client_id": ev.client_id, "trade_date": day, "symbol": ev.symbol,
+            "side": ev.side, "quantity": ev.quantity, "price": ev.price, "amount": ev.price * ev.quantity}])
+    elif isinstance(ev, CashMovementEvent):
+        conn.execute(ins(MOVE).on_conflict_do_nothing(index_elements=["id"]), [{
+            "id": _row_id(ev.id), "client_id": ev.client_id, "moved_on": day, "kind": ev.kind, "amount": ev.amount}])
+    elif isinstance(ev, TaskOutcomeEvent):
+        _task_outcome(conn, ev, day)
+
+
+def _task_outcome(conn: Connection, ev: TaskOutcomeEvent, day: Any) -> None:
+    if ev.task_id is not None:
+        task_outcomes.record_outcome(conn, ev.task_id, ev.outcome, ev.by_user, day, note=f"event {ev.id}")
+        return
+    kind = task_outcomes.OUTCOMES[ev.outcome][0]
+    conn.execute(insert(CONTACT), [{"id": _row_id(ev.id) if len(ev.id) <= 60 else f"ev-{uuid.uuid4().hex}",
+                                    "client_id": ev.client_id, "contacted_on": day, "kind": kind,
+                                    "outcome": ev.outcome, "by_user": ev.by_user}])
