@@ -63,7 +63,7 @@ def parse_window(text: str, allow_next_close: bool = False) -> Window:
         return Window(delta=parse_duration(s))
     except ValueError:
         extra = f", {NEXT_CLOSE}" if allow_next_close else ""
-        raise ValueError(f"expected 5td (trading days), a duration such as 30d, 12h or 45min{extra}; got {text!r}") from None
+        raise ValueError(f"expected 5td (trading days) or a duration such as 30d, 12h or 45min{extra}") from None
 
 
 class _M(BaseModel):
@@ -168,7 +168,8 @@ def _summary(part: EventPart) -> str:
 
 
 def _split(data: LineDict) -> tuple[dict[str, Any], dict[str, Any]]:
-    return ({k: v for k, v in data.items() if k in EVENT_KEYS}, {k: v for k, v in data.items() if k not in EVENT_KEYS})
+    mine = (*EVENT_KEYS, "True")  # YAML 1.1 reads `on:` as true: reported with a fix by _event_problems
+    return ({k: v for k, v in data.items() if k in mine}, {k: v for k, v in data.items() if k not in mine})
 
 
 def _check_steps(part: EventPart, data: LineDict, path: str, types: Mapping[str, str],
@@ -194,7 +195,7 @@ def _event_problems(e: ValidationError, data: LineDict, path: str) -> list[Probl
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden" and loc[-1] is True:
+        if err["type"] == "extra_forbidden" and str(loc[-1]) == "True":
             msg = "YAML reads the key on: as true: write event: TYPE instead"
         elif err["type"] == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), ('event', 'when', 'first', 'then', 'within', 'start', 'cured_by', 'deadline'))}"

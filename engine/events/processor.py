@@ -170,7 +170,7 @@ class Processor:
             return merged
         if step == "first":
             conn.execute(MARK.insert(), [{"rule_id": rule.id, "client_id": ev.client_id, "event_seq": p.seq,
-                                          "occurred_at": utc(ev.at), "values": values}])
+                                          "occurred_at": utc(ev.at), "fields": values}])
             out.marks += 1
         elif step == "then":
             first = self._first_in_window(conn, rule, ev.client_id, ev.at, p.seq)
@@ -180,7 +180,7 @@ class Processor:
             assert rule.window is not None
             due = self.window_end(conn, ev.at, rule.window)
             conn.execute(DEADLINE.insert(), [{"rule_id": rule.id, "client_id": ev.client_id, "start_seq": p.seq,
-                                              "started_at": utc(ev.at), "due_at": utc(due), "state": "armed", "values": values}])
+                                              "started_at": utc(ev.at), "due_at": utc(due), "state": "armed", "fields": values}])
             out.armed += 1
         elif step == "cured_by":
             res = conn.execute(update(DEADLINE).where(
@@ -196,13 +196,13 @@ class Processor:
         w = rule.window
         assert w is not None
         back = w.delta if w.delta is not None else timedelta(days=7 * (w.trading_days or 0) // 5 + 30)
-        rows = conn.execute(select(MARK.c.occurred_at, MARK.c.values, MARK.c.event_seq).where(
+        rows = conn.execute(select(MARK.c.occurred_at, MARK.c.fields, MARK.c.event_seq).where(
             MARK.c.rule_id == rule.id, MARK.c.client_id == client_id,
             MARK.c.occurred_at >= utc(at - back), MARK.c.occurred_at <= utc(at), MARK.c.event_seq != seq,
         ).order_by(MARK.c.occurred_at.desc()))
         for r in rows:
             if at <= self.window_end(conn, store.aware(r.occurred_at), w):
-                return dict(r.values)
+                return dict(r.fields)
         return None
 
     # -------------------------------------------------------------- recording
@@ -260,6 +260,6 @@ class Processor:
                 out.note = "unknown client"
                 return out
             due = store.aware(d.due_at)
-            facts = {**client, **dict(d.values), "event_deadline": due.astimezone(self.cfg.tz).strftime("%Y-%m-%d %H:%M")}
+            facts = {**client, **dict(d.fields), "event_deadline": due.astimezone(self.cfg.tz).strftime("%Y-%m-%d %H:%M")}
             out.firings = self._record(conn, [(rule, facts)], day, due, run_id)
         return out

@@ -61,7 +61,7 @@ class EventMark(SQLModel, table=True):
     client_id: str = Field(max_length=64)
     event_seq: int
     occurred_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
-    values: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    fields: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     """The first event's rule fields, shown to the template as first_*."""
 
 
@@ -85,5 +85,5 @@ class EventDeadline(SQLModel, table=True):
     """armed, cured (a curing event came in time) or fired."""
     closed_at: datetime | None = Field(default=None, sa_column=Column(_tz(), nullable=True))
     closed_by_seq: int | None = None
-    values: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    fields: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     """The starting event's rule fields, shown to the template as event_*."""

@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("client_id", _s(64), nullable=False),
         sa.Column("event_seq", sa.Integer(), nullable=False),
         sa.Column("occurred_at", tz, nullable=False),
-        sa.Column("values", sa.JSON(), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("rule_id", "event_seq", name="uq_event_mark_rule_event"),
     )
@@ -63,7 +63,7 @@ def upgrade() -> None:
         sa.Column("state", _s(16), nullable=False),
         sa.Column("closed_at", tz, nullable=True),
         sa.Column("closed_by_seq", sa.Integer(), nullable=True),
-        sa.Column("values", sa.JSON(), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("rule_id", "start_seq", name="uq_event_deadline_rule_start"),
     )
