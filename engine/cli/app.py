@@ -12,6 +12,7 @@ from engine.cli import why_cmd, supervision_cmd, report_cmd  # audit trail: why,
 from engine.cli import review_cmd  # compliance review, users, rules backtest
 from engine.cli import dispatch_cmd, scheduler_cmd  # scheduler, calendar, dispatch, outcome, dnc, webhook, report
 from engine.cli import tasks_cmd  # advisor call list
+from engine.cli import events_cmd  # event intake and event rules
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ review_cmd.register(app)
 scheduler_cmd.register(app)
 dispatch_cmd.register(app)
 tasks_cmd.register(app)
+app.add_typer(events_cmd.app, name="events", help="Event intake and event rules: post, serve, replay, list, retry, check, test.")
 
 
 def main() -> None:
