@@ -192,11 +192,12 @@ def firings(
         with eng.connect() as conn:
             rows = audit.list_firings(conn, rule, client, as_of, status, limit)
     t = Table(title=f"Firings ({len(rows)} shown, newest first)")
-    for col in ("id", "date", "rule", "client", "advisor", "action", "status", "rule hash", "text"):
-        t.add_column(col, overflow="ellipsis", no_wrap=col != "text", max_width=60 if col == "text" else None)
+    widths = {"id": (4, None), "date": (10, 10), "rule": (12, 26), "client": (7, 12), "status": (6, 9), "text": (10, 40)}
+    for col, (lo, hi) in widths.items():
+        t.add_column(col, overflow="ellipsis", no_wrap=True, min_width=lo, max_width=hi)
     for r in rows:
-        t.add_row(str(r.id), str(r.as_of), r.rule_id, r.client_id, r.advisor_id or "", f"{r.action_type}/{r.channel}",
-                  r.status, r.rule_hash[:10], (r.message or r.error or "").replace("\n", " "))
+        text = (r.message or r.error or r.reason or "").replace("\n", " ")
+        t.add_row(str(r.id), str(r.as_of), r.rule_id, r.client_id, r.status, text[:80] + ("…" if len(text) > 80 else ""))
     console.print(t)
 
 

@@ -104,8 +104,13 @@ def demo(
         print_summary(s, ruleset)
         _print_samples(eng, s.run_id)
         tasks_cmd.print_overview(eng, c, day)  # each advisor's call list: capacity and segment budget
-        console.print("Next: [bold]steward audit list --database sqlite:///var/demo.db[/] to browse the firings, "
-                      "[bold]steward audit show ID[/] for one in full.")
+        db = "" if state.database else "--database sqlite:///var/demo.db "
+        console.print("Next, on this book:", highlight=False)
+        for cmd, what in (("audit firings --rule dormant_activation", "browse the firings of one rule"),
+                          ("audit firing ID", "one firing in full: rule version, facts, words"),
+                          ("why CLIENT_ID", "why each rule did or did not fire for a client"),
+                          ("audit verify", "check the tamper-evident audit chain")):
+            console.print(f"  [bold]steward {db}{cmd}[/]  {what}", highlight=False)
 
 
 def _print_samples(eng: Any, run_id: int | None) -> None:

@@ -5,12 +5,27 @@ from __future__ import annotations
 import json
 
 import typer
+from sqlalchemy import Engine, func, select
 
 from engine import explain
 from engine.auditlog import Event, append
+from engine.config import Config
 from engine.cli.audit_cmd import acting_user
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
-from engine.loading import load_ruleset
+from engine.errors import StewardError
+from engine.loading import RuleSet, load_ruleset
+from engine.recording import RUN
+
+
+def _ruleset(eng: Engine, c: Config) -> tuple[RuleSet, str]:
+    """The version that actually runs (last approved); the working files only when nothing is approved."""
+    from engine import review
+
+    try:
+        ruleset, _, approved = review.approved_ruleset(eng, c)
+        return ruleset, f"approved version {approved.version}"
+    except StewardError:
+        return load_ruleset(c), "working files (no approved version yet)"
 
 
 def register(app: typer.Typer) -> None:
@@ -19,16 +34,20 @@ def register(app: typer.Typer) -> None:
 
 def why(
     client: str = typer.Argument(..., help="client id"),
-    day: str = typer.Option(None, "--date", help="evaluation date YYYY-MM-DD (default: today)"),
+    day: str = typer.Option(None, "--date", help="evaluation date YYYY-MM-DD (default: the latest evaluated day)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of text"),
     user: str = typer.Option(None, "--as", help="who is asking (default: STEWARD_USER or the login name); logged"),
 ) -> None:
     """For one client and day: every rule, whether it fired, and if not which condition failed."""
     with user_errors():
         c = cfg()
-        as_of = parse_day(day, c)
-        ruleset = load_ruleset(c)
         eng = open_db(c)
+        ruleset, source = _ruleset(eng, c)
+        with eng.connect() as conn:
+            latest = conn.execute(select(func.max(RUN.c.as_of)).where(RUN.c.mode == "run")).scalar()
+        as_of = parse_day(day, c) if day or latest is None else latest
+        if not as_json:
+            console.print(f"Rules: {source}", highlight=False)
         with eng.begin() as conn:
             ex = explain.explain_client(conn, c, ruleset, client, as_of)
             append(conn, [Event("client.viewed", actor=acting_user(user), client_id=client, as_of=as_of,
