@@ -86,6 +86,9 @@ class Processor:
                 self.steps[key] = (r, step)
                 by_type.setdefault(etype, []).append((key, node if node is not None else expr.Literal(True)))
         self.matchers = {t: DurableMatcher(pairs) for t, pairs in by_type.items()}
+        self.needs_facts = {t: any(not f.startswith(schema.PREFIX) for _, n in pairs for f in expr.fields_of(n))
+                            for t, pairs in by_type.items()}
+        """Event types whose conditions read client facts; others read facts only when a rule fires."""
         self.advisors: dict[str, dict[str, str]] = {}
         self._runs: dict[date, int] = {}
         self._covered: tuple[date, date] | None = None
@@ -144,13 +147,20 @@ class Processor:
         matcher = self.matchers.get(ev.type)  # type: ignore[attr-defined]
         if matcher is None:
             return out
-        client = facts_for(conn, self.cfg, day, ev.client_id)
-        if client is None:
-            out.note = "unknown client (or opened after the event): no rule evaluated"
-            return out
         values = schema.rule_values(ev, self.cfg.tz)
-        merged = {**client, **values}
-        hit = matcher.match(merged)
+        client: Facts | None = None
+        if self.needs_facts[ev.type]:  # type: ignore[attr-defined]
+            client = facts_for(conn, self.cfg, day, ev.client_id)
+            if client is None:
+                out.note = "unknown client (or opened after the event): no rule evaluated"
+                return out
+        hit = matcher.match({**(client or {}), **values})
+        if client is None and any(k.endswith((":single", ":then")) for k in hit):
+            client = facts_for(conn, self.cfg, day, ev.client_id)  # facts are read only when something may fire
+            if client is None:
+                out.note = "unknown client (or opened after the event): nothing fired"
+                return out
+        merged = {**(client or {}), **values}
         fire: list[Facts] = []
         rules: list[EventRule] = []
         for key in sorted(hit, key=lambda k: ORDER.index(k.rsplit(":", 1)[1])):

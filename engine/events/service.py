@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine
 
 from engine.config import Config
+from engine.durable_adapter import WrongThreadError
 from engine.events import store
 from engine.events.eventrules import EventRuleSet, load_event_rules
 from engine.events.processor import Outcome, Processor
@@ -57,6 +58,7 @@ class EventService:
         self.counters = Counters()
         self.on_processed = on_processed
         self._processor: Processor | None = None
+        self._owner: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- intake (any thread)
@@ -79,6 +81,12 @@ class EventService:
 
     @property
     def processor(self) -> Processor:
+        """The processor, built in (and owned by) the first thread that processes."""
+        if self._owner is None:
+            self._owner = threading.current_thread()
+        if threading.current_thread() is not self._owner:
+            raise WrongThreadError(f"the event engine is owned by thread {self._owner.name!r}; "
+                                   f"called from {threading.current_thread().name!r}: post() from other threads instead")
         if self._processor is None:
             self._processor = Processor(self.engine, self.cfg, self.rules)
         return self._processor
@@ -89,6 +97,7 @@ class EventService:
 
     def run_pending(self, batch: int = 500) -> int:
         """Process every stored event, oldest first (replay after a restart)."""
+        self.processor  # noqa: B018 - owner thread only
         done, after = 0, 0
         while True:
             with self.engine.connect() as conn:
@@ -101,6 +110,7 @@ class EventService:
             done += len(items)
 
     def _one(self, p: store.Pending) -> None:
+        self.processor  # noqa: B018 - raises WrongThreadError before the event is touched
         try:
             out = self.processor.process(p)
         except Exception as e:  # noqa: BLE001 - surfaced: the event is marked failed with the error
@@ -120,6 +130,7 @@ class EventService:
 
     def drain(self, timeout: float = 0.0) -> int:
         """Process the queued events (waiting up to `timeout` for the first); returns how many."""
+        self.processor  # noqa: B018 - owner thread only
         seqs: list[int] = []
         try:
             seqs.append(self.queue.get(timeout=timeout) if timeout > 0 else self.queue.get_nowait())
