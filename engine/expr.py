@@ -443,7 +443,7 @@ def _safe(op: str) -> Callable[[Any, Any], Any]:
     f = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[op]
 
     def g(a: Any, b: Any) -> Any:
-        return None if a is None or b is None else f(a, b)
+        return None if a is None or b is None else f(a, b)  # type: ignore[no-untyped-call]
 
     return g
 

@@ -27,10 +27,11 @@ def jsonable(f: Facts) -> dict[str, Any]:
 
 def _date_fields() -> tuple[str, ...]:
     global _DATE_FIELDS
-    if _DATE_FIELDS is None or len(_DATE_FIELDS[0]) != len(all_fields()):
+    cached = _DATE_FIELDS
+    if cached is None or len(cached[0]) != len(all_fields()):
         fields = all_fields()
-        _DATE_FIELDS = (tuple(fields), tuple(n for n, f in fields.items() if f.type == DATE))
-    return _DATE_FIELDS[1]
+        cached = _DATE_FIELDS = (tuple(fields), tuple(n for n, f in fields.items() if f.type == DATE))
+    return cached[1]
 
 
 _DATE_FIELDS: tuple[tuple[str, ...], tuple[str, ...]] | None = None
@@ -50,7 +51,9 @@ def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
     res = conn.execute(
         RUN.insert().values(as_of=as_of, started_at=datetime.now(timezone.utc), mode=mode, rules_version=version)
     )
-    return int(res.inserted_primary_key[0])
+    key = res.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def finish_run(conn: Connection, run_id: int, **counts: int) -> None:

@@ -193,9 +193,10 @@ def check_variables(ast: nodes.Template, fact_fields: set[str]) -> list[tuple[in
             out.append((n.lineno, f"unknown variable '{n.name}'{did_you_mean(n.name, allowed_top)}; "
                                   f"templates see {', '.join(sorted(CONTEXT_VARIABLES))}"))
     for g in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(g.node, nodes.Name) and g.node.name in members:
-            attr = g.attr if isinstance(g, nodes.Getattr) else getattr(g.arg, "value", None)
-            if isinstance(attr, str) and attr not in members[g.node.name]:
-                out.append((g.lineno, f"unknown variable '{g.node.name}.{attr}'"
-                                      f"{did_you_mean(attr, members[g.node.name])}"))
+        target: Any = g
+        if isinstance(target.node, nodes.Name) and target.node.name in members:
+            attr = target.attr if isinstance(g, nodes.Getattr) else getattr(target.arg, "value", None)
+            name = target.node.name
+            if isinstance(attr, str) and attr not in members[name]:
+                out.append((g.lineno, f"unknown variable '{name}.{attr}'{did_you_mean(attr, members[name])}"))
     return sorted(set(out))

@@ -60,7 +60,7 @@ class RiskConfig(_M):
     allocation: tuple[tuple[tuple[int, int, int], ...], ...] = DEFAULT_ALLOCATION
     """5 x 5 table: row = tolerance level, column = capacity level, cell = low/medium/high %."""
     product_buckets: dict[str, Bucket] = Field(
-        default_factory=lambda: {"R1": "low", "R2": "low", "R3": "medium", "R4": "high", "R5": "high"})
+        default_factory=lambda: dict[str, Bucket](R1="low", R2="low", R3="medium", R4="high", R5="high"))
 
     @model_validator(mode="after")
     def _shape(self) -> RiskConfig:

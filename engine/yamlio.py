@@ -26,7 +26,7 @@ class LineDict(dict[str, Any]):
         self.key_lines = {}
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
     pass
 
 
@@ -48,7 +48,7 @@ def _construct_mapping(loader: _StrictLoader, node: MappingNode) -> LineDict:
 
 
 _StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
 
 

@@ -15,14 +15,14 @@ from engine.models import Advisor, CashBalance, CashMovement, Holding, Trade
 from engine.playbook_models import AmlReview, ClientProfile, Product
 from engine.products import risks_in_bucket
 
-H, P, T, M = (m.__table__ for m in (Holding, Product, Trade, CashMovement))  # type: ignore[attr-defined]
-CB, CP, AML, ADV = (m.__table__ for m in (CashBalance, ClientProfile, AmlReview, Advisor))  # type: ignore[attr-defined]
+H, P, T, M = (m.__table__ for m in (Holding, Product, Trade, CashMovement))  # type: ignore[union-attr]
+CB, CP, AML, ADV = (m.__table__ for m in (CashBalance, ClientProfile, AmlReview, Advisor))  # type: ignore[union-attr]
 
 
-def _day(ctx: FactContext, key: str, q: Any) -> date | None:
+def _day(ctx: FactContext, key: str, q: Any) -> Any:
     if key not in ctx.extra:
         ctx.extra[key] = ctx.conn.execute(q).scalar()
-    return ctx.extra[key]  # type: ignore[no-any-return]
+    return ctx.extra[key]
 
 
 @provider(
