@@ -110,3 +110,12 @@ def test_a_stored_cure_is_replayed_before_deadlines_fire(db: Engine, cfg: Config
     restarted.start()
     assert restarted.tick(datetime(2026, 11, 23, 16, 0, tzinfo=TZ)) == 0
     assert [d.state for d in deadlines(db)] == ["cured"]
+
+
+def test_docs_list_every_event_field_and_shipped_rule(cfg: Config) -> None:
+    from engine.events.schema import event_fields_doc
+
+    text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    assert event_fields_doc() in text, "docs/events.md: paste engine.events.schema.event_fields_doc() again"
+    missing = [r.id for r in load_event_rules(cfg).rules if f"`{r.id}`" not in text]
+    assert not missing, f"docs/events.md lacks the event rules {missing}"

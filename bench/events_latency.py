@@ -1,0 +1,165 @@
+"""Event engine latency and memory: intake -> firing committed (task or queued message).
+
+A producer thread posts events through the Python API (stored and committed, as the
+HTTP endpoint does) at a fixed rate; the engine thread (this one) processes them.
+Latency per event = engine commit time - intake call time. 2% of the events fire a
+rule (the rest go through durable-rules and the event store but fire nothing);
+figures are given for all events and for the firing ones. Baseline, same process:
+the cost of storing one event alone (`store` in its own transaction).
+
+Then a replay: `--replay-events` stored events are processed after a "restart";
+resident memory is sampled along the way (it must stay flat).
+
+    .venv/bin/python bench/events_latency.py --seconds 60 --rate 200
+    .venv/bin/python bench/events_latency.py --seconds 300 --rate 200 --replay-events 72000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from engine import trading_calendar
+from engine.config import load_config
+from engine.db import make_engine, upgrade
+from engine.events import store
+from engine.events.schema import AnyEvent, parse_event
+from engine.events.service import EventService
+from engine.models import Advisor, Client
+
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 11, 20)
+
+
+def _book(eng: Engine, n: int) -> list[str]:
+    ids = [f"B{i:06d}" for i in range(n)]
+    with eng.begin() as c:
+        trading_calendar.ensure(c, "XSHG", DAY - timedelta(days=120), DAY + timedelta(days=60))
+        c.execute(Advisor.__table__.insert(), [{"id": "A01", "name": "李明", "email": None, "supervisor_id": None, "daily_capacity": 20}])  # type: ignore[attr-defined]
+        c.execute(Client.__table__.insert(), [  # type: ignore[attr-defined]
+            {"id": cid, "name": f"客户{cid}", "birth_date": date(1980, 1, 1), "locale": "zh-CN", "phone": None, "email": None,
+             "opened_on": date(2020, 1, 1), "advisor_id": "A01", "risk_level": "C3", "lowest_category": False,
+             "risk_assessed_on": date(2026, 1, 1)} for cid in ids])
+    return ids
+
+
+def _event(i: int, ids: list[str], prefix: str) -> AnyEvent:
+    cid = ids[i % len(ids)]
+    at = datetime.combine(DAY, datetime.min.time(), TZ) + timedelta(hours=9, milliseconds=i * 5)
+    base = {"id": f"{prefix}{i}", "client_id": cid, "at": at.isoformat()}
+    if i % 50 == 0:  # fires trade_off_market_alert
+        return parse_event({**base, "type": "trade", "symbol": "019547", "side": "sell", "quantity": 10, "price": 1, "market_price": 100})
+    if i % 2:
+        return parse_event({**base, "type": "margin_ratio", "maintenance_ratio": 1.8})
+    return parse_event({**base, "type": "trade", "symbol": "600036", "side": "buy", "quantity": 100, "price": 40, "market_price": 40})
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000 if xs else float("nan")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def baseline(eng: Engine, ids: list[str], n: int = 500) -> list[float]:
+    out = []
+    for i in range(n):
+        ev = _event(i * 2 + 1, ids, "base-")
+        t = time.perf_counter()
+        with eng.begin() as c:
+            store.store(c, [ev])
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float) -> dict[str, list[float]]:
+    intake: dict[str, float] = {}
+    lat: dict[str, list[float]] = {"all": [], "firing": []}
+
+    def done(p: store.Pending, out: Any, end: float) -> None:
+        t0 = intake.get(p.event.id)
+        if t0 is not None and out is not None:
+            lat["all"].append(end - t0)
+            if out.live:
+                lat["firing"].append(end - t0)
+
+    s = EventService(eng, cfg, on_processed=done)
+    s.start()
+    stop, finished = threading.Event(), threading.Event()
+
+    def producer() -> None:
+        n, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            due = start + n / rate
+            if time.monotonic() < due:
+                time.sleep(due - time.monotonic())
+            ev = _event(n, ids, "live-")
+            intake[ev.id] = time.monotonic()
+            s.post([ev])
+            n += 1
+        finished.set()
+
+    th = threading.Thread(target=producer, name="producer")
+    th.start()
+    while not (finished.is_set() and s.queue.empty()):
+        s.drain(timeout=0.05)
+    th.join()
+    stop.set()
+    return lat
+
+
+def replay(eng: Engine, cfg: Any, ids: list[str], n: int) -> list[tuple[int, float]]:
+    with eng.begin() as c:
+        for i in range(0, n, 1000):
+            store.store(c, [_event(j, ids, "replay-") for j in range(i, min(i + 1000, n))])
+    samples: list[tuple[int, float]] = []
+    s = EventService(eng, cfg, on_processed=lambda p, o, e: samples.append((len(samples), _rss_mb())) if len(samples) % 1000 == 0 else samples.append((len(samples), -1.0)))
+    t = time.perf_counter()
+    s.start()
+    print(f"replay: {n} events in {time.perf_counter() - t:.1f} s")
+    return [x for x in samples if x[1] >= 0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--rate", type=float, default=200)
+    ap.add_argument("--clients", type=int, default=20000)
+    ap.add_argument("--replay-events", type=int, default=20000)
+    ap.add_argument("--database", default=None, help="SQLAlchemy URL of an empty database (default: a scratch SQLite file)")
+    a = ap.parse_args()
+    cfg = load_config(ROOT / "config.yaml")
+    with tempfile.TemporaryDirectory() as d:
+        eng = make_engine(a.database or f"sqlite:///{Path(d) / 'bench.db'}")
+        upgrade(eng)
+        ids = _book(eng, a.clients)
+        base = baseline(eng, ids)
+        b50 = statistics.median(base) * 1000
+        print(f"baseline (store one event, own transaction): p50 {b50:.2f} ms  p99 {_pct(base, 0.99):.2f} ms")
+        lat = sustained(eng, cfg, ids, a.seconds, a.rate)
+        for k, xs in lat.items():
+            p50, p99 = _pct(xs, 0.5), _pct(xs, 0.99)
+            print(f"{k:>7}: n={len(xs)} p50 {p50:.2f} ms ({p50 / b50:.1f}x baseline)  p99 {p99:.2f} ms ({p99 / b50:.1f}x)  max {_pct(xs, 1.0):.1f} ms")
+        rss = replay(eng, cfg, ids, a.replay_events)
+        if rss:
+            first, mid, last = rss[0][1], rss[len(rss) // 2][1], rss[-1][1]
+            print(f"replay RSS MB: after 1st event {first:.1f}, middle {mid:.1f}, end {last:.1f}, peak {max(r for _, r in rss):.1f}")
+        eng.dispose()
+
+
+if __name__ == "__main__":
+    main()
