@@ -15,7 +15,6 @@ files, and one client's intraday row would hide every other client's snapshot.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -164,6 +163,6 @@ def _task_outcome(conn: Connection, ev: TaskOutcomeEvent, day: Any) -> None:
         task_outcomes.record_outcome(conn, ev.task_id, ev.outcome, ev.by_user, day, note=f"event {ev.id}")
         return
     kind = task_outcomes.OUTCOMES[ev.outcome][0]
-    conn.execute(insert(CONTACT), [{"id": _row_id(ev.id) if len(ev.id) <= 60 else f"ev-{uuid.uuid4().hex}",
+    conn.execute(insert(CONTACT), [{"id": _row_id(ev.id),
                                     "client_id": ev.client_id, "contacted_on": day, "kind": kind,
                                     "outcome": ev.outcome, "by_user": ev.by_user}])
