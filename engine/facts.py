@@ -378,3 +378,7 @@ def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str) -> Fac
     for p in _PROVIDERS:
         p.compute(ctx, batch)
     return batch.get(client_id)
+
+
+# Extra providers register on import; importing them here keeps the registry complete for every user of it.
+import engine.providers  # noqa: E402,F401

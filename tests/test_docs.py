@@ -33,7 +33,7 @@ def test_every_config_key_is_documented() -> None:
 def test_every_fact_field_is_documented() -> None:
     text = (DOCS / "facts.md").read_text(encoding="utf-8")
     missing = [n for n in facts.all_fields() if f"`{n}`" not in text]
-    assert not missing, f"docs/facts.md lacks: {missing} (regenerate with `steward docs facts`)"
+    assert not missing, f"docs/facts.md lacks: {missing} (regenerate with `steward docs write`)"
 
 
 def test_generated_docs_are_current() -> None:

@@ -6,13 +6,21 @@ from pathlib import Path
 
 import typer
 
-from engine.cli import audit_cmd, docs_cmd, run_cmd, rules_cmd
-from engine.cli import risk_cmd
-from engine.cli import why_cmd, supervision_cmd, report_cmd  # audit trail: why, supervision, report
-from engine.cli import review_cmd  # compliance review, users, rules backtest
-from engine.cli import dispatch_cmd, scheduler_cmd  # scheduler, calendar, dispatch, outcome, dnc, webhook, report
-from engine.cli import tasks_cmd  # advisor call list
-from engine.cli import events_cmd  # event intake and event rules
+from engine.cli import (
+    audit_cmd,  # audit trail: events, firings, verify, export, retention
+    dispatch_cmd,  # dispatch, outcome, do-not-call, webhook
+    docs_cmd,  # generated docs
+    events_cmd,  # event intake and event rules
+    report_cmd,  # branch report
+    review_cmd,  # compliance review, users, rules backtest
+    risk_cmd,  # risk questionnaires
+    rules_cmd,  # check, test, list
+    run_cmd,  # demo, import, run, evaluate
+    scheduler_cmd,  # scheduler service, trading calendar
+    supervision_cmd,  # supervisory review sample
+    tasks_cmd,  # advisor call list
+    why_cmd,  # explain one client's day
+)
 from engine.cli.common import state
 
 app = typer.Typer(
@@ -34,18 +42,13 @@ def _root(
 
 
 run_cmd.register(app)
-app.add_typer(rules_cmd.app, name="rules", help="Check, test and list rules.")
-app.add_typer(audit_cmd.app, name="audit", help="Look up recorded firings.")
-app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
-why_cmd.register(app); supervision_cmd.register(app); report_cmd.register(app)
-app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
-
-review_cmd.register(app)
-
-scheduler_cmd.register(app)
-dispatch_cmd.register(app)
-tasks_cmd.register(app)
+app.add_typer(rules_cmd.app, name="rules", help="Check, test, list and backtest rules.")
+app.add_typer(audit_cmd.app, name="audit", help="The audit trail: events, firings, verify, export, retention.")
 app.add_typer(events_cmd.app, name="events", help="Event intake and event rules: post, serve, replay, list, retry, check, test.")
+app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
+app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
+for module in (why_cmd, review_cmd, tasks_cmd, supervision_cmd, scheduler_cmd, dispatch_cmd, report_cmd):
+    module.register(app)
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ Each provider computes a whole batch with a few SQL queries (engine.facts rules)
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy import case, func, literal, select
