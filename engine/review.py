@@ -1,12 +1,13 @@
 """Maker-checker review: proposals, approved versions, and the approved snapshot that runs.
 
-A proposal is a snapshot of every rule file, template file and lint list, stored in the
+A proposal is a snapshot of every rule file, event rule file, template file and lint list, stored in the
 database by content hash at submission, so the reviewer approves exactly the bytes the
 author submitted. Approval records the hash of every file, who approved, when and why.
 
 Only approved content runs: `approved_ruleset` unpacks the last approved version from the
 database (into `compliance.approved_dir/<version>/`) and loads it from there, whatever the
 working files say; files that differ from it are reported as unapproved and never run.
+`approved_event_rules` does the same for the event engine's rules (`events.rules_dir`).
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from sqlmodel import Field, SQLModel
 
 from engine import auditlog, users
 from engine.config import Config
-from engine.errors import Problem, StewardError, rel
+from engine.errors import Problem, SourceErrors, StewardError, rel
+from engine.events.eventrules import EventRuleSet, load_event_rules
 from engine.loading import RuleSet, check_ruleset, load_ruleset
 from engine.rules import rule_files
 
 auditlog.register_event_name("proposal.submitted", "an author submitted rules, templates or lint lists for review (content hash)")
 
 Manifest = dict[str, str]
-"""Snapshot path (rules/x.yaml, templates/t/zh-CN.j2, compliance/prohibited.yaml) -> sha256."""
+"""Snapshot path (rules/x.yaml, rules/events/y.yaml, templates/t/zh-CN.j2, compliance/prohibited.yaml) -> sha256."""
 
 
 class ContentBlob(SQLModel, table=True):
@@ -126,10 +128,15 @@ def _label(configured: str, fallback: str) -> str:
 
 
 def _areas(cfg: Config) -> list[tuple[str, str, Path, list[Path]]]:
-    """(kind, label, folder, files) of everything under approval: rules, templates, lint lists."""
+    """(kind, label, folder, files) of everything under approval: rules, event rules, templates, lint lists.
+
+    Rule tests (rules/tests, rules/events/tests) are not content that reaches a client: not snapshotted.
+    """
     out = []
     for i, (conf, d) in enumerate(zip(cfg.rules_dirs, cfg.rules_paths)):
         out.append(("rules", _label(conf, f"rules{i + 1}"), d, rule_files([d])))
+    e = cfg.path(cfg.events.rules_dir)
+    out.append(("events", _label(cfg.events.rules_dir, "events"), e, sorted(p for p in e.glob("*.yaml") if p.is_file())))
     t = cfg.templates_path
     out.append(("templates", _label(cfg.templates_dir, "templates"), t, sorted(p for p in t.glob("*/*.j2") if p.is_file())))
     c = cfg.path(cfg.compliance.lists_dir)
@@ -186,9 +193,10 @@ def write_snapshot(root: Path, cfg: Config, manifest: Mapping[str, str], blobs: 
 
 
 def snapshot_config(cfg: Config, root: Path) -> tuple[Config, list[Path], Path]:
-    """Config, rules folders and templates folder that load a snapshot unpacked at root."""
-    c = cfg.model_copy(update={"compliance": cfg.compliance.model_copy(
-        update={"lists_dir": str(root / _labels(cfg, "compliance")[0])})})
+    """Config, rules folders and templates folder that load a snapshot unpacked at root (event rules too)."""
+    c = cfg.model_copy(update={
+        "compliance": cfg.compliance.model_copy(update={"lists_dir": str(root / _labels(cfg, "compliance")[0])}),
+        "events": cfg.events.model_copy(update={"rules_dir": str(root / _labels(cfg, "events")[0])})})
     return c, [root / label for label in _labels(cfg, "rules")], root / _labels(cfg, "templates")[0]
 
 
@@ -228,6 +236,10 @@ def check_files(cfg: Config, files: Mapping[str, bytes]) -> tuple[RuleSet | None
         write_snapshot(root, cfg, manifest_of(files), {sha256(v): v for v in files.values()})
         c, rules, templates = snapshot_config(cfg, root)
         ruleset, problems = check_ruleset(c, rules, templates)
+        try:
+            load_event_rules(c, templates_dir=templates, snapshot_ids={r.id for r in ruleset.rules} if ruleset else None)
+        except SourceErrors as e:
+            problems = [*problems, *e.problems]
         return ruleset, relabel(problems, root)
 
 
@@ -258,6 +270,21 @@ def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change]
         root = materialise(conn, cfg, approved.manifest, approved.content_hash)
     c, rules, templates = snapshot_config(cfg, root)
     return load_ruleset(c, rules, templates), unapproved(cfg, approved), approved
+
+
+def approved_event_rules(engine: Engine, cfg: Config) -> tuple[EventRuleSet, list[Change], Approved]:
+    """The event rules and templates of the last approved version, and the unapproved working files."""
+    with engine.begin() as conn:
+        approved = current(conn)
+        if approved is None:
+            raise NothingApproved(
+                "nothing is approved yet, so no event is processed (stored events wait and are processed once a "
+                "version is approved): an author submits the rules, event rules and templates with "
+                "`steward review submit --as AUTHOR --note ...`, and a compliance reviewer approves them with "
+                "`steward review approve ID --as REVIEWER --comment ...`; then `steward events replay` (docs/compliance.md)")
+        root = materialise(conn, cfg, approved.manifest, approved.content_hash)
+    c, _, templates = snapshot_config(cfg, root)
+    return load_event_rules(c, templates_dir=templates), unapproved(cfg, approved), approved
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -401,7 +428,7 @@ def demo_bootstrap(engine: Engine, cfg: Config) -> int | None:
         users.add(conn, None, DEMO_ADMIN, ["admin"], "Demo administrator")
         users.add(conn, DEMO_ADMIN, DEMO_AUTHOR, ["author"], "Demo rule author")
         users.add(conn, DEMO_ADMIN, DEMO_REVIEWER, ["compliance"], "Demo compliance reviewer")
-    sub = submit(engine, cfg, DEMO_AUTHOR, "demo bootstrap: the shipped rules, templates and lint lists")
+    sub = submit(engine, cfg, DEMO_AUTHOR, "demo bootstrap: the shipped rules, event rules, templates and lint lists")
     return approve(engine, cfg, DEMO_REVIEWER, sub.proposal_id,
                    "demo bootstrap: approved automatically by `steward demo` so a newcomer sees the pipeline run; "
                    "in production a compliance reviewer reads `steward review show` first").version

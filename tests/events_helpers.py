@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
+from engine import review, users
 from engine.config import Config
 from engine.events.schema import AnyEvent, parse_event
 from engine.events.service import EventService
@@ -38,7 +39,23 @@ def margin(eid: str, when: str, ratio: float, client: str = "C003") -> AnyEvent:
     return ev(eid, "margin_ratio", when, client, maintenance_ratio=ratio)
 
 
+def approve(db: Engine, cfg: Config) -> review.Approved:
+    """Approve the working files (rules, event rules, templates) unless they are the approved version."""
+    with db.begin() as c:
+        if not users.count(c):
+            users.add(c, None, "root", ["admin"])
+            users.add(c, "root", "ann", ["author"])
+            users.add(c, "root", "bo", ["compliance"])
+        now = review.current(c)
+    if now is not None and not review.unapproved(cfg, now):
+        return now
+    pid = review.submit(db, cfg, "ann", "event rules under test").proposal_id
+    return review.approve(db, cfg, "bo", pid, "approved for the test")
+
+
 def service(db: Engine, cfg: Config) -> EventService:
+    """An event service on the approved version of the working files (approved here: only approved rules run)."""
+    approve(db, cfg)
     return EventService(db, cfg)
 
 

@@ -17,7 +17,7 @@ from engine.events.service import EventService
 from engine.facts import facts_for
 from engine.models import Trade
 from tests import book
-from tests.events_helpers import at, cash, ev, firings, margin, service, statuses, trade
+from tests.events_helpers import approve, at, cash, ev, firings, margin, service, statuses, trade
 
 
 @pytest.fixture
@@ -119,6 +119,7 @@ def test_events_update_the_facts_snapshot_rules_see(booked: Engine, cfg: Config)
 
 
 def test_python_api_posts_from_jsonl_and_unknown_clients_are_noted(booked: Engine, cfg: Config) -> None:
+    approve(booked, cfg)
     s = EventService(booked, cfg)
     line = f'{{"id": "x1", "type": "login", "client_id": "NOPE", "at": "{at("2026-11-20 09:00")}", "channel": "app"}}'
     line2 = f'{{"id": "x2", "type": "margin_ratio", "client_id": "NOPE", "at": "{at("2026-11-20 09:00")}", "maintenance_ratio": 1.0}}'

@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from engine import review
 from engine.config import Config
 from engine.db import make_engine, upgrade
 from engine.events.http import IntakeServer
 from tests import book
+from tests.conftest import shipped_config
 from tests.events_helpers import at, firings, service, statuses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,7 @@ def test_cli_post_stores_processes_and_reports(tmp_path: Path) -> None:
     eng = make_engine(url)
     upgrade(eng)
     book.build(eng)
+    review.demo_bootstrap(eng, shipped_config())  # the config the process reads; only approved event rules run
     f = tmp_path / "day.jsonl"
     f.write_text(_line("c1") + "\n" + _line("c1") + "\n", encoding="utf-8")
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT), "STEWARD_DATABASE_URL": url}

@@ -17,7 +17,7 @@ from engine.events.service import EventService
 from engine.events.tables import StoredEvent
 from engine.models import Advisor, Client
 from tests import book
-from tests.events_helpers import deadlines, firings, margin, service, statuses, trade
+from tests.events_helpers import approve, deadlines, firings, margin, service, statuses, trade
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,10 +73,12 @@ def test_a_new_rule_version_takes_effect_in_a_fresh_engine_only(db: Engine, cfg:
     rules = tmp_path / "events"
     shutil.copytree(ROOT / "rules" / "events", rules)
     c = cfg.model_copy(update={"events": cfg.events.model_copy(update={"rules_dir": str(rules)})})
+    approve(db, c)
     old = EventService(db, c)
     old.start()
     f = rules / "margin_closeout_event.yaml"
     f.write_text(f.read_text(encoding="utf-8").replace("< 130%", "< 140%"), encoding="utf-8")
+    approve(db, c)  # the edit is approved: it still waits for a fresh engine
     old.post([margin("m1", "2026-11-20 10:00", 1.35)])
     old.drain()
     assert firings(db, "margin_closeout_event") == []  # the running engine keeps the version it started with

@@ -7,16 +7,29 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
+from engine import review
 from engine.cli.common import cfg as load_cfg
 from engine.cli.common import console, err_console, fail, open_db, user_errors
 from engine.events import store
-from engine.events.eventrules import load_event_rules
+from engine.config import Config
+from engine.events.eventrules import EventRuleSet, load_event_rules
 from engine.events.schema import parse_jsonl
 from engine.events.service import EventService
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def approved_rules(eng: Engine, c: Config) -> EventRuleSet:
+    """The event rules of the last approved version, saying which working files are unapproved and not used."""
+    from engine.cli.review_cmd import print_unapproved
+
+    rules, changes, approved = review.approved_event_rules(eng, c)
+    err_console.print(f"Event rules: approved version {approved.version} (content {approved.content_hash[:12]}, "
+                      f"approved by {approved.approved_by}), {len(rules.rules)} rule(s).", highlight=False)
+    print_unapproved(changes, approved.version)
+    return rules
 
 
 def _summary(s: EventService) -> str:
@@ -35,10 +48,17 @@ def post(file: Path = typer.Argument(..., help="JSON lines, one event each (docs
             fail(f"{file}: file not found")
         events = parse_jsonl(file.read_text(encoding="utf-8"), str(file))
         eng = open_db(c)
-        s = EventService(eng, c)
+        refused: review.NothingApproved | None = None
+        try:
+            s = EventService(eng, c, approved_rules(eng, c) if process else None)
+        except review.NothingApproved as nothing:  # the events are still stored: a replay processes them once approved
+            s, refused = EventService(eng, c), nothing
         res = s.post(events)
         for eid in res.conflicts:
             err_console.print(f"[yellow]warning[/] event id {eid!r} was stored before with other content; the first one stands")
+        if refused is not None:
+            console.print(f"{_summary(s)}; not processed")
+            fail(str(refused))
         if process:
             s.start()
             s.tick()
@@ -56,7 +76,8 @@ def serve(port: int = typer.Option(None, "--port", help="override events.port"))
 
     with user_errors():
         c = load_cfg()
-        s = EventService(open_db(c), c)
+        eng = open_db(c)
+        s = EventService(eng, c, approved_rules(eng, c))
         stop = threading.Event()
         with IntakeServer(s, port=port) as srv:
             console.print(f"events: POST http://{c.events.host}:{srv.port}/events (rules {s.rules.version})")
@@ -72,7 +93,8 @@ def replay() -> None:
     """Process every stored-but-unprocessed event, then fire due deadlines."""
     with user_errors():
         c = load_cfg()
-        s = EventService(open_db(c), c)
+        eng = open_db(c)
+        s = EventService(eng, c, approved_rules(eng, c))
         n = s.start()
         s.tick()
         console.print(f"replayed {n}; {_summary(s)}")
@@ -106,7 +128,7 @@ def retry() -> None:
 
 @app.command("check")
 def check() -> None:
-    """Load and check every event rule and its templates."""
+    """Load and check every event rule and its templates as in the working files (what a submit would propose)."""
     with user_errors():
         rs = load_event_rules(load_cfg())
         for r in rs.rules:
@@ -116,7 +138,7 @@ def check() -> None:
 
 @app.command("test")
 def test() -> None:
-    """Run the timed event rule tests (rules/events/tests) through the real engine."""
+    """Run the timed event rule tests (rules/events/tests) on the working files, in a scratch database; nothing is sent."""
     from engine.events.ruletest import run_all
 
     with user_errors():

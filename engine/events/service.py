@@ -8,8 +8,10 @@ stored-but-unprocessed event is processed, oldest first, before any deadline fir
 
 A failure while processing one event rolls back everything that event did (facts,
 firings) and marks it `failed` with the error; the loop goes on. `steward events
-retry` puts failed events back. The rule set is loaded once: a newly approved rule
-version takes effect when a fresh engine process starts.
+retry` puts failed events back. The rule set is loaded once, from the last approved
+version (never the working files; engine.review): a newly approved rule version takes
+effect when a fresh engine process starts. With nothing approved, processing refuses
+(`review.NothingApproved`) before any event is touched: stored events wait for a replay.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
+from engine import review
 from engine.config import Config
 from engine.durable_adapter import WrongThreadError
 from engine.events import store
-from engine.events.eventrules import EventRuleSet, load_event_rules
+from engine.events.eventrules import EventRuleSet
 from engine.events.processor import Outcome, Processor
 from engine.events.schema import AnyEvent, parse_jsonl
 
@@ -52,14 +55,25 @@ class EventService:
 
     def __init__(self, engine: Engine, cfg: Config, rules: EventRuleSet | None = None,
                  on_processed: OnProcessed | None = None):
+        """`rules` None: the event rules of the last approved version, loaded when first needed."""
         self.engine, self.cfg = engine, cfg
-        self.rules = rules if rules is not None else load_event_rules(cfg)
+        self._rules = rules
         self.queue: queue.Queue[int] = queue.Queue()
         self.counters = Counters()
         self.on_processed = on_processed
         self._processor: Processor | None = None
         self._owner: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    @property
+    def rules(self) -> EventRuleSet:
+        """The rules that run: given, or the approved version's (NothingApproved when there is none)."""
+        if self._rules is None:
+            self._rules, changes, approved = review.approved_event_rules(self.engine, self.cfg)
+            if changes:
+                log.warning("event rules: running approved version %s; %d working file(s) are unapproved and not used: %s",
+                            approved.version, len(changes), ", ".join(f"{c.path} ({c.state})" for c in changes))
+        return self._rules
 
     # -------------------------------------------------------------- intake (any thread)
 
@@ -88,7 +102,7 @@ class EventService:
             raise WrongThreadError(f"the event engine is owned by thread {self._owner.name!r}; "
                                    f"called from {threading.current_thread().name!r}: post() from other threads instead")
         if self._processor is None:
-            self._processor = Processor(self.engine, self.cfg, self.rules)
+            self._processor = Processor(self.engine, self.cfg, self.rules)  # NothingApproved here: no event touched
         return self._processor
 
     def start(self) -> int:
