@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from engine import trading_calendar
+from engine import review, trading_calendar
 from engine.config import load_config
 from engine.db import make_engine, upgrade
 from engine.events import store
@@ -146,6 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         eng = make_engine(a.database or f"sqlite:///{Path(d) / 'bench.db'}")
         upgrade(eng)
+        review.demo_bootstrap(eng, cfg)  # only approved event rules run: approve the shipped pack (as `steward demo` does)
         ids = _book(eng, a.clients)
         base = baseline(eng, ids)
         b50 = statistics.median(base) * 1000
