@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -73,15 +73,23 @@ class Result:
     detail: str = ""
 
 
-def load_test_file(path: Path) -> TestFile:
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_file(model: type[ModelT], path: Path) -> tuple[ModelT, Any]:
+    """Load a YAML test file strictly and validate it; errors name file, line and key."""
     data = load_file(path)
     try:
-        tf = TestFile.model_validate(data)
+        return model.model_validate(data), data
     except ValidationError as e:
         raise SourceErrors([
             Problem(rel(path), line_of(data, tuple(err["loc"])), ".".join(map(str, err["loc"])), err["msg"])
             for err in e.errors()
         ]) from e
+
+
+def load_test_file(path: Path) -> TestFile:
+    tf, data = parse_file(TestFile, path)
     known = facts_mod.all_fields()
     problems = []
     for i, case in enumerate(tf.cases):

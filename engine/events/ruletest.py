@@ -28,26 +28,25 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 
 from engine import db as dbmod
 from engine import trading_calendar
 from engine.config import Config
-from engine.errors import Problem, SourceErrors, rel
+from engine.errors import SourceErrors, rel
 from engine.events.eventrules import EventRuleSet
 from engine.events.schema import parse_event
 from engine.events.service import EventService
 from engine.matching import Match
 from engine.models import Advisor, CashBalance, Client
 from engine.pipeline import render_firing
+from engine.ruletest import Result, parse_file
 from engine.recording import FIRING
-from engine.yamlio import LineDict, line_of, load_file
 
 
 class _M(BaseModel):
@@ -76,22 +75,8 @@ class TestFile(_M):
     cases: list[Case]
 
 
-@dataclass(frozen=True)
-class Result:
-    path: str
-    rule: str
-    case: str
-    ok: bool
-    detail: str = ""
-
-
 def load_test_file(path: Path) -> TestFile:
-    data = load_file(path)
-    try:
-        return TestFile.model_validate(data)
-    except ValidationError as e:
-        raise SourceErrors([Problem(rel(path), line_of(data, tuple(err["loc"])) if isinstance(data, LineDict) else None,
-                                    ".".join(map(str, err["loc"])), err["msg"]) for err in e.errors()]) from e
+    return parse_file(TestFile, path)[0]
 
 
 def _local(dt: datetime, cfg: Config) -> datetime:
