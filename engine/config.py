@@ -72,6 +72,10 @@ class ComplianceConfig(_Model):
     """Folder of the lint lists (prohibited phrases, required elements, masked variables)."""
     assessment_validity_months: int = Field(default=24, ge=1, le=120)
     """A risk assessment older than this blocks product promotions (suitability gate)."""
+    senior_age: int = Field(default=65, ge=0, le=150)
+    """Clients this age or older get stricter suitability (COMPLIANCE.md section 7)."""
+    senior_max_product_risk: Literal["R1", "R2", "R3", "R4", "R5"] = "R3"
+    """Highest product risk proactively offered to senior clients; R5 turns the extra check off."""
     approved_dir: str = "var/approved"
     """Where approved snapshots are unpacked from the database to run."""
     acting_user: str | None = None

@@ -9,6 +9,9 @@ offer is suppressed, with a reason code, for a client
   (`compliance.assessment_validity_months`, default 24)
 - in the lowest category, for a product above R1   SUIT_LOWEST_CATEGORY
 - whose level is below the product's (C2 vs R3)    SUIT_LEVEL_BELOW_PRODUCT
+- aged `compliance.senior_age` (65) or over, for a  SUIT_SENIOR_PRODUCT_RISK
+  product above `compliance.senior_max_product_risk` (R3): extra care for seniors
+- of unknown age, for such a product                SUIT_AGE_UNKNOWN
 
 Rules that offer no product (service notices, greetings) pass untouched. The stage needs
 only the client's facts, so dry runs apply it too.
@@ -30,7 +33,9 @@ UNKNOWN = "SUIT_RISK_LEVEL_UNKNOWN"
 EXPIRED = "SUIT_ASSESSMENT_EXPIRED"
 LOWEST = "SUIT_LOWEST_CATEGORY"
 BELOW = "SUIT_LEVEL_BELOW_PRODUCT"
-REASONS = (MISSING, UNKNOWN, EXPIRED, LOWEST, BELOW)
+SENIOR = "SUIT_SENIOR_PRODUCT_RISK"
+AGE_UNKNOWN = "SUIT_AGE_UNKNOWN"
+REASONS = (MISSING, UNKNOWN, EXPIRED, LOWEST, BELOW, SENIOR, AGE_UNKNOWN)
 
 
 def add_months(d: date, months: int) -> date:
@@ -51,7 +56,8 @@ def assessment_expired(assessed_days: int, as_of: date, validity_months: int) ->
     return as_of >= add_months(assessed_on, validity_months)
 
 
-def verdict(facts: Mapping[str, Any], product_risk: str, as_of: date, validity_months: int) -> tuple[str | None, str]:
+def verdict(facts: Mapping[str, Any], product_risk: str, as_of: date, validity_months: int,
+            senior_age: int = 65, senior_max_risk: str = "R5") -> tuple[str | None, str]:
     """(reason code or None when suitable, human detail) for one client and one product."""
     level, days, lowest = facts.get("risk_level"), facts.get("risk_assessed_days"), facts.get("lowest_category")
     product = int(product_risk[1])
@@ -65,6 +71,12 @@ def verdict(facts: Mapping[str, Any], product_risk: str, as_of: date, validity_m
         return LOWEST, f"lowest-category client; product {product_risk} is above R1"
     if LEVELS[level] < product:
         return BELOW, f"client {level} below product {product_risk}"
+    if product > int(senior_max_risk[1]):
+        age = facts.get("age")
+        if age is None:
+            return AGE_UNKNOWN, f"age unknown; product {product_risk} is above {senior_max_risk}, the senior limit"
+        if age >= senior_age:
+            return SENIOR, f"client aged {age}; products above {senior_max_risk} are not offered from age {senior_age}"
     return None, f"client {level} may be offered {product_risk}"
 
 
@@ -75,12 +87,13 @@ class SuitabilityStage:
         return None
 
     def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
-        months = ctx.cfg.compliance.assessment_validity_months
+        comp = ctx.cfg.compliance
+        months = comp.assessment_validity_months
         for d in decisions:
             risk = getattr(d.match.rule.spec, "product_risk", None)
             if not d.live or risk is None:
                 continue
-            reason, detail = verdict(d.match.facts, risk, ctx.as_of, months)
+            reason, detail = verdict(d.match.facts, risk, ctx.as_of, months, comp.senior_age, comp.senior_max_product_risk)
             if reason is None:
                 d.passed(NAME, detail)
             else:

@@ -99,3 +99,24 @@ def test_gate_blocks_with_reason_and_service_notices_flow(db: Engine, offer_pack
                                "detail": gate[0]["detail"]} and gate[0]["detail"]
     blocked = {r: n for r, n in s.per_reason.items() if r.startswith("SUIT_")}
     assert blocked == {suit.BELOW: 1, suit.LOWEST: 1, suit.MISSING: 1, suit.EXPIRED: 1}
+
+
+SENIOR_BASE = {"risk_level": "C5", "risk_assessed_days": 30, "lowest_category": False}
+
+
+@pytest.mark.parametrize(("age", "product", "reason"), [
+    (64, "R4", None),
+    (65, "R4", suit.SENIOR),
+    (80, "R5", suit.SENIOR),
+    (80, "R3", None),
+    (None, "R4", suit.AGE_UNKNOWN),
+    (None, "R3", None),
+])
+def test_seniors_get_stricter_suitability(age: int | None, product: str, reason: str | None) -> None:
+    f = {**SENIOR_BASE, "age": age}
+    assert suit.verdict(f, product, AS_OF, 24, senior_age=65, senior_max_risk="R3")[0] == reason
+
+
+def test_senior_check_can_be_turned_off() -> None:
+    f = {**SENIOR_BASE, "age": 90}
+    assert suit.verdict(f, "R5", AS_OF, 24, senior_age=65, senior_max_risk="R5")[0] is None
