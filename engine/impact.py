@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
@@ -27,7 +27,7 @@ from engine import pipeline, recording, trading_calendar
 from engine.config import Config
 from engine.errors import StewardError
 from engine.loading import RuleSet
-from engine.policy import StageContext, apply_all
+from engine.policy import StageContext
 from engine.recording import FIRING
 
 MAX_DAYS = 92
@@ -102,14 +102,9 @@ def _collect(conn: Connection, run_id: int, sim: Simulation) -> None:
 
 def _batch(conn: Connection, batch: list[facts_mod.Facts], ruleset: RuleSet, run_id: int, ctx: StageContext,
            advisors: dict[str, dict[str, str]], s: pipeline.RunSummary) -> None:
-    """pipeline._process_batch without the record hooks: audit events and outbox rows are for real sends."""
-    last = recording.last_fired(conn, ctx.lo, ctx.hi, ctx.as_of)
-    per_client = pipeline._new_matches(batch, ruleset, last, ctx.as_of, s)
-    apply_all(ctx, per_client)
-    decisions = [d for group in per_client for d in group]
-    rendered = [pipeline.render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
-    now = datetime.now(timezone.utc)
-    recording.insert_firings(conn, [pipeline._row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)])
+    """The nightly steps without the record hooks: audit events and outbox rows are for real sends."""
+    decisions = pipeline.decide(conn, ctx, ruleset, batch, s)
+    pipeline.record_decisions(conn, ctx, ruleset, decisions, run_id, advisors, hooks=False)
 
 
 def _day(conn: Connection, cfg: Config, ruleset: RuleSet, day: date, advisors: dict[str, dict[str, str]], sim: Simulation) -> None:
@@ -133,7 +128,7 @@ def simulate(engine: Engine, cfg: Config, ruleset: RuleSet, days: list[date]) ->
         try:
             trading_calendar.ensure(conn, cfg.calendar.exchange, days[0] - timedelta(days=90), days[-1])
             conn.execute(delete(FIRING).where(FIRING.c.as_of >= days[0]))
-            advisors = pipeline._advisors(conn)
+            advisors = pipeline.advisors_of(conn)
             for day in days:
                 _day(conn, cfg, ruleset, day, advisors, sim)
         finally:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import facts, lint
-import engine.providers  # noqa: F401  (registers the extra fact providers)
 from engine.config import Config
 from engine.errors import Problem, SourceErrors
 from engine.rendering import Renderer

@@ -100,7 +100,8 @@ def evaluate_facts(ruleset: RuleSet, batch: Iterable[Facts], as_of: date,
         yield render_firing(ruleset, m, advisors or {}, as_of)
 
 
-def _advisors(conn: Connection) -> dict[str, dict[str, str]]:
+def advisors_of(conn: Connection) -> dict[str, dict[str, str]]:
+    """Advisor id -> the `advisor` variable templates see."""
     t = Advisor.__table__  # type: ignore[attr-defined]
     return {r.id: {"id": r.id, "name": r.name} for r in conn.execute(select(t.c.id, t.c.name))}
 
@@ -155,48 +156,50 @@ def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str
     return list(per_client.values())
 
 
+def decide(conn: Connection, ctx: StageContext, ruleset: RuleSet, batch: list[Facts], s: RunSummary) -> list[Decision]:
+    """Matches of one batch not already recorded today nor within cooldown, through the policy stages."""
+    last = recording.last_fired(conn, ctx.lo, ctx.hi, ctx.as_of)
+    per_client = _new_matches(batch, ruleset, last, ctx.as_of, s)
+    apply_all(ctx, per_client)
+    return [d for group in per_client for d in group]
+
+
+def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, decisions: list[Decision],
+                     run_id: int, advisors: dict[str, dict[str, str]], *, hooks: bool = True,
+                     lap: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Render live decisions, insert one `firing` row per decision, run the record hooks.
+
+    Shared by the nightly batch, event rules and impact previews (which pass hooks=False:
+    audit events and outbox rows are for real sends). Returns the rows, ids set.
+    """
+    rendered = [render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
+    if lap:
+        lap("rendering")
+    now = datetime.now(timezone.utc)
+    rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
+    recording.insert_firings(conn, rows)
+    if hooks:
+        for hook in _RECORD_HOOKS:
+            hook(conn, ctx, rows)
+    return rows
+
+
 def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_id: int, ctx: StageContext,
                    advisors: dict[str, dict[str, str]], s: RunSummary, clock: _Clock) -> None:
-    as_of = ctx.as_of
-    last = recording.last_fired(conn, ctx.lo, ctx.hi, as_of)
-    per_client = _new_matches(batch, ruleset, last, as_of, s)
-    apply_all(ctx, per_client)
-    decisions = [d for group in per_client for d in group]
+    decisions = decide(conn, ctx, ruleset, batch, s)
     clock.lap("matching")
-    rendered = [render_firing(ruleset, d.match, advisors, as_of) if d.live else None for d in decisions]
-    clock.lap("rendering")
-    now = datetime.now(timezone.utc)
-    rows = [_row(d, f, run_id, as_of, ruleset, now) for d, f in zip(decisions, rendered)]
-    recording.insert_firings(conn, rows)
-    for hook in _RECORD_HOOKS:
-        hook(conn, ctx, rows)
+    rows = record_decisions(conn, ctx, ruleset, decisions, run_id, advisors, lap=clock.lap)
     clock.lap("recording")
-    for d, f in zip(decisions, rendered):
+    for d, row in zip(decisions, rows):
         if not d.live:
             s.per_reason[d.reason or d.outcome] += 1
             s.per_rule_blocked[d.match.rule.id] += 1
             continue
         s.firings += 1
-        s.failed += f is not None and f.error is not None
+        s.failed += row["status"] == "failed"
         s.per_rule[d.match.rule.id] += 1
         s.per_segment[d.match.facts.get("segment") or "-"] += 1
         s.per_action[d.match.rule.spec.action.type] += 1
-
-
-def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, decisions: list[Decision],
-                     run_id: int, advisors: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
-    """Render, insert and hook decisions that went through the policy stages (event rules use this).
-
-    The same steps as a nightly batch after matching: one `firing` row per decision, the
-    record hooks (audit, outbox) in the caller's transaction. Returns the rows (ids set).
-    """
-    rendered = [render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
-    now = datetime.now(timezone.utc)
-    rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
-    recording.insert_firings(conn, rows)
-    for hook in _RECORD_HOOKS:
-        hook(conn, ctx, rows)
-    return rows
 
 
 def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
@@ -206,7 +209,7 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
     with engine.begin() as conn:
         trading_calendar.ensure(conn, cfg.calendar.exchange, as_of - timedelta(days=90), as_of)
         s.run_id = recording.start_run(conn, as_of, mode, ruleset.version)
-        advisors = _advisors(conn)
+        advisors = advisors_of(conn)
     clock = _Clock(s)
     with engine.connect() as read:
         for batch in facts_mod.iter_batches(read, cfg, as_of):
