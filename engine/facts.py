@@ -357,27 +357,31 @@ def count_clients(conn: Connection, as_of: date) -> int:
     return int(conn.execute(select(func.count()).where(c.c.opened_on <= as_of)).scalar() or 0)
 
 
+def _compute(conn: Connection, cfg: Config, as_of: date, lo: str, hi: str, window_start: date,
+             extra: dict[str, Any]) -> dict[str, Facts]:
+    """Facts of the clients with ids in [lo, hi]: identity rows, then every provider in bulk."""
+    ctx = FactContext(conn, cfg, as_of, lo, hi, window_start, extra)
+    batch = {r.id: _identity_facts(r, as_of, cfg.default_locale) for r in conn.execute(_client_rows(ctx))}
+    for p in _PROVIDERS:
+        p.compute(ctx, batch)
+    return batch
+
+
+def _window_start(conn: Connection, cfg: Config, as_of: date) -> date:
+    return trading_calendar.trading_days_back(conn, cfg.calendar.exchange, as_of, cfg.evaluation.activity_days)[0]
+
+
 def iter_batches(conn: Connection, cfg: Config, as_of: date, batch_size: int | None = None) -> Iterator[list[Facts]]:
     """Facts of every client opened on or before as_of, in batches ordered by client id."""
-    size = batch_size or cfg.evaluation.batch_size
-    days = trading_calendar.trading_days_back(conn, cfg.calendar.exchange, as_of, cfg.evaluation.activity_days)
+    start = _window_start(conn, cfg, as_of)
     extra: dict[str, Any] = {}
-    for lo, hi in _boundaries(conn, as_of, size):
-        ctx = FactContext(conn, cfg, as_of, lo, hi, days[0], extra)
-        batch = {r.id: _identity_facts(r, as_of, cfg.default_locale) for r in conn.execute(_client_rows(ctx))}
-        for p in _PROVIDERS:
-            p.compute(ctx, batch)
-        yield list(batch.values())
+    for lo, hi in _boundaries(conn, as_of, batch_size or cfg.evaluation.batch_size):
+        yield list(_compute(conn, cfg, as_of, lo, hi, start, extra).values())
 
 
 def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str) -> Facts | None:
     """Facts of one client (for explanations and previews), by the same bulk code path."""
-    days = trading_calendar.trading_days_back(conn, cfg.calendar.exchange, as_of, cfg.evaluation.activity_days)
-    ctx = FactContext(conn, cfg, as_of, client_id, client_id, days[0], {})
-    batch = {r.id: _identity_facts(r, as_of, cfg.default_locale) for r in conn.execute(_client_rows(ctx))}
-    for p in _PROVIDERS:
-        p.compute(ctx, batch)
-    return batch.get(client_id)
+    return _compute(conn, cfg, as_of, client_id, client_id, _window_start(conn, cfg, as_of), {}).get(client_id)
 
 
 # Extra providers register on import; importing them here keeps the registry complete for every user of it.
