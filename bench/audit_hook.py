@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from engine.composition import install
 from engine import auditlog, demo, pipeline
 from engine.config import load_config
 from engine.db import make_engine, upgrade
@@ -44,6 +45,7 @@ def _run(path: Path, cfg, ruleset, as_of: date, with_audit: bool) -> tuple[float
 
 
 def main() -> None:
+    install()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)

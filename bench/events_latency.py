@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from engine.composition import install
 from engine import review, trading_calendar
 from engine.config import load_config
 from engine.db import make_engine, upgrade
@@ -135,6 +136,7 @@ def replay(eng: Engine, cfg: Any, ids: list[str], n: int) -> list[tuple[int, flo
 
 
 def main() -> None:
+    install()
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--rate", type=float, default=200)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from engine.composition import install  # noqa: E402
 from engine import demo, facts, pipeline  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.db import make_engine, upgrade  # noqa: E402
@@ -63,6 +64,7 @@ def _matchers(eng, cfg, ruleset, as_of: date, n: int) -> tuple[float, float, int
 
 
 def main() -> None:
+    install()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=7)

@@ -37,7 +37,6 @@ from sqlalchemy import Index, Text, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.pipeline import register_record_hook
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
@@ -471,5 +470,3 @@ def record_firings(conn: Connection, ctx: Any, rows: list[dict[str, Any]]) -> No
         put_blobs(conn, kind, texts)
     append(conn, events)
 
-
-register_record_hook(record_firings)

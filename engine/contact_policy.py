@@ -1,5 +1,5 @@
 """Contact-policy stages: consent and opt-out, do-not-call, contact window, frequency caps,
-arbitration. Registered in engine.builtins through engine.policy.register_stage.
+arbitration. Registered by engine.composition through engine.policy.register_stage.
 
 Each stage writes its verdict into the decision's trail with a reason code. The window
 stage keeps a message live when it only has to wait: it records a `held` step and tells
@@ -239,11 +239,10 @@ class ArbitrationStage:
 
 
 def register() -> None:
+    """Called once by engine.composition.install()."""
     register_stage(ConsentStage(), 200)
     register_stage(DoNotCallStage(), 300)
     register_stage(ContactWindowStage(), 400)
     register_stage(FrequencyCapStage(), 500)
     register_stage(ArbitrationStage(), 600)
 
-
-register()

@@ -3,7 +3,7 @@
 Facts come from fact providers: each declares the fields it fills (name, type,
 documentation) and computes them for a whole batch of clients with a few SQL
 aggregates, never one query per client. Built-in providers register through the
-same `register_provider` door as a firm's own. Only this module (and providers
+same `register_provider` door as a firm's own, from engine.composition. Only this module (and providers
 registered here) query client data.
 
 A field the data lacks is None, never a made-up default.
@@ -82,12 +82,23 @@ def register_provider(provider: FactProvider) -> FactProvider:
     return provider
 
 
-def provider(name: str, *fields: FactField) -> Callable[[Compute], Compute]:
-    def deco(fn: Compute) -> Compute:
-        register_provider(FactProvider(name, tuple(fields), fn))
-        return fn
+class ProviderSet:
+    """The providers one module declares. Declaring registers nothing:
+    engine.composition.install() registers each module's set, in a fixed order."""
 
-    return deco
+    def __init__(self) -> None:
+        self.providers: list[FactProvider] = []
+
+    def provider(self, name: str, *fields: FactField) -> Callable[[Compute], Compute]:
+        def deco(fn: Compute) -> Compute:
+            self.providers.append(FactProvider(name, tuple(fields), fn))
+            return fn
+
+        return deco
+
+
+PROVIDERS = ProviderSet()
+"""The built-in providers of this module."""
 
 
 def providers() -> list[FactProvider]:
@@ -95,6 +106,9 @@ def providers() -> list[FactProvider]:
 
 
 def all_fields() -> dict[str, FactField]:
+    if not _PROVIDERS:
+        raise RuntimeError("no fact providers are registered: call engine.composition.install() first "
+                           "(the steward command, the scheduler and the test suite do)")
     return {f.name: f for p in _PROVIDERS for f in p.fields}
 
 
@@ -123,7 +137,7 @@ def _t(model: Any) -> Any:
 # ------------------------------------------------------------------ identity
 
 
-@provider(
+@PROVIDERS.provider(
     "identity",
     FactField("client_id", STRING, "identity", "The client's id."),
     FactField("name", STRING, "identity", "The client's name (for greetings in templates)."),
@@ -185,7 +199,7 @@ def _latest_date(ctx: FactContext, table: Any, key: str) -> date | None:
     return ctx.extra[key]  # type: ignore[no-any-return]
 
 
-@provider(
+@PROVIDERS.provider(
     "assets",
     FactField("market_value", NUMBER, "assets", "Holdings at the close plus cash, CNY, on the latest snapshot on or before the evaluation date."),
     FactField("cash", NUMBER, "assets", "Cash balance, CNY; null when no cash balance is recorded."),
@@ -240,7 +254,7 @@ def _assets(ctx: FactContext, batch: dict[str, Facts]) -> None:
 # ------------------------------------------------------------------ activity
 
 
-@provider(
+@PROVIDERS.provider(
     "activity",
     FactField("volume_20d", NUMBER, "activity", "Traded amount (buys and sells, CNY) over the last 20 trading days (evaluation.activity_days)."),
     FactField("trades_20d", NUMBER, "activity", "Number of trades over the last 20 trading days."),
@@ -295,7 +309,7 @@ def segment_of(market_value: float, volume: float, days_since_open: int, cfg: Co
     return "dead"
 
 
-@provider(
+@PROVIDERS.provider(
     "service",
     FactField("segment", STRING, "service", "Value x activity segment: core, maintenance, dormant, settled or dead (thresholds under segments: in config)."),
     FactField("callback_done", BOOL, "service", "True once a callback with a recorded outcome exists since the account opened."),
@@ -319,7 +333,7 @@ def _service(ctx: FactContext, batch: dict[str, Facts]) -> None:
 # ------------------------------------------------------------------ margin
 
 
-@provider(
+@PROVIDERS.provider(
     "margin",
     FactField("margin_enabled", BOOL, "margin", "True when the client has a margin account snapshot on the latest snapshot date."),
     FactField("maintenance_ratio", NUMBER, "margin", "Margin maintenance ratio as a fraction (1.5 = 150%); null without a margin account."),
@@ -383,6 +397,3 @@ def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str) -> Fac
     """Facts of one client (for explanations and previews), by the same bulk code path."""
     return _compute(conn, cfg, as_of, client_id, client_id, _window_start(conn, cfg, as_of), {}).get(client_id)
 
-
-# Extra providers register on import; importing them here keeps the registry complete for every user of it.
-import engine.providers  # noqa: E402,F401

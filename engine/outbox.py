@@ -33,7 +33,6 @@ from engine.channels import ChannelError, OutMessage, PermanentError
 from engine.config import Config
 from engine.dispatch_tables import Outbox
 from engine.models import Client
-from engine.pipeline import register_record_hook
 from engine.policy import StageContext
 from engine.recording import FIRING
 
@@ -93,8 +92,6 @@ def enqueue(conn: Connection, ctx: StageContext, rows: list[dict[str, Any]]) -> 
     if out:
         conn.execute(OUTBOX.insert(), out)
 
-
-register_record_hook(enqueue)
 
 
 # ------------------------------------------------------------------ claim

@@ -228,4 +228,3 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
                              skipped_cooldown=s.skipped_cooldown, skipped_duplicate=s.skipped_duplicate)
     return s
 
-import engine.builtins  # noqa: E402,F401  (registers built-in policy stages and record hooks)

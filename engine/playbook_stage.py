@@ -97,4 +97,6 @@ class SegmentPlaybookStage:
                          f"(servicing.playbooks.{segment}.cadence_days)")
 
 
-register_stage(SegmentPlaybookStage(), ORDER)
+def register() -> None:
+    """Called once by engine.composition.install()."""
+    register_stage(SegmentPlaybookStage(), ORDER)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import docgen, facts
+from engine import facts
 from engine.rules import Rule, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,5 +67,3 @@ def rules_markdown() -> str:
             lines += _section(r)
     return "\n".join(lines) + "\n"
 
-
-docgen.register_doc("rules.md", rules_markdown)

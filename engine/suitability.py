@@ -100,4 +100,6 @@ class SuitabilityStage:
                 d.block(NAME, "suppressed", reason, detail)
 
 
-register_stage(SuitabilityStage(), ORDER)
+def register() -> None:
+    """Called once by engine.composition.install()."""
+    register_stage(SuitabilityStage(), ORDER)

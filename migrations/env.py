@@ -5,7 +5,9 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import engine.models  # noqa: F401  (registers tables on the metadata)
-import engine.model_registry  # noqa: F401  (tables of optional modules)
+from engine.composition import import_all_tables
+
+import_all_tables()  # tables of every wing
 
 target_metadata = SQLModel.metadata
 

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from engine.composition import install
 from engine.config import Config, parse_config
 from engine.db import make_engine, upgrade
+
+install()  # the composition root, as the steward command and the scheduler call it
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STEWARD_TEST_PG_URL", "")

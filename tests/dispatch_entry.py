@@ -11,12 +11,14 @@ import os
 import signal
 from datetime import datetime, timedelta, timezone
 
+from engine.composition import install
 from engine.config import Config
 from engine.db import make_engine
 from engine.outbox import dispatch_once
 
 
 def main() -> None:
+    install()
     p = argparse.ArgumentParser()
     p.add_argument("--db", required=True)
     p.add_argument("--gateway")

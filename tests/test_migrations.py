@@ -7,8 +7,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
-import engine.model_registry  # noqa: F401
+from engine.composition import import_all_tables
 from engine.db import upgrade
+
+import_all_tables()
 
 
 def test_migrations_match_models(db: Engine) -> None:

@@ -22,6 +22,7 @@ from engine.cli import (
     why_cmd,  # explain one client's day
 )
 from engine.cli.common import state
+from engine.composition import install
 
 app = typer.Typer(
     name="steward",
@@ -37,6 +38,7 @@ def _root(
     config: Path = typer.Option(None, "--config", "-c", help="config file (default: ./config.yaml)"),
     database: str = typer.Option(None, "--database", help="database URL, overriding config.yaml", envvar="STEWARD_DATABASE_URL"),
 ) -> None:
+    install()  # the composition root: built-in providers, policy stages, record hooks
     state.config_path = config
     state.database = database
 

@@ -9,13 +9,16 @@ from typing import Any
 
 from sqlalchemy import case, func, literal, select
 
-from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, provider
+from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet
 from engine.models import Advisor, CashBalance, CashMovement, Holding, Trade
 from engine.playbook_models import AmlReview, ClientProfile, Product
 from engine.products import risks_in_bucket
 
 H, P, T, M = (m.__table__ for m in (Holding, Product, Trade, CashMovement))  # type: ignore[union-attr]
 CB, CP, AML, ADV = (m.__table__ for m in (CashBalance, ClientProfile, AmlReview, Advisor))  # type: ignore[union-attr]
+
+PROVIDERS = ProviderSet()
+"""The providers this module declares; engine.composition registers them."""
 
 
 def _day(ctx: FactContext, key: str, q: Any) -> Any:
@@ -24,7 +27,7 @@ def _day(ctx: FactContext, key: str, q: Any) -> Any:
     return ctx.extra[key]
 
 
-@provider(
+@PROVIDERS.provider(
     "holdings_risk",
     FactField("top_product_risk", STRING, "holdings", "Product risk R1..R5 of the largest position (product master); null when unknown."),
     FactField("top_move_1d", NUMBER, "holdings", "Close-to-close change of the largest position since the previous holdings snapshot, as a fraction (-0.08 = down 8%); null without a previous close."),
@@ -66,7 +69,7 @@ def _holdings_risk(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["days_since_high_risk_buy"] = (ctx.as_of - last_buy).days if last_buy else None
 
 
-@provider(
+@PROVIDERS.provider(
     "flows_and_trades",
     FactField("trade_price_gap", NUMBER, "activity", "Largest gap between a trade's price on the evaluation date and that symbol's close, as a fraction of the close (0.99 = a 100-yuan bond traded at 1); null without such trades."),
     FactField("trade_gap_symbol", STRING, "activity", "Symbol of the trade with the largest trade_price_gap."),
@@ -123,7 +126,7 @@ def _avg_assets(ctx: FactContext) -> dict[str, float]:
     return out
 
 
-@provider(
+@PROVIDERS.provider(
     "client_profile",
     FactField("investor_class", STRING, "profile", "ordinary or professional investor (client profile); null when not recorded."),
     FactField("related_party", BOOL, "profile", "True for shareholders and related parties of the firm (no margin offers)."),

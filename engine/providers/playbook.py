@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine import festivals, segments, trading_calendar
-from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, provider, providers, segment_of
+from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, providers, segment_of
 from engine.models import EvaluationRun, TradingDay
 from engine.playbook_models import RiskAssessment
 
@@ -23,8 +23,11 @@ RA = RiskAssessment.__table__  # type: ignore[attr-defined]
 RUN = EvaluationRun.__table__  # type: ignore[attr-defined]
 TD = TradingDay.__table__  # type: ignore[attr-defined]
 
+PROVIDERS = ProviderSet()
+"""The providers this module declares; engine.composition registers them."""
 
-@provider(
+
+@PROVIDERS.provider(
     "risk_profile",
     FactField("risk_capacity_score", NUMBER, "risk", "Risk capacity 0-100 from the latest scored questionnaire (steward risk score); null if none."),
     FactField("risk_capacity_level", STRING, "risk", "low, medium-low, medium, medium-high or high (servicing.risk.bands)."),
@@ -55,7 +58,7 @@ def _risk_profile(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["allocation_drift"] = share - high / 100 if share is not None else None
 
 
-@provider(
+@PROVIDERS.provider(
     "segment_models",
     FactField("capital_turnover", STRING, "segments", "Capital size x turnover cell: large/medium/small + _short_term/_stable/_static, e.g. large_short_term (servicing.capital_turnover)."),
     FactField("important_cell", BOOL, "segments", "True in the important cells: any large cell, medium_short_term or small_short_term."),
@@ -108,7 +111,7 @@ def _previous_segments(ctx: FactContext, batch: dict[str, Facts]) -> dict[str, s
             for cid, f in shadow.items()}
 
 
-@provider(
+@PROVIDERS.provider(
     "calendar_days",
     FactField("days_to_birthday", NUMBER, "calendar", "Days until the next birthday (0 on the day); null without a birth date."),
     FactField("birthday_due", BOOL, "calendar", "True when the birthday falls today or before the next trading day (weekend birthdays are greeted on the last trading day before)."),

@@ -1,0 +1,73 @@
+"""The composition root: the one place that wires built-in extensions into the engine.
+
+Importing any engine module registers nothing. Entry points (the `steward` command,
+the scheduler, migrations, tests, benchmarks) call `install()` once; it registers,
+in a fixed order and through the same public doors a firm's own extensions use:
+fact providers (engine.facts.register_provider), policy stages
+(engine.policy.register_stage), record hooks (engine.pipeline.register_record_hook)
+and generated documents (engine.docgen.register_doc).
+
+`import_all_tables()` imports every module that defines tables, so SQLModel's
+metadata is complete for Alembic and for the schema-drift test.
+
+This module may import every wing except cli and demo; nothing imports it but
+entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from engine import auditlog, contact_policy, docgen, facts, outbox, pipeline, playbook_stage, rulesdoc, suitability
+from engine.providers import holdings, playbook
+
+_lock = threading.Lock()
+_installed = False
+
+TABLE_MODULES = (
+    "engine.models",
+    "engine.dispatch_tables",
+    "engine.auditlog",
+    "engine.supervision",
+    "engine.retention",
+    "engine.playbook_models",
+    "engine.review",  # app_user, content_blob, proposal, approved_version
+    "engine.events.tables",  # event_log, event_mark, event_deadline
+)
+"""Every module that defines SQLModel tables; the schema-drift test fails when one is missing."""
+
+
+def import_all_tables() -> None:
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+
+
+def install() -> None:
+    """Register the built-ins once per process (idempotent, thread-safe)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _register()
+        _installed = True
+
+
+def installed() -> bool:
+    return _installed
+
+
+def _register() -> None:
+    # Fact providers, in dependency order: later providers read fields of earlier ones.
+    for module in (facts, holdings, playbook):
+        for p in module.PROVIDERS.providers:
+            facts.register_provider(p)
+    # Policy stages order themselves by number: suitability 100, segment playbook 150,
+    # consent 200, do-not-call 300, contact window 400, caps 500, arbitration 600.
+    suitability.register()
+    playbook_stage.register()
+    contact_policy.register()
+    # Record hooks run in order, in the recording transaction.
+    pipeline.register_record_hook(auditlog.record_firings)  # audit events for every firing
+    pipeline.register_record_hook(outbox.enqueue)  # a message firing and its outbox row commit together
+    docgen.register_doc("rules.md", rulesdoc.rules_markdown)
