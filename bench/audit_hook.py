@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from engine.composition import install
 from engine import auditlog, demo, pipeline
-from engine.config import load_config
+from engine.config.base import load_config
 from engine.db import make_engine, upgrade
 from engine.loading import load_ruleset
 

@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from engine.composition import install
 from engine import review, trading_calendar
-from engine.config import load_config
+from engine.config.base import load_config
 from engine.db import make_engine, upgrade
 from engine.events import store
 from engine.events.schema import AnyEvent, parse_event

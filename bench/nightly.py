@@ -27,7 +27,7 @@ from sqlalchemy import text  # noqa: E402
 
 from engine.composition import install  # noqa: E402
 from engine import demo, facts, pipeline  # noqa: E402
-from engine.config import load_config  # noqa: E402
+from engine.config.base import load_config  # noqa: E402
 from engine.db import make_engine, upgrade  # noqa: E402
 from engine.loading import load_ruleset  # noqa: E402
 

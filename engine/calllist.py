@@ -34,12 +34,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine import trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.models import Advisor, TradingDay
 from engine.playbook_models import CallListEntry
 from engine.recording import FIRING
-from engine.servicing_config import CallListConfig
+from engine.config.servicing import CallListConfig
 
 ENTRY = CallListEntry.__table__  # type: ignore[attr-defined]
 ADVISOR = Advisor.__table__  # type: ignore[attr-defined]

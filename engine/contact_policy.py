@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from engine.config import Config
-from engine.dispatch_config import Window, parse_period
+from engine.config.base import Config
+from engine.config.dispatch import Window, parse_period
 from engine.dispatch_tables import DoNotCall
 from engine.models import Client, Consent
 from engine.policy import Decision, StageContext, register_stage

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection
 
 import migrations
-from engine.config import Config
+from engine.config.base import Config
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 

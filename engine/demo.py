@@ -32,12 +32,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from engine import demo_playbook, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.importer import FILES
 from engine.models import Client, TradingDay
 from engine.playbook_models import Product
-from engine.servicing_config import RiskConfig
+from engine.config.servicing import RiskConfig
 
 Rows = dict[str, list[dict[str, Any]]]
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine import risk
-from engine.servicing_config import RiskConfig
+from engine.config.servicing import RiskConfig
 
 HIGH_RISK_PREFIXES = ("300", "688")
 """ChiNext (300) and STAR (688) shares: product risk R4 in the demo; other A-shares R3."""

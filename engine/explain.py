@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from engine import expr
 from engine.auditlog import EVENT
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.facts import Facts, facts_for
 from engine.loading import RuleSet

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from engine import trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.models import (
     CashBalance,
     CashMovement,

@@ -20,7 +20,7 @@ from wsgiref.simple_server import WSGIServer, make_server
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.models import Client, Consent
 from engine.outbox import drop_marketing
 from engine.rendering import mask

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from engine import facts as facts_mod
 from engine import pipeline, recording, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.loading import RuleSet
 from engine.policy import StageContext

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, Integer, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from engine.config import LOCALES
+from engine.config.base import LOCALES
 from engine.errors import Problem, SourceErrors, StewardError, did_you_mean
 from engine.models import (
     CHANNELS, PURPOSES, RISK_LEVELS, Advisor, CashBalance, CashMovement, Client, Consent, Contact,

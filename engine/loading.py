@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import facts, lint
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import Problem, SourceErrors
 from engine.rendering import Renderer
 from engine.rules import Rule, load_rules

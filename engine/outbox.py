@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from engine import channels, contact_policy
 from engine.channels import ChannelError, OutMessage, PermanentError
-from engine.config import Config
+from engine.config.base import Config
 from engine.dispatch_tables import Outbox
 from engine.models import Client
 from engine.policy import StageContext

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from engine import facts as facts_mod
 from engine import recording, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.facts import Facts
 from engine.loading import RuleSet
 from engine.matching import Match, match

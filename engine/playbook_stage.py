@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from engine.policy import Decision, StageContext, register_stage
 from engine.recording import FIRING
-from engine.servicing_config import SegmentPlaybook
+from engine.config.servicing import SegmentPlaybook
 
 NAME = "segment_playbook"
 ORDER = 150

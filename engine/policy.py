@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.matching import Match
 
 FIRE = "fire"

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine.playbook_models import Product
-from engine.servicing_config import RiskConfig
+from engine.config.servicing import RiskConfig
 
 PRODUCT = Product.__table__  # type: ignore[attr-defined]
 

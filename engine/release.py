@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from engine import contact_policy
 from engine import facts as facts_mod
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import RuleSet
 from engine.matching import Match
 from engine.models import Advisor

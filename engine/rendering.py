@@ -24,7 +24,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.config import LOCALES
+from engine.config.base import LOCALES
 from engine.errors import Problem, did_you_mean, rel
 
 CONTEXT_VARIABLES = {

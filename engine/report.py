@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from engine import facts as facts_mod
-from engine.config import Config
+from engine.config.base import Config
 from engine.models import CashBalance, CashMovement, Client, Contact, Holding, Trade
 from engine.recording import FIRING
 

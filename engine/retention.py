@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine.auditlog import EVENT, Event, append
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 
 PERSONAL_FACTS = ("name", "birth_date", "age", "phone", "email")

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine import auditlog, users
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, StewardError, rel
 from engine.events.eventrules import EventRuleSet, load_event_rules
 from engine.loading import RuleSet, check_ruleset, load_ruleset

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
-from engine.servicing_config import RiskConfig
+from engine.config.servicing import RiskConfig
 from engine.yamlio import LineDict, line_of, loads
 
 LEVELS = ("low", "medium-low", "medium", "medium-high", "high")

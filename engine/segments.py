@@ -7,7 +7,7 @@ thresholds are configuration.
 
 from __future__ import annotations
 
-from engine.servicing_config import CapitalTurnoverConfig, ValueQuadrantConfig
+from engine.config.servicing import CapitalTurnoverConfig, ValueQuadrantConfig
 
 SEGMENT_RANK = {"core": 4, "maintenance": 3, "dormant": 2, "settled": 1, "dead": 0}
 """Higher is more valuable; a fall in rank is a downgrade."""

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine.auditlog import Event, append
-from engine.config import SupervisionConfig
+from engine.config.base import SupervisionConfig
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.recording import FIRING

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.dispatch_tables import TaskEscalation
 from engine.errors import StewardError
 from engine.models import Advisor, Contact

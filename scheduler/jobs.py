@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import db, trading_calendar
-from engine.config import Config, load_config
+from engine.config.base import Config, load_config
 from engine.dispatch_tables import JobRun
 from engine.loading import RuleSet
 from engine.outbox import OUTBOX, aware, dispatch_once, worker_id

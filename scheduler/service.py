@@ -23,8 +23,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from engine.config import Config
-from engine.dispatch_config import parse_clock
+from engine.config.base import Config
+from engine.config.dispatch import parse_clock
 from scheduler import jobs, leader
 
 log = logging.getLogger("steward.scheduler")

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import Connection
 
 from engine.auditlog import EVENT
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import RuleSet, load_ruleset
 from engine.pipeline import RunSummary, run
 from tests import book

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from engine.config import Config
+from engine.config.base import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 

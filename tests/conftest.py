@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from engine.composition import install
-from engine.config import Config, parse_config
+from engine.config.base import Config, parse_config
 from engine.db import make_engine, upgrade
 
 install()  # the composition root, as the steward command and the scheduler call it

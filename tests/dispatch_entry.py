@@ -12,7 +12,7 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 from engine.composition import install
-from engine.config import Config
+from engine.config.base import Config
 from engine.db import make_engine
 from engine.outbox import dispatch_once
 

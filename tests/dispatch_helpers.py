@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.dispatch_tables import Outbox
 from engine.models import Client
 from engine.outbox import OUTBOX, idempotency_key

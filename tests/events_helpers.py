@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from engine import review, users
-from engine.config import Config
+from engine.config.base import Config
 from engine.events.schema import AnyEvent, parse_event
 from engine.events.service import EventService
 from engine.events.tables import EventDeadline, StoredEvent

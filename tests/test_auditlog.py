@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine import auditlog
 from engine.auditlog import BLOB, EVENT, EVENT_NAMES, Event, append, verify
-from engine.config import Config
+from engine.config.base import Config
 from tests import book
 from tests.audit_helpers import events, run_book, unprotected
 

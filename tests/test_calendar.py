@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from engine import contact_policy, trading_calendar
 from engine.cli.app import app
-from engine.config import Config
+from engine.config.base import Config
 from scheduler.jobs import coverage_warning
 
 runner = CliRunner()
@@ -90,7 +90,7 @@ def test_us_window_follows_new_york_dst(cfg: Config) -> None:
 
 
 def test_window_config_errors_name_the_key(tmp_path: Path) -> None:
-    from engine.config import load_config
+    from engine.config.base import load_config
     from engine.errors import SourceErrors
 
     p = tmp_path / "config.yaml"

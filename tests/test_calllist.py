@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from engine import calllist, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.playbook_models import CallListEntry
 from engine.recording import FIRING
-from engine.servicing_config import CallListConfig
+from engine.config.servicing import CallListConfig
 from tests import book
 from tests.test_cli import steward
 
@@ -202,7 +202,7 @@ def test_cli_shows_the_list_and_why(tmp_path: Path, cfg: Config) -> None:
 
 
 def test_bad_call_list_config_names_the_key() -> None:
-    from engine.config import parse_config
+    from engine.config.base import parse_config
     from engine.errors import SourceErrors
 
     def problems(call_list: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import pytest
 from engine import channels
 from engine.channels import OutMessage, PermanentError, TransientError
 from engine.channels.email import EmailChannel
-from engine.config import Config
+from engine.config.base import Config
 from tests.dispatch_helpers import Gateway, Mailbox, free_port
 
 MSG = OutMessage("k" * 64, "sms", "13800000001", None, "您好", "zh-CN", "C1")

@@ -93,7 +93,7 @@ def test_audit_on_a_database(tmp_path: Path) -> None:
     upgrade(eng)
     book.build(eng)
     from engine import review  # only approved content runs: approve the shipped pack first
-    from engine.config import load_config
+    from engine.config.base import load_config
     review.demo_bootstrap(eng, load_config(ROOT / "config.yaml"))
     eng.dispose()
     r = steward("--database", url, "run", "--as-of", book.AS_OF.isoformat())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config, load_config, parse_config
+from engine.config.base import Config, load_config, parse_config
 from engine.errors import SourceErrors
 from engine.yamlio import loads
 

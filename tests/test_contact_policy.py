@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from engine import contact_policy
-from engine.config import Config
-from engine.dispatch_config import FrequencyCap
+from engine.config.base import Config
+from engine.config.dispatch import FrequencyCap
 from engine.dispatch_tables import DoNotCall
 from engine.loading import RuleSet, load_ruleset
 from engine.models import Client, Consent, Holding

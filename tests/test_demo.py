@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from engine import demo, facts
-from engine.config import Config
+from engine.config.base import Config
 from engine.db import make_engine, upgrade
 from engine.errors import StewardError
 from engine.importer import import_dir

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine import calllist, demo, risk
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.pipeline import RunSummary, run
 from engine.playbook_models import AmlReview, ClientProfile, RiskAssessment

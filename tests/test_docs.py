@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from engine import facts
-from engine.config import Config
+from engine.config.base import Config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine.auditlog import AuditEvent
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import SourceErrors
 from engine.events import store
 from engine.events.schema import parse_jsonl

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from engine import review
-from engine.config import Config
+from engine.config.base import Config
 from engine.events.eventrules import load_event_rules
 from engine.events.service import EventService
 from tests import book

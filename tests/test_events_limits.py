@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.durable_adapter import WrongThreadError, get_engine
 from engine.events.eventrules import load_event_rules
 from engine.events.service import EventService

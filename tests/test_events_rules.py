@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from engine import facts
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import SourceErrors
 from engine.events.eventrules import load_event_rules, parse_event_rule
 from engine.events.ruletest import case_files, run_all

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from engine import expr
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.explain import explain_client, failing_leaves
 from engine.loading import load_ruleset

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from engine import facts
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.pipeline import run
 from engine.recording import FIRING

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlmodel import SQLModel
 
 from engine import impact
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.loading import RuleSet, load_ruleset
 from engine.models import EvaluationRun

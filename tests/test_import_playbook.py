@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine import facts, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.importer import import_dir
 from engine.playbook_models import RiskAssessment
 from tests.test_importer import SAMPLE, counts, dump, problems

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine import lint
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import check_ruleset
 from tests.compliance_helpers import OPT_OUT, ROOT, SIG, pack_config, rule_yaml, write_pack
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, select
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.outbox import OUTBOX, claim, dispatch_once, retry_dead
 from tests.dispatch_helpers import Gateway, Mailbox, add_client, add_message, outbox_row, with_dispatch
 

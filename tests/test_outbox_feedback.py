@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from engine import contact_policy, facts
 from engine.cli.app import app
-from engine.config import Config
+from engine.config.base import Config
 from engine.dispatch_tables import TaskEscalation
 from engine.errors import StewardError
 from engine.loading import load_ruleset

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine import playbook_stage
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.models import CashBalance, CashMovement, Client, Trade
 from engine.pipeline import run
 from engine.policy import stages
 from engine.recording import FIRING
-from engine.servicing_config import SegmentPlaybook
+from engine.config.servicing import SegmentPlaybook
 from tests import book
 
 D = book.AS_OF

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, text
 
 from engine import report
-from engine.config import Config
+from engine.config.base import Config
 from engine.models import Contact, Trade
 from tests import book
 from tests.audit_helpers import run_book

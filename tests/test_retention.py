@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from engine import retention
 from engine.auditlog import Event, append
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from tests.audit_helpers import events
 

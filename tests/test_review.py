@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine import auditlog, review, users
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 from engine.pipeline import run
 from engine.recording import FIRING

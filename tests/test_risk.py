@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from engine import risk
 from engine.errors import SourceErrors
-from engine.servicing_config import RiskConfig
+from engine.config.servicing import RiskConfig
 
 CFG = RiskConfig()
 ROOT = Path(__file__).resolve().parent.parent

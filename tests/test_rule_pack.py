@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine import rulesdoc
-from engine.config import Config, parse_config
+from engine.config.base import Config, parse_config
 from engine.loading import load_ruleset
 from engine.pipeline import run
 from engine.recording import FIRING

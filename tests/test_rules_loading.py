@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import SourceErrors
 from engine.loading import check_ruleset, load_ruleset
 from engine.rules import parse_duration

@@ -12,7 +12,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine, select
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.dispatch_tables import JobRun
 from scheduler import jobs
 from scheduler.service import JobSpec, build_scheduler, ensure_jobs, job_specs

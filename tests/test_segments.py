@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine
 
 from engine import festivals, segments, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.facts import iter_batches
 from engine.models import Holding, Trade
-from engine.servicing_config import CapitalTurnoverConfig, ValueQuadrantConfig
+from engine.config.servicing import CapitalTurnoverConfig, ValueQuadrantConfig
 from tests import book
 
 CT = CapitalTurnoverConfig()

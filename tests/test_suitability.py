@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine import suitability as suit
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.models import Client
 from engine.pipeline import run

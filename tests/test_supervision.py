@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from engine import supervision
-from engine.config import SupervisionConfig
+from engine.config.base import SupervisionConfig
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.recording import FIRING

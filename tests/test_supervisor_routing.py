@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from engine import calllist
-from engine.config import Config
+from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.models import Advisor, Client
 from engine.pipeline import run

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.config import Config
+from engine.config.base import Config
 from engine.gateway_webhook import is_opt_out, server
 from engine.models import Consent
 from tests.dispatch_helpers import add_client, add_message, outbox_row

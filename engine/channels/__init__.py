@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.dispatch_config import DispatchConfig
+from engine.config.dispatch import DispatchConfig
 
 
 @dataclass(frozen=True)

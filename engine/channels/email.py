@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from engine.channels import OutMessage, PermanentError, TransientError
-from engine.dispatch_config import EmailConfig
+from engine.config.dispatch import EmailConfig
 
 
 def message_id(key: str) -> str:

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 from engine.channels import OutMessage, PermanentError, TransientError
-from engine.dispatch_config import GatewayConfig
+from engine.config.dispatch import GatewayConfig
 
 _RETRY_STATUS = {408, 425, 429}
 

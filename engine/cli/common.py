@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 
 from engine import db
-from engine.config import Config, load_config
+from engine.config.base import Config, load_config
 from engine.errors import SourceErrors, StewardError
 
 console = Console()

@@ -13,7 +13,7 @@ from engine import review
 from engine.cli.common import cfg as load_cfg
 from engine.cli.common import console, err_console, fail, open_db, user_errors
 from engine.events import store
-from engine.config import Config
+from engine.config.base import Config
 from engine.events.eventrules import EventRuleSet, load_event_rules
 from engine.events.schema import parse_jsonl
 from engine.events.service import EventService

@@ -14,7 +14,7 @@ from engine import impact, review, users
 from engine.cli import rules_cmd, users_cmd
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, user_errors
 from engine.cli.users_cmd import AS_HELP, acting
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import Problem, StewardError, did_you_mean
 from engine.loading import RuleSet, load_ruleset
 

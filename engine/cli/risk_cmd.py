@@ -11,7 +11,7 @@ from rich.table import Table
 
 from engine import risk
 from engine.cli.common import cfg, console, open_db, user_errors
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 
 app = typer.Typer(no_args_is_help=True)

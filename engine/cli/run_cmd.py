@@ -15,7 +15,7 @@ from engine import facts as facts_mod
 from engine import pipeline
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
 from engine.cli import review_cmd, tasks_cmd
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.loading import RuleSet, load_ruleset
 

@@ -10,7 +10,7 @@ from rich.table import Table
 from engine import calllist, expr
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.cli.dispatch_cmd import outcome
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import StewardError
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from engine import explain
 from engine.auditlog import Event, append
-from engine.config import Config
+from engine.config.base import Config
 from engine.cli.audit_cmd import acting_user
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
 from engine.errors import StewardError

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from engine import expr, facts, lint
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.events import schema
 from engine.loading import RuleSet

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
 from engine import expr, pipeline, recording, trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.durable_adapter import DurableMatcher
 from engine.events import schema, store
 from engine.events.eventrules import EventRule, EventRuleSet, Window

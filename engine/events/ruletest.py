@@ -37,7 +37,7 @@ from sqlalchemy import Engine, select
 
 from engine import db as dbmod
 from engine import trading_calendar
-from engine.config import Config
+from engine.config.base import Config
 from engine.errors import SourceErrors, rel
 from engine.events.eventrules import EventRuleSet
 from engine.events.schema import parse_event

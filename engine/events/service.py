@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine
 
 from engine import review
-from engine.config import Config
+from engine.config.base import Config
 from engine.durable_adapter import WrongThreadError
 from engine.events import store
 from engine.events.eventrules import EventRuleSet

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.dispatch_config import DispatchConfig
+from engine.config.dispatch import DispatchConfig
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
-from engine.events.config import EventsConfig
-from engine.servicing_config import ServicingConfig
+from engine.config.events import EventsConfig
+from engine.config.servicing import ServicingConfig
 from engine.yamlio import LineDict, line_of, load_file
 
 LOCALES = ("zh-CN", "zh-TW", "en", "es")

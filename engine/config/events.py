@@ -1,6 +1,6 @@
 """The `events:` section of config.yaml: event rules, intake endpoint, engine thread.
 
-Kept in its own module (imported by engine.config) so the defaults live in one place.
+Kept in its own module (imported by engine.config.base) so the defaults live in one place.
 Every key is documented in docs/config.md.
 """
 

@@ -1,6 +1,6 @@
 """The `dispatch:` section of config.yaml: contact policy, channels, retries, scheduler, webhook.
 
-Kept in its own module (imported by engine.config) so the section's defaults live in one
+Kept in its own module (imported by engine.config.base) so the section's defaults live in one
 place. Every key is documented in docs/config.md.
 """
 
