@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from engine.composition import install
-from engine import review, trading_calendar
+from engine import review
+from engine.facts import trading_calendar
 from engine.config.base import load_config
 from engine.db import make_engine, upgrade
 from engine.events import store

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from engine import facts as facts_mod
+from engine.facts import base as facts_mod
 from engine.auditlog import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
 from engine.errors import did_you_mean
 from engine.recording import FIRING

@@ -33,11 +33,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engine import trading_calendar
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.models import Advisor, TradingDay
-from engine.playbook_models import CallListEntry
+from engine.facts.tables import CallListEntry
 from engine.recording import FIRING
 from engine.config.servicing import CallListConfig
 

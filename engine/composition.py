@@ -3,7 +3,7 @@
 Importing any engine module registers nothing. Entry points (the `steward` command,
 the scheduler, migrations, tests, benchmarks) call `install()` once; it registers,
 in a fixed order and through the same public doors a firm's own extensions use:
-fact providers (engine.facts.register_provider), policy stages
+fact providers (engine.facts.base.register_provider), policy stages
 (engine.policy.register_stage), record hooks (engine.pipeline.register_record_hook)
 and generated documents (engine.docgen.register_doc).
 
@@ -19,8 +19,11 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import auditlog, contact_policy, docgen, facts, outbox, pipeline, playbook_stage, rulesdoc, suitability
-from engine.providers import holdings, playbook
+from engine import auditlog, contact_policy, docgen, outbox, pipeline, playbook_stage, rulesdoc, suitability
+from engine.facts import base as facts
+from engine.facts import docs as facts_docs
+from engine.facts import holdings
+from engine.facts import playbook
 
 _lock = threading.Lock()
 _installed = False
@@ -31,7 +34,7 @@ TABLE_MODULES = (
     "engine.auditlog",
     "engine.supervision",
     "engine.retention",
-    "engine.playbook_models",
+    "engine.facts.tables",
     "engine.review",  # app_user, content_blob, proposal, approved_version
     "engine.events.tables",  # event_log, event_mark, event_deadline
 )
@@ -70,4 +73,5 @@ def _register() -> None:
     # Record hooks run in order, in the recording transaction.
     pipeline.register_record_hook(auditlog.record_firings)  # audit events for every firing
     pipeline.register_record_hook(outbox.enqueue)  # a message firing and its outbox row commit together
+    docgen.register_doc("facts.md", facts_docs.facts_markdown)
     docgen.register_doc("rules.md", rulesdoc.rules_markdown)

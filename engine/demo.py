@@ -31,12 +31,13 @@ from faker import Faker
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from engine import demo_playbook, trading_calendar
+from engine import demo_playbook
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.importer import FILES
+from engine.facts.importer import FILES
 from engine.models import Client, TradingDay
-from engine.playbook_models import Product
+from engine.facts.tables import Product
 from engine.config.servicing import RiskConfig
 
 Rows = dict[str, list[dict[str, Any]]]

@@ -2,7 +2,7 @@
 
 engine.demo decides who gets what (archetypes and traits); this module builds the rows
 from the same seeded rng, so the book stays deterministic per seed. Risk assessments
-are scored by the real scoring code (engine.risk) from generated answer sheets.
+are scored by the real scoring code (engine.facts.risk) from generated answer sheets.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from engine import risk
+from engine.facts import risk
 from engine.config.servicing import RiskConfig
 
 HIGH_RISK_PREFIXES = ("300", "688")

@@ -1,4 +1,4 @@
-"""Generated documentation: docs/facts.md from the fact-provider registry.
+"""Generated documentation: a registry of generated files (docs/facts.md, docs/rules.md, ...).
 
 `steward docs write` regenerates the files; tests fail when a file is stale.
 """
@@ -8,29 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine import facts
 
-HEADER = """# Client facts
-
-Generated from the fact providers by `steward docs write`; do not edit by hand.
-
-Facts are one snapshot per client as of the evaluation date, computed in bulk (a few SQL
-aggregates per batch of clients, never a query per client). A field the data lacks is
-**null**, never a made-up default; in `when:` a comparison with null is false (see docs/rules.md).
-Types: `number`, `string` and `bool` can be used in `when:`; `date` fields are for templates
-(rules use the `days_*` counts instead).
-"""
-
-
-def facts_markdown() -> str:
-    lines = [HEADER]
-    for p in facts.providers():
-        lines.append(f"\n## {p.name}\n\n| field | type | meaning |\n|---|---|---|")
-        lines += [f"| `{f.name}` | {f.type} | {f.doc} |" for f in p.fields]
-    return "\n".join(lines) + "\n"
-
-
-GENERATED: dict[str, Callable[[], str]] = {"facts.md": facts_markdown}
+GENERATED: dict[str, Callable[[], str]] = {}
+"""File name -> generator; engine.composition registers facts.md and rules.md."""
 
 
 def register_doc(name: str, make: Callable[[], str]) -> None:

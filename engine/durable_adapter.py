@@ -36,7 +36,7 @@ Translation (`condition()`), chosen so durable answers exactly like
   asserted fact: a fact no rule handles makes delete_state segfault, and the
   sentinel's firing proves the fact was processed.
 
-Fact values must be well typed (engine.facts.type_ok): numbers finite and ints
+Fact values must be well typed (engine.facts.base.type_ok): numbers finite and ints
 within +-2**53, the range in which durable's numbers are exact.
 """
 

@@ -19,7 +19,7 @@ from engine import expr
 from engine.auditlog import EVENT
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.facts import Facts, facts_for
+from engine.facts.base import Facts, facts_for
 from engine.loading import RuleSet
 from engine.models import Client, EvaluationRun
 from engine.recording import FIRING

@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
-from engine import facts as facts_mod
-from engine import pipeline, recording, trading_calendar
+from engine.facts import base as facts_mod
+from engine import pipeline, recording
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.loading import RuleSet

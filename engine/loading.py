@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import facts, lint
+from engine import lint
+from engine.facts import base as facts
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors
 from engine.rendering import Renderer

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from engine.facts import Facts
+from engine.facts.base import Facts
 from engine.rules import Rule
 
 

@@ -1,7 +1,7 @@
 """Database schema (SQLModel tables). Schema changes go through Alembic migrations.
 
 Table models do not validate input (SQLModel `table=True` never does): loaders
-validate first (see engine.importer) and only then build rows.
+validate first (see engine.facts.importer) and only then build rows.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from engine import facts as facts_mod
-from engine import recording, trading_calendar
+from engine.facts import base as facts_mod
+from engine import recording
+from engine.facts import trading_calendar
 from engine.config.base import Config
-from engine.facts import Facts
+from engine.facts.base import Facts
 from engine.loading import RuleSet
 from engine.matching import Match, match
 from engine.models import Advisor

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from engine.facts import DATE, Facts, all_fields
+from engine.facts.base import DATE, Facts, all_fields
 from engine.models import EvaluationRun, Firing
 
 FIRING = Firing.__table__  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from engine import contact_policy
-from engine import facts as facts_mod
+from engine.facts import base as facts_mod
 from engine.config.base import Config
 from engine.loading import RuleSet
 from engine.matching import Match

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from engine import facts as facts_mod
+from engine.facts import base as facts_mod
 from engine.config.base import Config
 from engine.models import CashBalance, CashMovement, Client, Contact, Holding, Trade
 from engine.recording import FIRING

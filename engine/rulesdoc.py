@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import facts
+from engine.facts import base as facts
 from engine.rules import Rule, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine import facts as facts_mod
+from engine.facts import base as facts_mod
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.loading import RuleSet
 from engine.pipeline import render_firing

@@ -13,7 +13,8 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import db, trading_calendar
+from engine import db
+from engine.facts import trading_calendar
 from engine.config.base import Config, load_config
 from engine.dispatch_tables import JobRun
 from engine.loading import RuleSet

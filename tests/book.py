@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine import trading_calendar
+from engine.facts import trading_calendar
 from engine.models import (
     Advisor, CashBalance, CashMovement, Client, Contact, Holding, MarginSnapshot, Trade,
 )

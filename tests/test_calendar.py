@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from engine import contact_policy, trading_calendar
+from engine import contact_policy
+from engine.facts import trading_calendar
 from engine.cli.app import app
 from engine.config.base import Config
 from scheduler.jobs import coverage_warning

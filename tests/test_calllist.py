@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from engine import calllist, trading_calendar
+from engine import calllist
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.models import Advisor
-from engine.playbook_models import CallListEntry
+from engine.facts.tables import CallListEntry
 from engine.recording import FIRING
 from engine.config.servicing import CallListConfig
 from tests import book

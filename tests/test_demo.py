@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from engine import demo, facts
+from engine import demo
+from engine.facts import base as facts
 from engine.config.base import Config
 from engine.db import make_engine, upgrade
 from engine.errors import StewardError
-from engine.importer import import_dir
+from engine.facts.importer import import_dir
 from tests.test_importer import dump
 
 AS_OF = date(2026, 11, 20)  # a Friday, a trading day on XSHG

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import calllist, demo, risk
+from engine import calllist, demo
+from engine.facts import risk
 from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.pipeline import RunSummary, run
-from engine.playbook_models import AmlReview, ClientProfile, RiskAssessment
+from engine.facts.tables import AmlReview, ClientProfile, RiskAssessment
 from tests.test_demo import AS_OF, fresh
 
 DATE_BOUND = {"festival_greeting"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from engine import facts
+from engine.facts import base as facts
 from engine.config.base import Config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

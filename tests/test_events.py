@@ -14,7 +14,7 @@ from engine.errors import SourceErrors
 from engine.events import store
 from engine.events.schema import parse_jsonl
 from engine.events.service import EventService
-from engine.facts import facts_for
+from engine.facts.base import facts_for
 from engine.models import Trade
 from tests import book
 from tests.events_helpers import approve, at, cash, ev, firings, margin, service, statuses, trade

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from engine import facts
+from engine.facts import base as facts
 from engine.config.base import Config
 from engine.errors import SourceErrors
 from engine.events.eventrules import load_event_rules, parse_event_rule

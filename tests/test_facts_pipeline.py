@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from engine import facts
+from engine.facts import base as facts
 from engine.config.base import Config
 from engine.loading import load_ruleset
 from engine.pipeline import run

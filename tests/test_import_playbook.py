@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import facts, trading_calendar
+from engine.facts import base as facts
+from engine.facts import trading_calendar
 from engine.config.base import Config
-from engine.importer import import_dir
-from engine.playbook_models import RiskAssessment
+from engine.facts.importer import import_dir
+from engine.facts.tables import RiskAssessment
 from tests.test_importer import SAMPLE, counts, dump, problems
 
 PLAYBOOK = Path(__file__).parent / "data" / "import_playbook"

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from engine.errors import SourceErrors, StewardError
-from engine.importer import FILES, import_dir
+from engine.facts.importer import FILES, import_dir
 
 SAMPLE = Path(__file__).parent / "data" / "import_sample"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "import.md"

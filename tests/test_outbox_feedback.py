@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
-from engine import contact_policy, facts
+from engine import contact_policy
+from engine.facts import base as facts
 from engine.cli.app import app
 from engine.config.base import Config
 from engine.dispatch_tables import TaskEscalation

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from engine import risk
+from engine.facts import risk
 from engine.errors import SourceErrors
 from engine.config.servicing import RiskConfig
 

@@ -7,9 +7,11 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from engine import festivals, segments, trading_calendar
+from engine.facts import festivals
+from engine.facts import segments
+from engine.facts import trading_calendar
 from engine.config.base import Config
-from engine.facts import iter_batches
+from engine.facts.base import iter_batches
 from engine.models import Holding, Trade
 from engine.config.servicing import CapitalTurnoverConfig, ValueQuadrantConfig
 from tests import book

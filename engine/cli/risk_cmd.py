@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from engine import risk
+from engine.facts import risk
 from engine.cli.common import cfg, console, open_db, user_errors
 from engine.config.base import Config
 from engine.errors import StewardError
@@ -47,7 +47,7 @@ def score(
 
 
 def _save(c: Config, sheet: risk.AnswerSheet, profile: risk.RiskProfile) -> None:
-    from engine.playbook_models import RiskAssessment
+    from engine.facts.tables import RiskAssessment
 
     if not sheet.client_id:
         raise StewardError("--save needs client_id in the answer sheet")

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from engine import facts as facts_mod
+from engine.facts import base as facts_mod
 from engine import pipeline
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
 from engine.cli import review_cmd, tasks_cmd
@@ -130,7 +130,7 @@ def _print_samples(eng: Any, run_id: int | None) -> None:
 
 def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV files (docs/import.md)")) -> None:
     """Load CSV files into the database: all rows or, on any error, none."""
-    from engine import importer
+    from engine.facts import importer
 
     with user_errors():
         c = cfg()

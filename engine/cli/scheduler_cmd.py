@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from engine import trading_calendar
+from engine.facts import trading_calendar
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, state, user_errors
 from engine.errors import StewardError
 

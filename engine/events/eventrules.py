@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from engine import expr, facts, lint
+from engine import expr, lint
+from engine.facts import base as facts
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.events import schema

@@ -31,13 +31,14 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from engine import expr, pipeline, recording, trading_calendar
+from engine import expr, pipeline, recording
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.durable_adapter import DurableMatcher
 from engine.events import schema, store
 from engine.events.eventrules import EventRule, EventRuleSet, Window
 from engine.events.tables import EventDeadline, EventMark
-from engine.facts import Facts, facts_for
+from engine.facts.base import Facts, facts_for
 from engine.matching import Match
 from engine.models import Advisor, TradingDay
 from engine.policy import Decision, StageContext, apply_all

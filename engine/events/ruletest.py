@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 
 from engine import db as dbmod
-from engine import trading_calendar
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import SourceErrors, rel
 from engine.events.eventrules import EventRuleSet

@@ -1,6 +1,6 @@
 """Fact providers: product risk of holdings, price moves, trades off the market, outflows, profile.
 
-Each provider computes a whole batch with a few SQL queries (engine.facts rules).
+Each provider computes a whole batch with a few SQL queries (engine.facts.base rules).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import case, func, literal, select
 
-from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet
+from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet
 from engine.models import Advisor, CashBalance, CashMovement, Holding, Trade
-from engine.playbook_models import AmlReview, ClientProfile, Product
-from engine.products import risks_in_bucket
+from engine.facts.tables import AmlReview, ClientProfile, Product
+from engine.facts.products import risks_in_bucket
 
 H, P, T, M = (m.__table__ for m in (Holding, Product, Trade, CashMovement))  # type: ignore[union-attr]
 CB, CP, AML, ADV = (m.__table__ for m in (CashBalance, ClientProfile, AmlReview, Advisor))  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """Tables of the servicing playbook: product master, risk assessments, client profile, AML reviews.
 
 Schema changes go through migrations/versions/0002_rule_pack.py. Table models do
-not validate input: loaders validate first (engine.risk parses answer sheets).
+not validate input: loaders validate first (engine.facts.risk parses answer sheets).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Product(SQLModel, table=True):
 
 
 class RiskAssessment(SQLModel, table=True):
-    """One scored questionnaire (engine.risk); the latest on or before a day counts."""
+    """One scored questionnaire (engine.facts.risk); the latest on or before a day counts."""
 
     __tablename__ = "risk_assessment"
     __table_args__ = (Index("ix_risk_assessment_client_day", "client_id", "assessed_on"),)

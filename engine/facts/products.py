@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engine.playbook_models import Product
+from engine.facts.tables import Product
 from engine.config.servicing import RiskConfig
 
 PRODUCT = Product.__table__  # type: ignore[attr-defined]

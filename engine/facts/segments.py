@@ -1,4 +1,4 @@
-"""Segment models beyond the value x activity grid (engine.facts.segment_of).
+"""Segment models beyond the value x activity grid (engine.facts.base.segment_of).
 
 Pure functions over facts and `servicing:` config, so the same code serves the
 fact provider, rule tests and the call list. DOMAIN.md gives the shapes; the

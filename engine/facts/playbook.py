@@ -14,10 +14,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import festivals, segments, trading_calendar
-from engine.facts import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, providers, segment_of
+from engine.facts import festivals
+from engine.facts import segments
+from engine.facts import trading_calendar
+from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, providers, segment_of
 from engine.models import EvaluationRun, TradingDay
-from engine.playbook_models import RiskAssessment
+from engine.facts.tables import RiskAssessment
 
 RA = RiskAssessment.__table__  # type: ignore[attr-defined]
 RUN = EvaluationRun.__table__  # type: ignore[attr-defined]

@@ -31,8 +31,8 @@ from engine.models import (
     CHANNELS, PURPOSES, RISK_LEVELS, Advisor, CashBalance, CashMovement, Client, Consent, Contact,
     Holding, MarginSnapshot, Trade,
 )
-from engine.playbook_models import INVESTOR_CLASSES, PRODUCT_RISKS, AmlReview, ClientProfile, Product, RiskAssessment
-from engine.risk import LEVELS as RISK_PROFILE_LEVELS
+from engine.facts.tables import INVESTOR_CLASSES, PRODUCT_RISKS, AmlReview, ClientProfile, Product, RiskAssessment
+from engine.facts.risk import LEVELS as RISK_PROFILE_LEVELS
 
 CHUNK = 5_000
 SIDES = ("buy", "sell")

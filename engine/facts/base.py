@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from engine import trading_calendar
+from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.models import (
     CashBalance,
