@@ -22,7 +22,7 @@ from engine.composition import install
 from engine import auditlog, demo, pipeline
 from engine.config.base import load_config
 from engine.db import make_engine, upgrade
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import expr as E  # noqa: E402
+from engine.language import expr as E  # noqa: E402
 from engine.durable_adapter import DurableMatcher  # noqa: E402
 
 TYPES = {"market_value": "number", "cash": "number", "days_idle": "number",

@@ -35,7 +35,7 @@ from engine.facts import trading_calendar
 from engine.config.base import load_config
 from engine.db import make_engine, upgrade
 from engine.events import store
-from engine.events.schema import AnyEvent, parse_event
+from engine.language.event_schema import AnyEvent, parse_event
 from engine.events.service import EventService
 from engine.models import Advisor, Client
 

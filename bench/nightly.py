@@ -30,7 +30,7 @@ from engine import demo, pipeline  # noqa: E402
 from engine.facts import base as facts  # noqa: E402
 from engine.config.base import load_config  # noqa: E402
 from engine.db import make_engine, upgrade  # noqa: E402
-from engine.loading import load_ruleset  # noqa: E402
+from engine.language.loading import load_ruleset  # noqa: E402
 
 
 def _peak_mb() -> float:

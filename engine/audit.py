@@ -22,7 +22,7 @@ from engine.facts import base as facts_mod
 from engine.auditlog import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
 from engine.errors import did_you_mean
 from engine.recording import FIRING
-from engine.rendering import Renderer
+from engine.language.rendering import Renderer
 
 
 def list_firings(conn: Connection, rule: str | None = None, client: str | None = None,

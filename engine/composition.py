@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import auditlog, contact_policy, docgen, outbox, pipeline, playbook_stage, rulesdoc, suitability
+from engine import auditlog, contact_policy, docgen, outbox, pipeline, playbook_stage, suitability
+from engine.language import docs as rulesdoc
 from engine.facts import base as facts
 from engine.facts import docs as facts_docs
 from engine.facts import holdings

@@ -1,6 +1,6 @@
 """The durable-rules adapter: the only module in Steward that imports durable_rules.
 
-Snapshot rules run as compiled Python predicates (engine.expr). This module runs
+Snapshot rules run as compiled Python predicates (engine.language.expr). This module runs
 the same checked `when:` trees on durable-rules 2.0.28, inside the envelope
 measured on that version (docs/durable.md), so event rules (sequences, absences,
 timers) can later be built on the same layer. Two levels:
@@ -15,7 +15,7 @@ timers) can later be built on the same layer. Two levels:
   that fired, then deletes the session.
 
 Translation (`condition()`), chosen so durable answers exactly like
-`engine.expr.evaluate`:
+`engine.language.expr.evaluate`:
 
 - Facts are normalised before asserting: only referenced fields are sent, a
   None/missing field is omitted, so "null" is "absent" and `is null` is `$nex`.
@@ -23,7 +23,7 @@ Translation (`condition()`), chosen so durable answers exactly like
   guard), except the right side of a field-to-field test (`a > b`, b absent
   compares as if present): that one is guarded with `$ex`.
 - Arithmetic and unary minus are not sent to durable: each distinct arithmetic
-  operand is computed in Python with `engine.expr.value` (null in, null out,
+  operand is computed in Python with `engine.language.expr.value` (null in, null out,
   `x / 0` null) and asserted as a derived field `e_<n>`; the comparison over it
   stays in durable. This keeps division by zero, null propagation and Python's
   exact int arithmetic identical.
@@ -53,7 +53,7 @@ from typing import Any
 
 from durable import engine as _durable
 
-from engine import expr as E
+from engine.language import expr as E
 
 MAX_LIVE_SESSIONS = 256
 """Sessions open at once per ruleset; durable 2.0.28 crashes near 1,000."""
@@ -191,7 +191,7 @@ def condition(node: E.Node) -> tuple[_JSON | bool, tuple[tuple[str, E.Node], ...
     """A checked tree as a durable condition on one fact, and its derived fields.
 
     The condition is True or False when the tree is constant. Derived fields are
-    (name, value node) pairs the caller computes with `engine.expr.value`.
+    (name, value node) pairs the caller computes with `engine.language.expr.value`.
     """
     t = _Translator({})
     c = t.cond(node)
@@ -598,7 +598,7 @@ class DurableMatcher:
 
     def fact(self, facts: Mapping[str, Any]) -> dict[str, Any]:
         """The fact asserted for a client: fields the rules read and derived
-        operands (engine.expr.value), nulls left out."""
+        operands (engine.language.expr.value), nulls left out."""
         out: dict[str, Any] = {}
         for name, prop in self.fields:
             v = facts.get(name)

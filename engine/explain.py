@@ -15,15 +15,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from engine import expr
+from engine.language import expr
 from engine.auditlog import EVENT
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.facts.base import Facts, facts_for
-from engine.loading import RuleSet
+from engine.language.loading import RuleSet
 from engine.models import Client, EvaluationRun
 from engine.recording import FIRING
-from engine.rules import Rule
+from engine.language.rules import Rule
 
 CLIENT = Client.__table__  # type: ignore[attr-defined]
 RUN = EvaluationRun.__table__  # type: ignore[attr-defined]

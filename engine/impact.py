@@ -27,7 +27,7 @@ from engine import pipeline, recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.loading import RuleSet
+from engine.language.loading import RuleSet
 from engine.policy import StageContext
 from engine.recording import FIRING
 

@@ -1,6 +1,6 @@
 """Matching stage: snapshot facts against compiled rule predicates.
 
-Snapshot rules run as compiled Python predicates (see engine.expr). The
+Snapshot rules run as compiled Python predicates (see engine.language.expr). The
 durable-rules adapter (engine.durable_adapter) runs the same conditions and a
 property test keeps both answers identical; event rules use the adapter.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.facts.base import Facts
-from engine.rules import Rule
+from engine.language.rules import Rule
 
 
 @dataclass(frozen=True)

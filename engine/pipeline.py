@@ -22,7 +22,7 @@ from engine import recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.facts.base import Facts
-from engine.loading import RuleSet
+from engine.language.loading import RuleSet
 from engine.matching import Match, match
 from engine.models import Advisor
 from engine.policy import Decision, StageContext, apply_all

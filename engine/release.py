@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from engine import contact_policy
 from engine.facts import base as facts_mod
 from engine.config.base import Config
-from engine.loading import RuleSet
+from engine.language.loading import RuleSet
 from engine.matching import Match
 from engine.models import Advisor
 from engine.outbox import OUTBOX, DispatchSummary, _append, _set_firing, aware, event, utcnow

@@ -30,9 +30,9 @@ from sqlmodel import Field, SQLModel
 from engine import auditlog, users
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, StewardError, rel
-from engine.events.eventrules import EventRuleSet, load_event_rules
-from engine.loading import RuleSet, check_ruleset, load_ruleset
-from engine.rules import rule_files
+from engine.language.event_rules import EventRuleSet, load_event_rules
+from engine.language.loading import RuleSet, check_ruleset, load_ruleset
+from engine.language.rules import rule_files
 
 auditlog.register_event_name("proposal.submitted", "an author submitted rules, templates or lint lists for review (content hash)")
 

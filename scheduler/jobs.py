@@ -17,7 +17,7 @@ from engine import db
 from engine.facts import trading_calendar
 from engine.config.base import Config, load_config
 from engine.dispatch_tables import JobRun
-from engine.loading import RuleSet
+from engine.language.loading import RuleSet
 from engine.outbox import OUTBOX, aware, dispatch_once, worker_id
 
 log = logging.getLogger("steward.scheduler")

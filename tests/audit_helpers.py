@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from engine.auditlog import EVENT
 from engine.config.base import Config
-from engine.loading import RuleSet, load_ruleset
+from engine.language.loading import RuleSet, load_ruleset
 from engine.pipeline import RunSummary, run
 from tests import book
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from engine import review, users
 from engine.config.base import Config
-from engine.events.schema import AnyEvent, parse_event
+from engine.language.event_schema import AnyEvent, parse_event
 from engine.events.service import EventService
 from engine.events.tables import EventDeadline, StoredEvent
 from engine.recording import FIRING

@@ -13,7 +13,7 @@ from engine import contact_policy
 from engine.config.base import Config
 from engine.config.dispatch import FrequencyCap
 from engine.dispatch_tables import DoNotCall
-from engine.loading import RuleSet, load_ruleset
+from engine.language.loading import RuleSet, load_ruleset
 from engine.models import Client, Consent, Holding
 from engine.outbox import OUTBOX, dispatch_once
 from engine.pipeline import run

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from engine import calllist, demo
 from engine.facts import risk
 from engine.config.base import Config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.pipeline import RunSummary, run
 from engine.facts.tables import AmlReview, ClientProfile, RiskAssessment
 from tests.test_demo import AS_OF, fresh

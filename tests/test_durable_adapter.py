@@ -2,7 +2,7 @@
 
 The property test builds random typed expression trees over a small schema and
 random facts (nulls, missing fields, zeros, negatives, awkward strings) and
-requires durable-rules, engine.expr.evaluate and compile_predicate to agree.
+requires durable-rules, engine.language.expr.evaluate and compile_predicate to agree.
 Each example is a ruleset of several rules, so a durable fault that fires only
 the first matching rule would show. Other tests cover the measured faults:
 thousands of sessions in one process, the owning thread, exceptions in actions.
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import expr as E
+from engine.language import expr as E
 from engine.durable_adapter import (
     MAX_LIVE_SESSIONS,
     ConditionTooLarge,
@@ -277,7 +277,7 @@ def test_a_fact_durable_refuses_leaves_the_engine_closed_not_hanging() -> None:
     # In a child process: the refused fact ruins durable's state for good.
     script = textwrap.dedent("""
         import engine.durable_adapter as A
-        from engine import expr as E
+        from engine.language import expr as E
         A.MAX_ALPHA_LOAD = 10**6  # step outside the envelope on purpose
         node = E.check(E.parse("x in [%s]" % ",".join(map(str, range(512)))), {"x": "number"})
         m = A.DurableMatcher([("wide", node)])

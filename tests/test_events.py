@@ -12,7 +12,7 @@ from engine.auditlog import AuditEvent
 from engine.config.base import Config
 from engine.errors import SourceErrors
 from engine.events import store
-from engine.events.schema import parse_jsonl
+from engine.language.event_schema import parse_jsonl
 from engine.events.service import EventService
 from engine.facts.base import facts_for
 from engine.models import Trade

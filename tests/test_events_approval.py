@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from engine import review
 from engine.config.base import Config
-from engine.events.eventrules import load_event_rules
+from engine.language.event_rules import load_event_rules
 from engine.events.service import EventService
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config

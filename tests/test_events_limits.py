@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from engine.config.base import Config
 from engine.durable_adapter import WrongThreadError, get_engine
-from engine.events.eventrules import load_event_rules
+from engine.language.event_rules import load_event_rules
 from engine.events.service import EventService
 from engine.events.tables import StoredEvent
 from engine.models import Advisor, Client
@@ -95,7 +95,7 @@ def test_a_new_rule_version_takes_effect_in_a_fresh_engine_only(db: Engine, cfg:
 
 
 def test_rules_load_without_durable_rules_regex_and_reject_python_313(cfg: Config) -> None:
-    # Conditions use engine.expr (no regex operator): durable's %-escaped regexes are never generated.
+    # Conditions use engine.language.expr (no regex operator): durable's %-escaped regexes are never generated.
     rs = load_event_rules(cfg)
     assert all("matches" not in (r.rule.spec.when or "") for r in rs.rules)
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")

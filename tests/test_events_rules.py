@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from engine.facts import base as facts
 from engine.config.base import Config
 from engine.errors import SourceErrors
-from engine.events.eventrules import load_event_rules, parse_event_rule
+from engine.language.event_rules import load_event_rules, parse_event_rule
 from engine.events.ruletest import case_files, run_all
 from tests import book
 from tests.events_helpers import TZ, cash, deadlines, firings, margin, service
@@ -113,9 +113,9 @@ def test_a_stored_cure_is_replayed_before_deadlines_fire(db: Engine, cfg: Config
 
 
 def test_docs_list_every_event_field_and_shipped_rule(cfg: Config) -> None:
-    from engine.events.schema import event_fields_doc
+    from engine.language.event_schema import event_fields_doc
 
     text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
-    assert event_fields_doc() in text, "docs/events.md: paste engine.events.schema.event_fields_doc() again"
+    assert event_fields_doc() in text, "docs/events.md: paste engine.language.event_schema.event_fields_doc() again"
     missing = [r.id for r in load_event_rules(cfg).rules if f"`{r.id}`" not in text]
     assert not missing, f"docs/events.md lacks the event rules {missing}"

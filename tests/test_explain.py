@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from engine import expr
+from engine.language import expr
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.explain import explain_client, failing_leaves
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.pipeline import run
 from tests import book
 from tests.audit_helpers import events, run_book

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import expr as E
+from engine.language import expr as E
 
 TYPES = {"a": "number", "b": "number", "s": "string", "flag": "bool"}
 

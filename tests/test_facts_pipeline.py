@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from engine.facts import base as facts
 from engine.config.base import Config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.pipeline import run
 from engine.recording import FIRING
 from tests import book

@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 from engine import impact
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.loading import RuleSet, load_ruleset
+from engine.language.loading import RuleSet, load_ruleset
 from engine.models import EvaluationRun
 from engine.pipeline import run
 from engine.recording import FIRING

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import lint
+from engine.language import lint
 from engine.config.base import Config
-from engine.loading import check_ruleset
+from engine.language.loading import check_ruleset
 from tests.compliance_helpers import OPT_OUT, ROOT, SIG, pack_config, rule_yaml, write_pack
 
 

@@ -15,7 +15,7 @@ from engine.cli.app import app
 from engine.config.base import Config
 from engine.dispatch_tables import TaskEscalation
 from engine.errors import StewardError
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.models import Advisor, Contact, Trade
 from engine.outbox import OUTBOX, dispatch_once
 from engine.pipeline import run

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from engine import playbook_stage
 from engine.config.base import Config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.models import CashBalance, CashMovement, Client, Trade
 from engine.pipeline import run
 from engine.policy import stages

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from engine.rendering import Renderer, mask
+from engine.language.rendering import Renderer, mask
 
 FACTS = ["name", "market_value", "top_weight", "opened_on", "client_id", "cash"]
 CTX = {"client": {"name": "王芳", "market_value": 1234567.891, "top_weight": 0.456, "opened_on": date(2026, 3, 5), "cash": None},

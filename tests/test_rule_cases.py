@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.config.base import parse_config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.ruletest import case_files, load_test_file, run_case
 from engine.yamlio import load_file
 

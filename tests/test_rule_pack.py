@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import rulesdoc
+from engine.language import docs as rulesdoc
 from engine.config.base import Config, parse_config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.pipeline import run
 from engine.recording import FIRING
 from engine.ruletest import case_files, load_test_file, run_case

@@ -9,8 +9,8 @@ import pytest
 
 from engine.config.base import Config
 from engine.errors import SourceErrors
-from engine.loading import check_ruleset, load_ruleset
-from engine.rules import parse_duration
+from engine.language.loading import check_ruleset, load_ruleset
+from engine.language.rules import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def test_load_ruleset_raises_with_every_problem(cfg: Config, rules_dir: Path) ->
 
 def test_python_rule(cfg: Config, rules_dir: Path) -> None:
     (rules_dir / "annual.py").write_text(
-        "from engine.rules import python_rule\n\n"
+        "from engine.language.rules import python_rule\n\n"
         "@python_rule(id='rich_and_old', title='T', description='D', owner='me', class_='service',\n"
         "             action={'type': 'task', 'channel': 'phone', 'template': 'new_account_callback'})\n"
         "def rich_and_old(f):\n"

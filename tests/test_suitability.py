@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from engine import suitability as suit
 from engine.config.base import Config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.models import Client
 from engine.pipeline import run
 from engine.recording import FIRING

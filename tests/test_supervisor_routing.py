@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 
 from engine import calllist
 from engine.config.base import Config
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 from engine.models import Advisor, Client
 from engine.pipeline import run
 from engine.recording import FIRING

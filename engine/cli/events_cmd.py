@@ -14,8 +14,8 @@ from engine.cli.common import cfg as load_cfg
 from engine.cli.common import console, err_console, fail, open_db, user_errors
 from engine.events import store
 from engine.config.base import Config
-from engine.events.eventrules import EventRuleSet, load_event_rules
-from engine.events.schema import parse_jsonl
+from engine.language.event_rules import EventRuleSet, load_event_rules
+from engine.language.event_schema import parse_jsonl
 from engine.events.service import EventService
 
 app = typer.Typer(no_args_is_help=True)

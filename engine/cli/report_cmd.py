@@ -12,7 +12,7 @@ from rich.table import Table
 from engine import report
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
 from engine.errors import StewardError
-from engine.loading import load_ruleset
+from engine.language.loading import load_ruleset
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from engine.cli.common import cfg, console, err_console, open_db, parse_day, use
 from engine.cli.users_cmd import AS_HELP, acting
 from engine.config.base import Config
 from engine.errors import Problem, StewardError, did_you_mean
-from engine.loading import RuleSet, load_ruleset
+from engine.language.loading import RuleSet, load_ruleset
 
 app = typer.Typer(no_args_is_help=True)
 

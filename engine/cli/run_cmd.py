@@ -17,7 +17,7 @@ from engine.cli.common import cfg, console, err_console, open_db, parse_day, pro
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
-from engine.loading import RuleSet, load_ruleset
+from engine.language.loading import RuleSet, load_ruleset
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from engine import calllist, expr
+from engine import calllist
+from engine.language import expr
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.cli.dispatch_cmd import outcome
 from engine.config.base import Config
@@ -46,7 +47,7 @@ def tasks(
 
 def _reasons(c: Config) -> dict[str, tuple[str, tuple[str, ...]]]:
     """rule id -> (title, facts its condition reads); empty when the rules do not load."""
-    from engine.loading import load_ruleset
+    from engine.language.loading import load_ruleset
 
     try:
         rs = load_ruleset(c)

@@ -13,7 +13,7 @@ from engine.config.base import Config
 from engine.cli.audit_cmd import acting_user
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
 from engine.errors import StewardError
-from engine.loading import RuleSet, load_ruleset
+from engine.language.loading import RuleSet, load_ruleset
 from engine.recording import RUN
 
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from engine.errors import SourceErrors
-from engine.events.schema import AnyEvent, parse_event, parse_jsonl
+from engine.language.event_schema import AnyEvent, parse_event, parse_jsonl
 from engine.events.service import EventService
 
 

@@ -31,12 +31,14 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from engine import expr, pipeline, recording
+from engine import pipeline, recording
+from engine.language import expr
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.durable_adapter import DurableMatcher
-from engine.events import schema, store
-from engine.events.eventrules import EventRule, EventRuleSet, Window
+from engine.events import store
+from engine.language import event_schema as schema
+from engine.language.event_rules import EventRule, EventRuleSet, Window
 from engine.events.tables import EventDeadline, EventMark
 from engine.facts.base import Facts, facts_for
 from engine.matching import Match

@@ -39,8 +39,8 @@ from engine import db as dbmod
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import SourceErrors, rel
-from engine.events.eventrules import EventRuleSet
-from engine.events.schema import parse_event
+from engine.language.event_rules import EventRuleSet
+from engine.language.event_schema import parse_event
 from engine.events.service import EventService
 from engine.matching import Match
 from engine.models import Advisor, CashBalance, Client

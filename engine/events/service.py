@@ -30,9 +30,9 @@ from engine import review
 from engine.config.base import Config
 from engine.durable_adapter import WrongThreadError
 from engine.events import store
-from engine.events.eventrules import EventRuleSet
+from engine.language.event_rules import EventRuleSet
 from engine.events.processor import Outcome, Processor
-from engine.events.schema import AnyEvent, parse_jsonl
+from engine.language.event_schema import AnyEvent, parse_jsonl
 
 log = logging.getLogger("steward.events")
 OnProcessed = Callable[[store.Pending, Outcome | None, float], None]

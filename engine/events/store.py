@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from engine import task_outcomes
-from engine.events.schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
+from engine.language.event_schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
 from engine.events.tables import StoredEvent
 from engine.models import CashMovement, Contact, Trade
 

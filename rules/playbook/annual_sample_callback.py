@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from engine.rules import python_rule
+from engine.language.rules import python_rule
 
 SAMPLE_PERCENT = 10
 MIN_DAYS_OPEN = 180

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine import expr
+from engine.language import expr
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.yamlio import LineDict, line_of, loads
 

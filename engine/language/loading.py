@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import lint
+from engine.language import lint
 from engine.facts import base as facts
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors
-from engine.rendering import Renderer
-from engine.rules import Rule, load_rules
+from engine.language.rendering import Renderer
+from engine.language.rules import Rule, load_rules
 
 
 @dataclass(frozen=True)

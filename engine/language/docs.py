@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.facts import base as facts
-from engine.rules import Rule, load_rules
+from engine.language.rules import Rule, load_rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES_ROOT = ROOT / "rules"
 
 HEADER = """# Rule catalog

@@ -26,14 +26,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from engine import expr, lint
+from engine.language import expr
+from engine.language import lint
 from engine.facts import base as facts
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
-from engine.events import schema
-from engine.loading import RuleSet
-from engine.rendering import Renderer
-from engine.rules import Rule, RuleSpec, _validation_problems, parse_duration
+from engine.language import event_schema as schema
+from engine.language.loading import RuleSet
+from engine.language.rendering import Renderer
+from engine.language.rules import Rule, RuleSpec, _validation_problems, parse_duration
 from engine.yamlio import LineDict, line_of, loads
 
 EVENT_KEYS = ("kind", "event", "when", "sequence", "absence")
