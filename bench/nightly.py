@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from engine.composition import install  # noqa: E402
-from engine import demo, pipeline  # noqa: E402
+from engine import demo  # noqa: E402
+from engine.pipeline import run as pipeline  # noqa: E402
 from engine.facts import base as facts  # noqa: E402
 from engine.config.base import load_config  # noqa: E402
 from engine.db import make_engine, upgrade  # noqa: E402

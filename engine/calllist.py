@@ -38,7 +38,7 @@ from engine.config.base import Config
 from engine.errors import StewardError
 from engine.models import Advisor, TradingDay
 from engine.facts.tables import CallListEntry
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 from engine.config.servicing import CallListConfig
 
 ENTRY = CallListEntry.__table__  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ Importing any engine module registers nothing. Entry points (the `steward` comma
 the scheduler, migrations, tests, benchmarks) call `install()` once; it registers,
 in a fixed order and through the same public doors a firm's own extensions use:
 fact providers (engine.facts.base.register_provider), policy stages
-(engine.policy.register_stage), record hooks (engine.pipeline.register_record_hook)
+(engine.pipeline.policy.register_stage), record hooks (engine.pipeline.run.register_record_hook)
 and generated documents (engine.docgen.register_doc).
 
 `import_all_tables()` imports every module that defines tables, so SQLModel's
@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import auditlog, contact_policy, docgen, outbox, pipeline, playbook_stage, suitability
+from engine import auditlog, contact_policy, docgen, outbox, playbook_stage, suitability
+from engine.pipeline import run as pipeline
 from engine.language import docs as rulesdoc
 from engine.facts import base as facts
 from engine.facts import docs as facts_docs

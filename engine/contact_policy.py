@@ -1,5 +1,5 @@
 """Contact-policy stages: consent and opt-out, do-not-call, contact window, frequency caps,
-arbitration. Registered by engine.composition through engine.policy.register_stage.
+arbitration. Registered by engine.composition through engine.pipeline.policy.register_stage.
 
 Each stage writes its verdict into the decision's trail with a reason code. The window
 stage keeps a message live when it only has to wait: it records a `held` step and tells
@@ -21,8 +21,8 @@ from engine.config.base import Config
 from engine.config.dispatch import Window, parse_period
 from engine.dispatch_tables import DoNotCall
 from engine.models import Client, Consent
-from engine.policy import Decision, StageContext, register_stage
-from engine.recording import FIRING
+from engine.pipeline.policy import Decision, StageContext, register_stage
+from engine.pipeline.recording import FIRING
 
 CONSENT = Consent.__table__  # type: ignore[attr-defined]
 CLIENT = Client.__table__  # type: ignore[attr-defined]

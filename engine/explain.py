@@ -22,7 +22,7 @@ from engine.errors import StewardError
 from engine.facts.base import Facts, facts_for
 from engine.language.loading import RuleSet
 from engine.models import Client, EvaluationRun
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 from engine.language.rules import Rule
 
 CLIENT = Client.__table__  # type: ignore[attr-defined]

@@ -23,13 +23,14 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
-from engine import pipeline, recording
+from engine.pipeline import run as pipeline
+from engine.pipeline import recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.language.loading import RuleSet
-from engine.policy import StageContext
-from engine.recording import FIRING
+from engine.pipeline.policy import StageContext
+from engine.pipeline.recording import FIRING
 
 MAX_DAYS = 92
 BLOCKED = ("suppressed", "deferred", "dropped")

@@ -33,8 +33,8 @@ from engine.channels import ChannelError, OutMessage, PermanentError
 from engine.config.base import Config
 from engine.dispatch_tables import Outbox
 from engine.models import Client
-from engine.policy import StageContext
-from engine.recording import FIRING
+from engine.pipeline.policy import StageContext
+from engine.pipeline.recording import FIRING
 
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 CLIENT = Client.__table__  # type: ignore[attr-defined]

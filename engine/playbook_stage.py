@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine.policy import Decision, StageContext, register_stage
-from engine.recording import FIRING
+from engine.pipeline.policy import Decision, StageContext, register_stage
+from engine.pipeline.recording import FIRING
 from engine.config.servicing import SegmentPlaybook
 
 NAME = "segment_playbook"

@@ -18,11 +18,11 @@ from engine import contact_policy
 from engine.facts import base as facts_mod
 from engine.config.base import Config
 from engine.language.loading import RuleSet
-from engine.matching import Match
+from engine.pipeline.matching import Match
 from engine.models import Advisor
 from engine.outbox import OUTBOX, DispatchSummary, _append, _set_firing, aware, event, utcnow
-from engine.pipeline import render_firing
-from engine.policy import Decision, StageContext, apply_all
+from engine.pipeline.run import render_firing
+from engine.pipeline.policy import Decision, StageContext, apply_all
 
 ADVISOR = Advisor.__table__  # type: ignore[attr-defined]
 

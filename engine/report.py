@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from engine.facts import base as facts_mod
 from engine.config.base import Config
 from engine.models import CashBalance, CashMovement, Client, Contact, Holding, Trade
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 
 BLOCKED = ("suppressed", "held", "deferred", "dropped")
 H, CB, MOV, CL, CON, TR = (getattr(m, "__table__") for m in (Holding, CashBalance, CashMovement, Client, Contact, Trade))

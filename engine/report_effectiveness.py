@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.models import Trade
 from engine.outbox import OUTBOX
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 
 TRADE = Trade.__table__  # type: ignore[attr-defined]
 STOPPED = ("suppressed", "dropped", "dead", "deferred")

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from engine.policy import Decision, StageContext, register_stage
+from engine.pipeline.policy import Decision, StageContext, register_stage
 
 NAME = "suitability"
 ORDER = 100

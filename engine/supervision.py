@@ -27,7 +27,7 @@ from engine.auditlog import Event, append
 from engine.config.base import SupervisionConfig
 from engine.errors import StewardError
 from engine.models import Advisor
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 
 DECISIONS = ("ok", "follow_up", "escalate")
 ADVISOR = Advisor.__table__  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from engine.dispatch_tables import TaskEscalation
 from engine.errors import StewardError
 from engine.models import Advisor, Contact
 from engine.outbox import OUTBOX, event, utcnow
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 
 CONTACT = Contact.__table__  # type: ignore[attr-defined]
 ADVISOR = Advisor.__table__  # type: ignore[attr-defined]

@@ -66,7 +66,7 @@ def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
 
 def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = False) -> str:
     """Run the evaluation for `day` if it is a trading day; returns what happened."""
-    from engine import pipeline  # heavy: only when a job runs
+    from engine.pipeline import run as pipeline  # heavy: only when a job runs
 
     exchange = cfg.calendar.exchange
     with engine.begin() as conn:

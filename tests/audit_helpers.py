@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from engine.auditlog import EVENT
 from engine.config.base import Config
 from engine.language.loading import RuleSet, load_ruleset
-from engine.pipeline import RunSummary, run
+from engine.pipeline.run import RunSummary, run
 from tests import book
 
 

@@ -13,7 +13,7 @@ from engine.config.base import Config
 from engine.language.event_schema import AnyEvent, parse_event
 from engine.events.service import EventService
 from engine.events.tables import EventDeadline, StoredEvent
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 
 TZ = ZoneInfo("Asia/Shanghai")
 

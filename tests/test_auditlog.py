@@ -56,7 +56,7 @@ class _BlockEnglish:
 
 
 def test_suppression_is_recorded_with_reason_and_stage(db: Engine, cfg: Config, monkeypatch) -> None:
-    from engine import policy
+    from engine.pipeline import policy
 
     monkeypatch.setattr(policy, "_STAGES", [])
     policy.register_stage(_BlockEnglish(), 900)
@@ -253,7 +253,8 @@ def test_event_time_is_kept_exactly(sqlite_engine: Engine) -> None:
 
 
 def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None:
-    from engine import audit, policy
+    from engine import audit
+    from engine.pipeline import policy
 
     monkeypatch.setattr(policy, "_STAGES", [])
     policy.register_stage(_BlockEnglish(), 900)

@@ -16,7 +16,7 @@ from engine.config.base import Config
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.facts.tables import CallListEntry
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 from engine.config.servicing import CallListConfig
 from tests import book
 from tests.test_cli import steward

@@ -17,8 +17,10 @@ def _run(script: str) -> str:
 
 def test_importing_the_pipeline_registers_nothing_and_install_registers_everything() -> None:
     out = _run("""
-        import engine.pipeline, engine.outbox, engine.auditlog, engine.suitability, engine.contact_policy
-        from engine import docgen, pipeline, policy
+        import engine.pipeline.run, engine.outbox, engine.auditlog, engine.suitability, engine.contact_policy
+        from engine import docgen
+        from engine.pipeline import run as pipeline
+        from engine.pipeline import policy
         from engine.facts import base as facts
         before = (len(policy._STAGES), len(pipeline._RECORD_HOOKS), len(facts._PROVIDERS), sorted(docgen.GENERATED))
         from engine.composition import install

@@ -16,8 +16,8 @@ from engine.dispatch_tables import DoNotCall
 from engine.language.loading import RuleSet, load_ruleset
 from engine.models import Client, Consent, Holding
 from engine.outbox import OUTBOX, dispatch_once
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from engine.release import release_due
 from tests import book
 from tests.dispatch_helpers import Gateway, with_dispatch
@@ -31,7 +31,7 @@ NIGHT = datetime(2026, 11, 20, 14, 30, tzinfo=timezone.utc)  # 22:30 in Shanghai
 def only_contact_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about the contact-policy stages: other firms' and helpers' stages
     (segment playbooks, ...) are left out so each verdict here is this module's."""
-    from engine import policy
+    from engine.pipeline import policy
 
     mine = {"consent", "do_not_call", "contact_window", "frequency_cap", "arbitration"}
     monkeypatch.setattr(policy, "_STAGES", [(o, s) for o, s in policy._STAGES if s.name in mine])

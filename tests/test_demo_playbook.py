@@ -12,7 +12,7 @@ from engine import calllist, demo
 from engine.facts import risk
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
-from engine.pipeline import RunSummary, run
+from engine.pipeline.run import RunSummary, run
 from engine.facts.tables import AmlReview, ClientProfile, RiskAssessment
 from tests.test_demo import AS_OF, fresh
 

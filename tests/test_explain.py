@@ -13,7 +13,7 @@ from engine.config.base import Config
 from engine.errors import StewardError
 from engine.explain import explain_client, failing_leaves
 from engine.language.loading import load_ruleset
-from engine.pipeline import run
+from engine.pipeline.run import run
 from tests import book
 from tests.audit_helpers import events, run_book
 from tests.test_cli import steward
@@ -53,7 +53,7 @@ def test_why_lists_every_rule_fired_or_not(db: Engine, cfg: Config) -> None:
 
 
 def test_why_shows_the_policy_stage_that_held_a_firing(db: Engine, cfg: Config, monkeypatch) -> None:
-    from engine import policy
+    from engine.pipeline import policy
     from tests.test_auditlog import _BlockEnglish
 
     monkeypatch.setattr(policy, "_STAGES", [])

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, func, select
 from engine.facts import base as facts
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from tests import book
 
 
@@ -104,7 +104,7 @@ class _NoSmsToEnglish:
 
 
 def test_policy_stage_suppresses_with_reason_and_trail(loaded: Engine, cfg: Config, monkeypatch) -> None:
-    from engine import policy
+    from engine.pipeline import policy
 
     monkeypatch.setattr(policy, "_STAGES", [])
     policy.register_stage(_NoSmsToEnglish(), 900)
@@ -119,7 +119,7 @@ def test_policy_stage_suppresses_with_reason_and_trail(loaded: Engine, cfg: Conf
 
 
 def test_record_hook_sees_rows_in_the_same_transaction(loaded: Engine, cfg: Config, monkeypatch) -> None:
-    from engine import pipeline
+    from engine.pipeline import run as pipeline
 
     seen: list[int] = []
 

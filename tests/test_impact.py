@@ -14,8 +14,8 @@ from engine.config.base import Config
 from engine.errors import StewardError
 from engine.language.loading import RuleSet, load_ruleset
 from engine.models import EvaluationRun
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config, rule_yaml
 

@@ -18,8 +18,8 @@ from engine.errors import StewardError
 from engine.language.loading import load_ruleset
 from engine.models import Advisor, Contact, Trade
 from engine.outbox import OUTBOX, dispatch_once
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from engine.report_effectiveness import effectiveness
 from engine.task_outcomes import escalate_overdue, record_outcome
 from tests import book
@@ -40,7 +40,7 @@ def _ran(eng: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Engine:
 def only_contact_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about the contact-policy stages: other firms' and helpers' stages
     (segment playbooks, ...) are left out so each verdict here is this module's."""
-    from engine import policy
+    from engine.pipeline import policy
 
     mine = {"consent", "do_not_call", "contact_window", "frequency_cap", "arbitration"}
     monkeypatch.setattr(policy, "_STAGES", [(o, s) for o, s in policy._STAGES if s.name in mine])

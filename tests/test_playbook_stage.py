@@ -12,9 +12,9 @@ from engine import playbook_stage
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
 from engine.models import CashBalance, CashMovement, Client, Trade
-from engine.pipeline import run
-from engine.policy import stages
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.policy import stages
+from engine.pipeline.recording import FIRING
 from engine.config.servicing import SegmentPlaybook
 from tests import book
 

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from engine import auditlog, review, users
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config, rule_yaml
 

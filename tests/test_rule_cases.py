@@ -8,7 +8,7 @@ import pytest
 
 from engine.config.base import parse_config
 from engine.language.loading import load_ruleset
-from engine.ruletest import case_files, load_test_file, run_case
+from engine.pipeline.ruletest import case_files, load_test_file, run_case
 from engine.yamlio import load_file
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ from sqlalchemy import Engine, select
 from engine.language import docs as rulesdoc
 from engine.config.base import Config, parse_config
 from engine.language.loading import load_ruleset
-from engine.pipeline import run
-from engine.recording import FIRING
-from engine.ruletest import case_files, load_test_file, run_case
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
+from engine.pipeline.ruletest import case_files, load_test_file, run_case
 from engine.yamlio import load_file
 from tests import book
 

@@ -151,7 +151,7 @@ def test_a_failed_nightly_may_run_again(sqlite_engine: Engine, cfg: Config) -> N
 
 
 def test_intraday_evaluates_only_urgent_rules(sqlite_engine: Engine, cfg: Config) -> None:
-    from engine.recording import FIRING
+    from engine.pipeline.recording import FIRING
     from tests import book
 
     cfg = cfg.model_copy(update={"rules_dirs": ("rules", "rules/playbook")})  # the pack with urgent margin rules

@@ -12,8 +12,8 @@ from engine import suitability as suit
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
 from engine.models import Client
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from tests import book
 from tests.compliance_helpers import OPT_OUT, SIG, pack_config, rule_yaml, write_pack
 

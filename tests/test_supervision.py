@@ -12,7 +12,7 @@ from engine import supervision
 from engine.config.base import SupervisionConfig
 from engine.errors import StewardError
 from engine.models import Advisor
-from engine.recording import FIRING
+from engine.pipeline.recording import FIRING
 from engine.supervision import REVIEW, draw
 from tests.audit_helpers import events
 

@@ -11,8 +11,8 @@ from engine import calllist
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
 from engine.models import Advisor, Client
-from engine.pipeline import run
-from engine.recording import FIRING
+from engine.pipeline.run import run
+from engine.pipeline.recording import FIRING
 from tests import book
 
 D = book.AS_OF

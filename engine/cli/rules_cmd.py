@@ -10,7 +10,7 @@ from rich.table import Table
 from engine.cli.common import cfg, console, err_console, user_errors
 from engine.errors import SourceErrors
 from engine.language.loading import check_ruleset, load_ruleset
-from engine.ruletest import run_all
+from engine.pipeline.ruletest import run_all
 
 app = typer.Typer(no_args_is_help=True)
 

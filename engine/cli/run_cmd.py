@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from engine.facts import base as facts_mod
-from engine import pipeline
+from engine.pipeline import run as pipeline
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config

@@ -14,7 +14,7 @@ from engine.cli.audit_cmd import acting_user
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
 from engine.errors import StewardError
 from engine.language.loading import RuleSet, load_ruleset
-from engine.recording import RUN
+from engine.pipeline.recording import RUN
 
 
 def _ruleset(eng: Engine, c: Config) -> tuple[RuleSet, str]:

@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from engine import pipeline, recording
+from engine.pipeline import run as pipeline
+from engine.pipeline import recording
 from engine.language import expr
 from engine.facts import trading_calendar
 from engine.config.base import Config
@@ -41,9 +42,9 @@ from engine.language import event_schema as schema
 from engine.language.event_rules import EventRule, EventRuleSet, Window
 from engine.events.tables import EventDeadline, EventMark
 from engine.facts.base import Facts, facts_for
-from engine.matching import Match
+from engine.pipeline.matching import Match
 from engine.models import Advisor, TradingDay
-from engine.policy import Decision, StageContext, apply_all
+from engine.pipeline.policy import Decision, StageContext, apply_all
 
 MARK = EventMark.__table__  # type: ignore[attr-defined]
 DEADLINE = EventDeadline.__table__  # type: ignore[attr-defined]

@@ -42,11 +42,11 @@ from engine.errors import SourceErrors, rel
 from engine.language.event_rules import EventRuleSet
 from engine.language.event_schema import parse_event
 from engine.events.service import EventService
-from engine.matching import Match
+from engine.pipeline.matching import Match
 from engine.models import Advisor, CashBalance, Client
-from engine.pipeline import render_firing
-from engine.ruletest import Result, parse_file
-from engine.recording import FIRING
+from engine.pipeline.run import render_firing
+from engine.pipeline.ruletest import Result, parse_file
+from engine.pipeline.recording import FIRING
 
 
 class _M(BaseModel):

@@ -18,14 +18,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
-from engine import recording
+from engine.pipeline import recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.facts.base import Facts
 from engine.language.loading import RuleSet
-from engine.matching import Match, match
+from engine.pipeline.matching import Match, match
 from engine.models import Advisor
-from engine.policy import Decision, StageContext, apply_all
+from engine.pipeline.policy import Decision, StageContext, apply_all
 
 RecordHook = Callable[[Connection, StageContext, list[dict[str, Any]]], None]
 """Called in the recording transaction with the firing rows just inserted (ids set)."""

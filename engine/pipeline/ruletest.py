@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.facts import base as facts_mod
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.language.loading import RuleSet
-from engine.pipeline import render_firing
-from engine.matching import Match
+from engine.pipeline.run import render_firing
+from engine.pipeline.matching import Match
 from engine.yamlio import LineDict, line_of, load_file
 
 BASE_FACTS: dict[str, Any] = {

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection
 
 from engine.config.base import Config
-from engine.matching import Match
+from engine.pipeline.matching import Match
 
 FIRE = "fire"
 OUTCOMES = (FIRE, "suppressed", "held", "deferred", "dropped")
