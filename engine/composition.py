@@ -34,7 +34,7 @@ TABLE_MODULES = (
     "engine.models",
     "engine.dispatch_tables",
     "engine.auditlog",
-    "engine.supervision",
+    "engine.supervision.sampling",
     "engine.retention",
     "engine.facts.tables",
     "engine.review",  # app_user, content_blob, proposal, approved_version

@@ -253,7 +253,7 @@ def test_event_time_is_kept_exactly(sqlite_engine: Engine) -> None:
 
 
 def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None:
-    from engine import audit
+    from engine.supervision import browse as audit
     from engine.pipeline import policy
 
     monkeypatch.setattr(policy, "_STAGES", [])
@@ -286,7 +286,7 @@ def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None
 
 
 def test_filter_errors_name_the_option() -> None:
-    from engine import audit
+    from engine.supervision import browse as audit
 
     with pytest.raises(ValueError, match="unknown event name 'rule.fird' \\(did you mean 'rule.fired'\\?\\)"):
         audit.EventFilter(name="rule.fird")
@@ -295,7 +295,7 @@ def test_filter_errors_name_the_option() -> None:
 
 
 def test_show_gives_chain_position(sqlite_engine: Engine) -> None:
-    from engine import audit
+    from engine.supervision import browse as audit
 
     _chain(sqlite_engine, 3)
     with sqlite_engine.connect() as c:
@@ -306,7 +306,7 @@ def test_show_gives_chain_position(sqlite_engine: Engine) -> None:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_export_reproduces_every_sent_message_byte_for_byte(sqlite_engine: Engine, cfg: Config, tmp_path, fmt) -> None:
-    from engine import audit
+    from engine.supervision import browse as audit
 
     run_book(sqlite_engine, cfg)
     out = tmp_path / "export"
@@ -328,7 +328,7 @@ def test_export_reproduces_every_sent_message_byte_for_byte(sqlite_engine: Engin
 
 
 def test_export_check_catches_changed_words(sqlite_engine: Engine, cfg: Config, tmp_path) -> None:
-    from engine import audit
+    from engine.supervision import browse as audit
 
     run_book(sqlite_engine, cfg)
     with sqlite_engine.begin() as c:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from engine.language import expr
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.explain import explain_client, failing_leaves
+from engine.supervision.explain import explain_client, failing_leaves
 from engine.language.loading import load_ruleset
 from engine.pipeline.run import run
 from tests import book

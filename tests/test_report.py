@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, text
 
-from engine import report
+from engine.supervision import report
 from engine.config.base import Config
 from engine.models import Contact, Trade
 from tests import book

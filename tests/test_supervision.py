@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text
 
-from engine import supervision
+from engine.supervision import sampling as supervision
 from engine.config.base import SupervisionConfig
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.pipeline.recording import FIRING
-from engine.supervision import REVIEW, draw
+from engine.supervision.sampling import REVIEW, draw
 from tests.audit_helpers import events
 
 DAY = date(2026, 11, 20)

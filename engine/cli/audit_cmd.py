@@ -12,7 +12,8 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from engine import audit, auditlog
+from engine import auditlog
+from engine.supervision import browse as audit
 from engine.auditlog import Event, append
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.errors import StewardError

@@ -172,7 +172,7 @@ def webhook(port: int = typer.Option(None, "--port", help="override dispatch.web
 def effectiveness(start: str = typer.Option(None, "--from", help="first firing day (default: 30 days ago)"),
                   end: str = typer.Option(None, "--to", help="last firing day (default: today)")) -> None:
     """Per rule: fired, sent (tasks: created), held, dropped, and the outcome rate."""
-    from engine import report_effectiveness as rep
+    from engine.supervision import effectiveness as rep
 
     with user_errors():
         c = cfg()

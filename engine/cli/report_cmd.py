@@ -9,7 +9,7 @@ from datetime import timedelta
 import typer
 from rich.table import Table
 
-from engine import report
+from engine.supervision import report
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
 from engine.errors import StewardError
 from engine.language.loading import load_ruleset

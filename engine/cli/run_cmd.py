@@ -114,7 +114,7 @@ def demo(
 
 
 def _print_samples(eng: Any, run_id: int | None) -> None:
-    from engine import audit
+    from engine.supervision import browse as audit
 
     with eng.connect() as conn:
         rows = audit.samples(conn, run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from engine import supervision
+from engine.supervision import sampling as supervision
 from engine.cli.audit_cmd import acting_user
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors
 

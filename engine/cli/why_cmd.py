@@ -7,7 +7,7 @@ import json
 import typer
 from sqlalchemy import Engine, func, select
 
-from engine import explain
+from engine.supervision import explain
 from engine.auditlog import Event, append
 from engine.config.base import Config
 from engine.cli.audit_cmd import acting_user

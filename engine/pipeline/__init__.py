@@ -7,6 +7,6 @@ through this same path (`ruletest`). Record hooks and policy stages come from th
 wings above through `register_record_hook` and `register_stage`, called only by
 engine.composition.
 
-May import: the ground floor, engine.facts, engine.language, engine.audit.
+May import: the ground floor, engine.facts, engine.language, engine.supervision.browse.
 Never compliance, dispatch, servicing, events, supervision, demo or cli.
 """
