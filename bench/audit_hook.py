@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from engine.composition import install
-from engine import auditlog, demo
+from engine import demo
+from engine.audit import log as auditlog
 from engine.pipeline import run as pipeline
 from engine.config.base import load_config
 from engine.db import make_engine, upgrade

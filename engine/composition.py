@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import auditlog, contact_policy, docgen, outbox, playbook_stage, suitability
+from engine import contact_policy, docgen, outbox, playbook_stage, suitability
+from engine.audit import log as auditlog
 from engine.pipeline import run as pipeline
 from engine.language import docs as rulesdoc
 from engine.facts import base as facts
@@ -33,9 +34,9 @@ _installed = False
 TABLE_MODULES = (
     "engine.models",
     "engine.dispatch_tables",
-    "engine.auditlog",
+    "engine.audit.log",
     "engine.supervision.sampling",
-    "engine.retention",
+    "engine.audit.retention",
     "engine.facts.tables",
     "engine.review",  # app_user, content_blob, proposal, approved_version
     "engine.events.tables",  # event_log, event_mark, event_deadline

@@ -22,7 +22,7 @@ from sqlalchemy import JSON, Column, func, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine import auditlog
+from engine.audit import log as auditlog
 from engine.errors import StewardError, did_you_mean
 
 ROLES = ("author", "compliance", "supervisor", "advisor", "auditor", "admin")

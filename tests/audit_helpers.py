@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import Connection
 
-from engine.auditlog import EVENT
+from engine.audit.log import EVENT
 from engine.config.base import Config
 from engine.language.loading import RuleSet, load_ruleset
 from engine.pipeline.run import RunSummary, run

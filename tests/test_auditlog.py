@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from engine import auditlog
-from engine.auditlog import BLOB, EVENT, EVENT_NAMES, Event, append, verify
+from engine.audit import log as auditlog
+from engine.audit.log import BLOB, EVENT, EVENT_NAMES, Event, append, verify
 from engine.config.base import Config
 from tests import book
 from tests.audit_helpers import events, run_book, unprotected

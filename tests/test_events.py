@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.auditlog import AuditEvent
+from engine.audit.log import AuditEvent
 from engine.config.base import Config
 from engine.errors import SourceErrors
 from engine.events import store

@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import Engine
 
-from engine import retention
-from engine.auditlog import Event, append
+from engine.audit import retention
+from engine.audit.log import Event, append
 from engine.config.base import Config
 from engine.errors import StewardError
 from tests.audit_helpers import events

@@ -12,9 +12,9 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from engine import auditlog
+from engine.audit import log as auditlog
 from engine.supervision import browse as audit
-from engine.auditlog import Event, append
+from engine.audit.log import Event, append
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.errors import StewardError
 
@@ -83,7 +83,7 @@ def show(
     unmask: str = typer.Option(None, "--unmask", help="show restricted personal data; give the reason (logged)"),
 ) -> None:
     """One event in full, with its place in the chain."""
-    from engine import retention
+    from engine.audit import retention
 
     with user_errors():
         c = cfg()
@@ -233,7 +233,7 @@ def retention_(
     user: str = typer.Option(None, "--as", help="who acts (default: STEWARD_USER or the login name)"),
 ) -> None:
     """What retention is due under the regulator profile; legal holds; restriction of personal data."""
-    from engine import retention
+    from engine.audit import retention
 
     with user_errors():
         c = cfg()

@@ -8,7 +8,7 @@ import typer
 from sqlalchemy import Engine, func, select
 
 from engine.supervision import explain
-from engine.auditlog import Event, append
+from engine.audit.log import Event, append
 from engine.config.base import Config
 from engine.cli.audit_cmd import acting_user
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors

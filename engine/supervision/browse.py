@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
-from engine.auditlog import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
+from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
 from engine.errors import did_you_mean
 from engine.pipeline.recording import FIRING
 from engine.language.rendering import Renderer

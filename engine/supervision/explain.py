@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from engine.language import expr
-from engine.auditlog import EVENT
+from engine.audit.log import EVENT
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.facts.base import Facts, facts_for

@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Boolean, String, column, inspect, select, table, up
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.auditlog import Event, append
+from engine.audit.log import Event, append
 from engine.config.base import SupervisionConfig
 from engine.errors import StewardError
 from engine.models import Advisor

@@ -2,7 +2,7 @@
 
 Public API (other modules call these; see docs/audit.md):
 
-    from engine.auditlog import Event, append
+    from engine.audit.log import Event, append
     append(conn, [Event("send.attempted", actor="dispatch", client_id="C001", firing_id=42,
                         channel="sms", status="sent", data={"provider": "smtp", "attempt": 1})])
 
@@ -179,7 +179,7 @@ def _check(events: Sequence[Event]) -> None:
     bad = sorted({e.name for e in events if e.name not in EVENT_NAMES})
     if bad:
         raise ValueError(f"unknown audit event name(s) {bad}; known: {', '.join(sorted(EVENT_NAMES))} "
-                         "(register a new one with engine.auditlog.register_event_name)")
+                         "(register a new one with engine.audit.log.register_event_name)")
     if any(not e.actor for e in events):
         raise ValueError("every audit event names its actor (a user id, or the component such as 'engine')")
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.auditlog import EVENT, Event, append
+from engine.audit.log import EVENT, Event, append
 from engine.config.base import Config
 from engine.errors import StewardError
 
