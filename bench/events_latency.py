@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from engine.composition import install
-from engine import review
+from engine.compliance import review
 from engine.facts import trading_calendar
 from engine.config.base import load_config
 from engine.db import make_engine, upgrade

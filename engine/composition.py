@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import contact_policy, docgen, outbox, playbook_stage, suitability
+from engine import contact_policy, docgen, outbox, playbook_stage
+from engine.compliance import suitability
 from engine.audit import log as auditlog
 from engine.pipeline import run as pipeline
 from engine.language import docs as rulesdoc
@@ -38,7 +39,7 @@ TABLE_MODULES = (
     "engine.supervision.sampling",
     "engine.audit.retention",
     "engine.facts.tables",
-    "engine.review",  # app_user, content_blob, proposal, approved_version
+    "engine.compliance.review",  # app_user, content_blob, proposal, approved_version
     "engine.events.tables",  # event_log, event_mark, event_deadline
 )
 """Every module that defines SQLModel tables; the schema-drift test fails when one is missing."""

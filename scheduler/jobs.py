@@ -58,8 +58,8 @@ def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str
 
 
 def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
-    """Only approved content runs (engine.review): the last approved version, from its stored bytes."""
-    from engine.review import approved_ruleset
+    """Only approved content runs (engine.compliance.review): the last approved version, from its stored bytes."""
+    from engine.compliance.review import approved_ruleset
 
     return approved_ruleset(engine, cfg)[0]
 

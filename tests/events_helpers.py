@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from engine import review, users
+from engine.compliance import review
+from engine.compliance import users
 from engine.config.base import Config
 from engine.language.event_schema import AnyEvent, parse_event
 from engine.events.service import EventService

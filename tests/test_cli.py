@@ -92,7 +92,7 @@ def test_audit_on_a_database(tmp_path: Path) -> None:
     eng = make_engine(url)
     upgrade(eng)
     book.build(eng)
-    from engine import review  # only approved content runs: approve the shipped pack first
+    from engine.compliance import review  # only approved content runs: approve the shipped pack first
     from engine.config.base import load_config
     review.demo_bootstrap(eng, load_config(ROOT / "config.yaml"))
     eng.dispose()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from engine import review
+from engine.compliance import review
 from engine.config.base import Config
 from engine.language.event_rules import load_event_rules
 from engine.events.service import EventService

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine import review
+from engine.compliance import review
 from engine.config.base import Config
 from engine.db import make_engine, upgrade
 from engine.events.http import IntakeServer

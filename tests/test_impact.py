@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlmodel import SQLModel
 
-from engine import impact
+from engine.compliance import impact
 from engine.config.base import Config
 from engine.errors import StewardError
 from engine.language.loading import RuleSet, load_ruleset

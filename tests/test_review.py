@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import review, users
+from engine.compliance import review
+from engine.compliance import users
 from engine.audit import log as auditlog
 from engine.config.base import Config
 from engine.errors import StewardError

@@ -106,7 +106,7 @@ def test_a_run_missed_beyond_the_grace_time_is_skipped(sqlite_engine: Engine, cf
 
 
 def _approved(engine: Engine, cfg: Config) -> Engine:
-    from engine.review import demo_bootstrap
+    from engine.compliance.review import demo_bootstrap
 
     assert demo_bootstrap(engine, cfg) is not None  # the shipped pack, submitted and approved
     return engine
@@ -133,7 +133,7 @@ def test_the_first_session_after_spring_festival_runs(sqlite_engine: Engine, cfg
 
 
 def test_nothing_runs_before_an_approval_and_the_slot_may_be_retried(sqlite_engine: Engine, cfg: Config) -> None:
-    from engine.review import NothingApproved
+    from engine.compliance.review import NothingApproved
 
     with pytest.raises(NothingApproved, match="nothing is approved yet"):
         jobs.nightly_slot(sqlite_engine, cfg, date(2026, 11, 20))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import suitability as suit
+from engine.compliance import suitability as suit
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
 from engine.models import Client

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from engine import review
+from engine.compliance import review
 from engine.cli.common import cfg as load_cfg
 from engine.cli.common import console, err_console, fail, open_db, user_errors
 from engine.events import store

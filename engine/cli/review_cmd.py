@@ -10,7 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
 
-from engine import impact, review, users
+from engine.compliance import impact
+from engine.compliance import review
+from engine.compliance import users
 from engine.cli import rules_cmd, users_cmd
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, user_errors
 from engine.cli.users_cmd import AS_HELP, acting

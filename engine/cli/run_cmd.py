@@ -151,7 +151,7 @@ def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM
         c = cfg()
         day = parse_day(as_of, c)
         eng = open_db(c)
-        ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.review)
+        ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.compliance.review)
         s = _run_with_progress(eng, c, ruleset, day)
     print_summary(s, ruleset)
 

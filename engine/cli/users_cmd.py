@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
-from engine import users
+from engine.compliance import users
 from engine.cli.common import cfg, console, open_db, user_errors
 
 app = typer.Typer(no_args_is_help=True)

@@ -19,7 +19,7 @@ from engine.pipeline.recording import RUN
 
 def _ruleset(eng: Engine, c: Config) -> tuple[RuleSet, str]:
     """The version that actually runs (last approved); the working files only when nothing is approved."""
-    from engine import review
+    from engine.compliance import review
 
     try:
         ruleset, _, approved = review.approved_ruleset(eng, c)

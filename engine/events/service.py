@@ -9,7 +9,7 @@ stored-but-unprocessed event is processed, oldest first, before any deadline fir
 A failure while processing one event rolls back everything that event did (facts,
 firings) and marks it `failed` with the error; the loop goes on. `steward events
 retry` puts failed events back. The rule set is loaded once, from the last approved
-version (never the working files; engine.review): a newly approved rule version takes
+version (never the working files; engine.compliance.review): a newly approved rule version takes
 effect when a fresh engine process starts. With nothing approved, processing refuses
 (`review.NothingApproved`) before any event is touched: stored events wait for a replay.
 """
@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
-from engine import review
+from engine.compliance import review
 from engine.config.base import Config
 from engine.durable_adapter import WrongThreadError
 from engine.events import store

@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Column, Engine, LargeBinary, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine import users
+from engine.compliance import users
 from engine.audit import log as auditlog
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, StewardError, rel

@@ -3,7 +3,7 @@
 Roles (COMPLIANCE.md section 8): author (writes rules and templates), compliance (reviews and
 approves), supervisor, advisor, auditor, admin. Separation of duties: an admin manages users
 but can never approve, so no user holds both admin and compliance, and an approver is never
-the author of what they approve (checked in engine.review).
+the author of what they approve (checked in engine.compliance.review).
 
 Commands name the acting user (`--as USER`); the CLI trusts the operating-system account
 that runs it, so deployments give each person their own account and run `steward` as them.
