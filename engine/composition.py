@@ -19,7 +19,9 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import contact_policy, docgen, outbox, playbook_stage
+from engine import docgen, playbook_stage
+from engine.dispatch import contact_policy
+from engine.dispatch import outbox
 from engine.compliance import suitability
 from engine.audit import log as auditlog
 from engine.pipeline import run as pipeline
@@ -34,7 +36,7 @@ _installed = False
 
 TABLE_MODULES = (
     "engine.models",
-    "engine.dispatch_tables",
+    "engine.dispatch.tables",
     "engine.audit.log",
     "engine.supervision.sampling",
     "engine.audit.retention",

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
 from engine.config.base import Config
-from engine.dispatch_tables import TaskEscalation
+from engine.dispatch.tables import TaskEscalation
 from engine.errors import StewardError
 from engine.models import Advisor, Contact
-from engine.outbox import OUTBOX, event, utcnow
+from engine.dispatch.outbox import OUTBOX, event, utcnow
 from engine.pipeline.recording import FIRING
 
 CONTACT = Contact.__table__  # type: ignore[attr-defined]

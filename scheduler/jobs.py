@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from engine import db
 from engine.facts import trading_calendar
 from engine.config.base import Config, load_config
-from engine.dispatch_tables import JobRun
+from engine.dispatch.tables import JobRun
 from engine.language.loading import RuleSet
-from engine.outbox import OUTBOX, aware, dispatch_once, worker_id
+from engine.dispatch.outbox import OUTBOX, aware, dispatch_once, worker_id
 
 log = logging.getLogger("steward.scheduler")
 JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]
@@ -116,7 +116,7 @@ def intraday(config_path: str | None, database_url: str | None) -> None:
 
 
 def dispatch(config_path: str | None, database_url: str | None) -> None:
-    from engine.release import release_due
+    from engine.dispatch.release import release_due
 
     cfg, engine = context(config_path, database_url)
     now = datetime.now(timezone.utc)

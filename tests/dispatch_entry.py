@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from engine.composition import install
 from engine.config.base import Config
 from engine.db import make_engine
-from engine.outbox import dispatch_once
+from engine.dispatch.outbox import dispatch_once
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from engine.config.base import Config
-from engine.dispatch_tables import Outbox
+from engine.dispatch.tables import Outbox
 from engine.models import Client
-from engine.outbox import OUTBOX, idempotency_key
+from engine.dispatch.outbox import OUTBOX, idempotency_key
 
 OUT = OUTBOX
 CLIENTS = Client.__table__  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from engine import contact_policy
+from engine.dispatch import contact_policy
 from engine.facts import trading_calendar
 from engine.cli.app import app
 from engine.config.base import Config

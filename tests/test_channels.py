@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import channels
-from engine.channels import OutMessage, PermanentError, TransientError
-from engine.channels.email import EmailChannel
+from engine.dispatch import channels
+from engine.dispatch.channels import OutMessage, PermanentError, TransientError
+from engine.dispatch.channels.email import EmailChannel
 from engine.config.base import Config
 from tests.dispatch_helpers import Gateway, Mailbox, free_port
 

@@ -17,7 +17,7 @@ def _run(script: str) -> str:
 
 def test_importing_the_pipeline_registers_nothing_and_install_registers_everything() -> None:
     out = _run("""
-        import engine.pipeline.run, engine.outbox, engine.audit.log, engine.compliance.suitability, engine.contact_policy
+        import engine.pipeline.run, engine.dispatch.outbox, engine.audit.log, engine.compliance.suitability, engine.dispatch.contact_policy
         from engine import docgen
         from engine.pipeline import run as pipeline
         from engine.pipeline import policy

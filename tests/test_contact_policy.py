@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from engine import contact_policy
+from engine.dispatch import contact_policy
 from engine.config.base import Config
 from engine.config.dispatch import FrequencyCap
-from engine.dispatch_tables import DoNotCall
+from engine.dispatch.tables import DoNotCall
 from engine.language.loading import RuleSet, load_ruleset
 from engine.models import Client, Consent, Holding
-from engine.outbox import OUTBOX, dispatch_once
+from engine.dispatch.outbox import OUTBOX, dispatch_once
 from engine.pipeline.run import run
 from engine.pipeline.recording import FIRING
-from engine.release import release_due
+from engine.dispatch.release import release_due
 from tests import book
 from tests.dispatch_helpers import Gateway, with_dispatch
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, select
 
 from engine.config.base import Config
-from engine.outbox import OUTBOX, claim, dispatch_once, retry_dead
+from engine.dispatch.outbox import OUTBOX, claim, dispatch_once, retry_dead
 from tests.dispatch_helpers import Gateway, Mailbox, add_client, add_message, outbox_row, with_dispatch
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)  # 11:00 in Shanghai, inside the window

@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
-from engine import contact_policy
+from engine.dispatch import contact_policy
 from engine.facts import base as facts
 from engine.cli.app import app
 from engine.config.base import Config
-from engine.dispatch_tables import TaskEscalation
+from engine.dispatch.tables import TaskEscalation
 from engine.errors import StewardError
 from engine.language.loading import load_ruleset
 from engine.models import Advisor, Contact, Trade
-from engine.outbox import OUTBOX, dispatch_once
+from engine.dispatch.outbox import OUTBOX, dispatch_once
 from engine.pipeline.run import run
 from engine.pipeline.recording import FIRING
 from engine.supervision.effectiveness import effectiveness

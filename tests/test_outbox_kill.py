@@ -79,7 +79,7 @@ def test_smtp_killed_before_transmitting_sends_once(sqlite_engine: Engine) -> No
 
 
 def test_an_uncertain_email_is_resolved_by_hand(sqlite_engine: Engine) -> None:
-    from engine.outbox import mark_sent_by_hand, retry_dead
+    from engine.dispatch.outbox import mark_sent_by_hand, retry_dead
 
     add_client(sqlite_engine, "K5")
     row_id = add_message(sqlite_engine, "K5", channel="email", state="uncertain")

@@ -13,7 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine, select
 
 from engine.config.base import Config
-from engine.dispatch_tables import JobRun
+from engine.dispatch.tables import JobRun
 from scheduler import jobs
 from scheduler.service import JobSpec, build_scheduler, ensure_jobs, job_specs
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from engine.dispatch_tables import JobRun
+from engine.dispatch.tables import JobRun
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]

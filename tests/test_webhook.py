@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine.config.base import Config
-from engine.gateway_webhook import is_opt_out, server
+from engine.dispatch.webhook import is_opt_out, server
 from engine.models import Consent
 from tests.dispatch_helpers import add_client, add_message, outbox_row
 

@@ -28,8 +28,8 @@ def register(app: typer.Typer) -> None:
 @dispatch_app.command("run")
 def run() -> None:
     """One dispatcher pass: release held messages that are due, then send what is queued."""
-    from engine.outbox import dispatch_once
-    from engine.release import release_due
+    from engine.dispatch.outbox import dispatch_once
+    from engine.dispatch.release import release_due
     from scheduler.jobs import approved_rules
 
     with user_errors():
@@ -46,7 +46,7 @@ def run() -> None:
 def list_(state_: str = typer.Option(None, "--state", help="held, queued, sending, sent, dead, dropped, uncertain"),
           limit: int = typer.Option(50, "--limit", min=1)) -> None:
     """Outbox rows, newest first, with counts per state (dead letters: --state dead)."""
-    from engine.outbox import OUTBOX
+    from engine.dispatch.outbox import OUTBOX
 
     with user_errors():
         eng = open_db(cfg())
@@ -67,7 +67,7 @@ def list_(state_: str = typer.Option(None, "--state", help="held, queued, sendin
 @dispatch_app.command("retry")
 def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message")) -> None:
     """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed."""
-    from engine.outbox import retry_dead
+    from engine.dispatch.outbox import retry_dead
 
     with user_errors():
         eng = open_db(cfg())
@@ -82,7 +82,7 @@ def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncerta
 def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain message"),
             receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID")) -> None:
     """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`)."""
-    from engine.outbox import mark_sent_by_hand
+    from engine.dispatch.outbox import mark_sent_by_hand
 
     with user_errors():
         eng = open_db(cfg())
@@ -113,7 +113,7 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
 def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client", "--source", help="client, national, regulator"),
             note: str = typer.Option(None, "--note")) -> None:
     """Put a phone number on the do-not-call list."""
-    from engine.dispatch_tables import DoNotCall
+    from engine.dispatch.tables import DoNotCall
 
     t = DoNotCall.__table__  # type: ignore[attr-defined]
     with user_errors():
@@ -127,7 +127,7 @@ def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client
 @dnc_app.command("remove")
 def dnc_remove(phone: str = typer.Argument(...)) -> None:
     """Take a phone number off the do-not-call list."""
-    from engine.dispatch_tables import DoNotCall
+    from engine.dispatch.tables import DoNotCall
 
     t = DoNotCall.__table__  # type: ignore[attr-defined]
     with user_errors():
@@ -142,7 +142,7 @@ def dnc_remove(phone: str = typer.Argument(...)) -> None:
 @dnc_app.command("list")
 def dnc_list() -> None:
     """The do-not-call list."""
-    from engine.dispatch_tables import DoNotCall
+    from engine.dispatch.tables import DoNotCall
 
     t = DoNotCall.__table__  # type: ignore[attr-defined]
     with user_errors():
@@ -156,7 +156,7 @@ def dnc_list() -> None:
 
 def webhook(port: int = typer.Option(None, "--port", help="override dispatch.webhook.port")) -> None:
     """Serve the gateway's inbound webhook (POST /inbound): opt-out replies take effect at once."""
-    from engine.gateway_webhook import server
+    from engine.dispatch.webhook import server
 
     with user_errors():
         c = cfg()

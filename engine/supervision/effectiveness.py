@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from engine.models import Trade
-from engine.outbox import OUTBOX
+from engine.dispatch.outbox import OUTBOX
 from engine.pipeline.recording import FIRING
 
 TRADE = Trade.__table__  # type: ignore[attr-defined]

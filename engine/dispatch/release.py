@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from engine import contact_policy
+from engine.dispatch import contact_policy
 from engine.facts import base as facts_mod
 from engine.config.base import Config
 from engine.language.loading import RuleSet
 from engine.pipeline.matching import Match
 from engine.models import Advisor
-from engine.outbox import OUTBOX, DispatchSummary, _append, _set_firing, aware, event, utcnow
+from engine.dispatch.outbox import OUTBOX, DispatchSummary, _append, _set_firing, aware, event, utcnow
 from engine.pipeline.run import render_firing
 from engine.pipeline.policy import Decision, StageContext, apply_all
 

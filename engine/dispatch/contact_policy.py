@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, select
 
 from engine.config.base import Config
 from engine.config.dispatch import Window, parse_period
-from engine.dispatch_tables import DoNotCall
+from engine.dispatch.tables import DoNotCall
 from engine.models import Client, Consent
 from engine.pipeline.policy import Decision, StageContext, register_stage
 from engine.pipeline.recording import FIRING

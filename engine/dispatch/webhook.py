@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from engine.config.base import Config
 from engine.models import Client, Consent
-from engine.outbox import drop_marketing
+from engine.dispatch.outbox import drop_marketing
 from engine.language.rendering import mask
 
 CONSENT = Consent.__table__  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ import socket
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from engine.channels import OutMessage, PermanentError, TransientError
+from engine.dispatch.channels import OutMessage, PermanentError, TransientError
 from engine.config.dispatch import EmailConfig
 
 

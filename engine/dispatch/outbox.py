@@ -11,7 +11,7 @@ A crash anywhere leaves a `sending` row whose lease runs out; the next dispatche
 takes it over. If it crashed before `transmitting`, nothing went out. If it crashed
 while transmitting, the resend carries the same idempotency key: an idempotent
 channel (the HTTP gateway) answers with the first receipt and delivers nothing new.
-E-mail cannot promise that (see engine.channels.email): `dispatch.email.on_uncertain`
+E-mail cannot promise that (see engine.dispatch.channels.email): `dispatch.email.on_uncertain`
 chooses between resending with the same Message-ID and parking the row as `uncertain`.
 """
 
@@ -28,10 +28,11 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from engine import channels, contact_policy
-from engine.channels import ChannelError, OutMessage, PermanentError
+from engine.dispatch import channels
+from engine.dispatch import contact_policy
+from engine.dispatch.channels import ChannelError, OutMessage, PermanentError
 from engine.config.base import Config
-from engine.dispatch_tables import Outbox
+from engine.dispatch.tables import Outbox
 from engine.models import Client
 from engine.pipeline.policy import StageContext
 from engine.pipeline.recording import FIRING

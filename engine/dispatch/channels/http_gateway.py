@@ -14,7 +14,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from engine.channels import OutMessage, PermanentError, TransientError
+from engine.dispatch.channels import OutMessage, PermanentError, TransientError
 from engine.config.dispatch import GatewayConfig
 
 _RETRY_STATUS = {408, 425, 429}

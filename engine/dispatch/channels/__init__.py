@@ -73,4 +73,4 @@ def get(name: str, cfg: DispatchConfig) -> Channel:
     return factory(cfg)
 
 
-from engine.channels import builtin  # noqa: E402,F401  (registers email, sms, im, phone)
+from engine.dispatch.channels import builtin  # noqa: E402,F401  (registers email, sms, im, phone)

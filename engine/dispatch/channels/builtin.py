@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine.channels import register_channel
-from engine.channels.email import EmailChannel
-from engine.channels.http_gateway import GatewayChannel
-from engine.channels.phone import PhoneChannel
+from engine.dispatch.channels import register_channel
+from engine.dispatch.channels.email import EmailChannel
+from engine.dispatch.channels.http_gateway import GatewayChannel
+from engine.dispatch.channels.phone import PhoneChannel
 
 register_channel("email", lambda cfg: EmailChannel(cfg.email))
 register_channel("sms", lambda cfg: GatewayChannel("sms", cfg.gateway))

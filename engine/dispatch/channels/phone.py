@@ -3,7 +3,7 @@ closed with `steward outcome` and escalated when overdue; nothing is sent by the
 
 from __future__ import annotations
 
-from engine.channels import OutMessage, PermanentError
+from engine.dispatch.channels import OutMessage, PermanentError
 
 
 class PhoneChannel:
