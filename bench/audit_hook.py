@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from engine.composition import install
-from engine import demo
+from engine.demo import book as demo
 from engine.audit import log as auditlog
 from engine.pipeline import run as pipeline
 from engine.config.base import load_config

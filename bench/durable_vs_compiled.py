@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.language import expr as E  # noqa: E402
-from engine.durable_adapter import DurableMatcher  # noqa: E402
+from engine.events.durable import DurableMatcher  # noqa: E402
 
 TYPES = {"market_value": "number", "cash": "number", "days_idle": "number",
          "risk_level": "string", "email": "string", "professional": "bool"}

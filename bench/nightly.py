@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from engine.composition import install  # noqa: E402
-from engine import demo  # noqa: E402
+from engine.demo import book as demo  # noqa: E402
 from engine.pipeline import run as pipeline  # noqa: E402
 from engine.facts import base as facts  # noqa: E402
 from engine.config.base import load_config  # noqa: E402
@@ -48,7 +48,7 @@ def _baseline(eng) -> float:  # type: ignore[no-untyped-def]
 
 def _matchers(eng, cfg, ruleset, as_of: date, n: int) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
     """Facts per second: compiled predicates vs the durable-rules adapter, same facts and rules."""
-    from engine.durable_adapter import DurableMatcher
+    from engine.events.durable import DurableMatcher
 
     with eng.connect() as c:
         sample = next(facts.iter_batches(c, cfg, as_of, batch_size=n))

@@ -4,14 +4,15 @@ Importing any engine module registers nothing. Entry points (the `steward` comma
 the scheduler, migrations, tests, benchmarks) call `install()` once; it registers,
 in a fixed order and through the same public doors a firm's own extensions use:
 fact providers (engine.facts.base.register_provider), policy stages
-(engine.pipeline.policy.register_stage), record hooks (engine.pipeline.run.register_record_hook)
-and generated documents (engine.docgen.register_doc).
+(engine.pipeline.policy.register_stage), record hooks
+(engine.pipeline.run.register_record_hook), delivery channels
+(engine.dispatch.channels.register_channel) and generated documents
+(engine.docgen.register_doc).
 
 `import_all_tables()` imports every module that defines tables, so SQLModel's
 metadata is complete for Alembic and for the schema-drift test.
 
-This module may import every wing except cli and demo; nothing imports it but
-entry points.
+This module may import every wing except demo and cli; only entry points import it.
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine import docgen, playbook_stage
-from engine.dispatch import contact_policy
-from engine.dispatch import outbox
-from engine.compliance import suitability
+from engine import docgen
 from engine.audit import log as auditlog
-from engine.pipeline import run as pipeline
-from engine.language import docs as rulesdoc
+from engine.compliance import suitability
+from engine.dispatch import contact_policy, outbox
+from engine.dispatch.channels import builtin as channels
 from engine.facts import base as facts
 from engine.facts import docs as facts_docs
-from engine.facts import holdings
-from engine.facts import playbook
+from engine.facts import holdings, playbook
+from engine.language import docs as rulesdoc
+from engine.pipeline import run as pipeline
+from engine.servicing import playbook_stage
 
 _lock = threading.Lock()
 _installed = False
@@ -79,5 +80,6 @@ def _register() -> None:
     # Record hooks run in order, in the recording transaction.
     pipeline.register_record_hook(auditlog.record_firings)  # audit events for every firing
     pipeline.register_record_hook(outbox.enqueue)  # a message firing and its outbox row commit together
+    channels.register()  # email (SMTP), sms and im (HTTP gateway), phone (advisor task)
     docgen.register_doc("facts.md", facts_docs.facts_markdown)
     docgen.register_doc("rules.md", rulesdoc.rules_markdown)

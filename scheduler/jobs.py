@@ -133,7 +133,7 @@ def dispatch(config_path: str | None, database_url: str | None) -> None:
 
 
 def escalate(config_path: str | None, database_url: str | None) -> None:
-    from engine.task_outcomes import escalate_overdue
+    from engine.servicing.task_outcomes import escalate_overdue
 
     cfg, engine = context(config_path, database_url)
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from engine import calllist
+from engine.servicing import calllist
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError

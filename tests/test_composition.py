@@ -22,16 +22,18 @@ def test_importing_the_pipeline_registers_nothing_and_install_registers_everythi
         from engine.pipeline import run as pipeline
         from engine.pipeline import policy
         from engine.facts import base as facts
-        before = (len(policy._STAGES), len(pipeline._RECORD_HOOKS), len(facts._PROVIDERS), sorted(docgen.GENERATED))
+        from engine.dispatch import channels
+        before = (len(policy._STAGES), len(pipeline._RECORD_HOOKS), len(facts._PROVIDERS), sorted(docgen.GENERATED),
+                  channels.names())
         from engine.composition import install
         install(); install()  # idempotent
         after = ([s.name for _, s in policy._STAGES], [h.__name__ for h in pipeline._RECORD_HOOKS],
-                 len(facts._PROVIDERS), sorted(docgen.GENERATED))
+                 len(facts._PROVIDERS), sorted(docgen.GENERATED), channels.names())
         print(before); print(after)
     """).splitlines()
-    assert out[0] == "(0, 0, 0, [])"
+    assert out[0] == "(0, 0, 0, [], [])"
     after = out[1]
-    for name in ("suitability", "consent", "do_not_call", "record_firings", "enqueue", "rules.md", "facts.md"):
+    for name in ("suitability", "consent", "do_not_call", "record_firings", "enqueue", "rules.md", "facts.md", "email", "phone"):
         assert name in after, after
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from engine import demo
+from engine.demo import book as demo
 from engine.facts import base as facts
 from engine.config.base import Config
 from engine.db import make_engine, upgrade

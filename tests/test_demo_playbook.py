@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import calllist, demo
+from engine.demo import book as demo
+from engine.servicing import calllist
 from engine.facts import risk
 from engine.config.base import Config
 from engine.language.loading import load_ruleset

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.language import expr as E
-from engine.durable_adapter import (
+from engine.events.durable import (
     MAX_LIVE_SESSIONS,
     ConditionTooLarge,
     DurableError,
@@ -276,7 +276,7 @@ def test_values_durable_cannot_hold_exactly_are_refused() -> None:
 def test_a_fact_durable_refuses_leaves_the_engine_closed_not_hanging() -> None:
     # In a child process: the refused fact ruins durable's state for good.
     script = textwrap.dedent("""
-        import engine.durable_adapter as A
+        import engine.events.durable as A
         from engine.language import expr as E
         A.MAX_ALPHA_LOAD = 10**6  # step outside the envelope on purpose
         node = E.check(E.parse("x in [%s]" % ",".join(map(str, range(512)))), {"x": "number"})

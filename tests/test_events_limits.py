@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine.config.base import Config
-from engine.durable_adapter import WrongThreadError, get_engine
+from engine.events.durable import WrongThreadError, get_engine
 from engine.language.event_rules import load_event_rules
 from engine.events.service import EventService
 from engine.events.tables import StoredEvent
@@ -104,7 +104,7 @@ def test_rules_load_without_durable_rules_regex_and_reject_python_313(cfg: Confi
 
 @pytest.mark.parametrize("n", [300])
 def test_more_clients_than_the_live_session_bound_in_one_burst(sqlite_engine: Engine, cfg: Config, n: int) -> None:
-    from engine.durable_adapter import MAX_LIVE_SESSIONS
+    from engine.events.durable import MAX_LIVE_SESSIONS
 
     ids = _clients(sqlite_engine, n)
     assert n > MAX_LIVE_SESSIONS

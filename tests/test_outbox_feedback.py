@@ -21,7 +21,7 @@ from engine.dispatch.outbox import OUTBOX, dispatch_once
 from engine.pipeline.run import run
 from engine.pipeline.recording import FIRING
 from engine.supervision.effectiveness import effectiveness
-from engine.task_outcomes import escalate_overdue, record_outcome
+from engine.servicing.task_outcomes import escalate_overdue, record_outcome
 from tests import book
 from tests.dispatch_helpers import Gateway, Mailbox, with_dispatch
 

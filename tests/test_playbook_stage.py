@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from engine import playbook_stage
+from engine.servicing import playbook_stage
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
 from engine.models import CashBalance, CashMovement, Client, Trade

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from engine import calllist
+from engine.servicing import calllist
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
 from engine.models import Advisor, Client

@@ -99,7 +99,7 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
             note: str = typer.Option(None, "--note", help="a short note kept with the contact record"),
             on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)")) -> None:
     """Record the outcome of an advisor call task (writes a contact row; a callback sets callback_done)."""
-    from engine.task_outcomes import record_outcome
+    from engine.servicing.task_outcomes import record_outcome
 
     with user_errors():
         c = cfg()

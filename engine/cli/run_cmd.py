@@ -78,7 +78,7 @@ def demo(
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: the latest trading day)"),
 ) -> None:
     """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary."""
-    from engine import demo as demo_mod
+    from engine.demo import book as demo_mod
     from engine.db import make_engine, upgrade
 
     with user_errors():

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from engine import calllist
+from engine.servicing import calllist
 from engine.language import expr
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.cli.dispatch_cmd import outcome

@@ -1,9 +1,15 @@
-"""Event intake and event rules: react to what happens during the trading day.
+"""Events: react to what happens during the trading day.
 
-Modules, in data-flow order: `schema` (event types, parsed at the boundary),
-`store` (durable, idempotent event store; facts updates), `eventrules` (the YAML
-form of event rules), `processor` (conditions on durable-rules, sequences,
-absences with persisted deadlines, recording through the snapshot pipeline),
-`service` (the single engine thread, replay on start), `http` (intake endpoint)
-and `ruletest` (timed rule tests as data). docs/events.md is the guide.
+Owns, in data-flow order: the durable, idempotent event store and facts updates
+(`store`, tables in `tables`), conditions on durable-rules behind the one adapter
+(`durable`, the only module that imports durable_rules), sequences and absences with
+persisted deadlines, recorded through the snapshot pipeline (`processor`), the single
+engine thread with replay on start (`service`), the HTTP intake (`http`) and timed
+rule tests as data (`ruletest`). Event rule files and the event envelope are part of
+the rule language (engine.language.event_rules, engine.language.event_schema).
+docs/events.md is the guide.
+
+May import: the ground floor, engine.audit, engine.facts, engine.language,
+engine.pipeline, engine.compliance, engine.dispatch, engine.servicing.
+Never supervision, demo or cli.
 """

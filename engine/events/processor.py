@@ -36,7 +36,7 @@ from engine.pipeline import recording
 from engine.language import expr
 from engine.facts import trading_calendar
 from engine.config.base import Config
-from engine.durable_adapter import DurableMatcher
+from engine.events.durable import DurableMatcher
 from engine.events import store
 from engine.language import event_schema as schema
 from engine.language.event_rules import EventRule, EventRuleSet, Window

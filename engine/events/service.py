@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from engine.compliance import review
 from engine.config.base import Config
-from engine.durable_adapter import WrongThreadError
+from engine.events.durable import WrongThreadError
 from engine.events import store
 from engine.language.event_rules import EventRuleSet
 from engine.events.processor import Outcome, Processor

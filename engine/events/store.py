@@ -25,7 +25,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from engine import task_outcomes
+from engine.servicing import task_outcomes
 from engine.language.event_schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
 from engine.events.tables import StoredEvent
 from engine.models import CashMovement, Contact, Trade

@@ -72,7 +72,7 @@ class AmlReview(SQLModel, table=True):
 
 
 class CallListEntry(SQLModel, table=True):
-    """One task on an advisor's call list for a day (engine.calllist): the list stays stable all day.
+    """One task on an advisor's call list for a day (engine.servicing.calllist): the list stays stable all day.
 
     Tasks that did not fit are not stored: they are the open tasks not on the list, and
     carry to the next trading day.

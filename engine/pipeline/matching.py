@@ -1,7 +1,7 @@
 """Matching stage: snapshot facts against compiled rule predicates.
 
 Snapshot rules run as compiled Python predicates (see engine.language.expr). The
-durable-rules adapter (engine.durable_adapter) runs the same conditions and a
+durable-rules adapter (engine.events.durable) runs the same conditions and a
 property test keeps both answers identical; event rules use the adapter.
 """
 

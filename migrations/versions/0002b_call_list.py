@@ -1,4 +1,4 @@
-"""call list: the advisor's daily call list entries (engine.calllist)
+"""call list: the advisor's daily call list entries (engine.servicing.calllist)
 
 Revision ID: 0002b
 Revises: 0002

@@ -72,5 +72,3 @@ def get(name: str, cfg: DispatchConfig) -> Channel:
         raise PermanentError("CHANNEL_UNKNOWN", f"no channel {name!r} is registered (known: {', '.join(names())})")
     return factory(cfg)
 
-
-from engine.dispatch.channels import builtin  # noqa: E402,F401  (registers email, sms, im, phone)

@@ -7,7 +7,10 @@ from engine.dispatch.channels.email import EmailChannel
 from engine.dispatch.channels.http_gateway import GatewayChannel
 from engine.dispatch.channels.phone import PhoneChannel
 
-register_channel("email", lambda cfg: EmailChannel(cfg.email))
-register_channel("sms", lambda cfg: GatewayChannel("sms", cfg.gateway))
-register_channel("im", lambda cfg: GatewayChannel("im", cfg.gateway))
-register_channel("phone", lambda cfg: PhoneChannel())
+
+def register() -> None:
+    """Called once by engine.composition.install()."""
+    register_channel("email", lambda cfg: EmailChannel(cfg.email))
+    register_channel("sms", lambda cfg: GatewayChannel("sms", cfg.gateway))
+    register_channel("im", lambda cfg: GatewayChannel("im", cfg.gateway))
+    register_channel("phone", lambda cfg: PhoneChannel())

@@ -1,6 +1,6 @@
 """Rows of the demo book for the playbook tables: products, risk assessments, profiles, AML reviews.
 
-engine.demo decides who gets what (archetypes and traits); this module builds the rows
+engine.demo.book decides who gets what (archetypes and traits); this module builds the rows
 from the same seeded rng, so the book stays deterministic per seed. Risk assessments
 are scored by the real scoring code (engine.facts.risk) from generated answer sheets.
 """
