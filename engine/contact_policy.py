@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
+from engine import clock
 from engine.config import Config
 from engine.dispatch_config import Window, parse_period
 from engine.dispatch_tables import DoNotCall
@@ -38,7 +39,7 @@ COUNTED = ("pending", "open", "sent")
 
 
 def _wall_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def now_of(ctx: StageContext) -> datetime:

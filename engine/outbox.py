@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from engine import clock
 from engine import channels, contact_policy
 from engine.channels import ChannelError, OutMessage, PermanentError
 from engine.config import Config
@@ -44,7 +45,7 @@ StepHook = Callable[[str, int], None]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def aware(dt: datetime | None) -> datetime | None:

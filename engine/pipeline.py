@@ -11,12 +11,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
+from engine import clock
 from engine import facts as facts_mod
 from engine import recording, trading_calendar
 from engine.config import Config
@@ -175,7 +176,7 @@ def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, deci
     rendered = [render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
     if lap:
         lap("rendering")
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
     recording.insert_firings(conn, rows)
     if hooks:

@@ -22,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Engine
 
+from engine import clock
 from engine import review
 from engine.config import Config
 from engine.durable_adapter import WrongThreadError
@@ -162,7 +163,7 @@ class EventService:
 
     def tick(self, now: datetime | None = None) -> int:
         """Fire due absence deadlines; returns the firings made."""
-        outs = self.processor.tick(now or datetime.now(timezone.utc))
+        outs = self.processor.tick(now or clock.now())
         self.counters.deadlines_fired += len(outs)
         n = sum(o.live for o in outs)
         self.counters.firings += n

@@ -25,6 +25,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from engine import clock
 from engine import task_outcomes
 from engine.events.schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
 from engine.events.tables import StoredEvent
@@ -37,7 +38,7 @@ CONTACT = Contact.__table__  # type: ignore[attr-defined]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def aware(dt: datetime) -> datetime:
