@@ -1,4 +1,7 @@
-"""Shared fixtures: migrated databases on SQLite and on PostgreSQL.
+"""Shared fixtures: one clock, and migrated databases on SQLite and on PostgreSQL.
+
+Time: every test runs on a `FixedClock` installed as `engine.clock` (fixture `clock`, at
+TEST_NOW), so no test depends on the day it runs.
 
 PostgreSQL tests use STEWARD_TEST_PG_URL (a URL to an existing database the user
 may create databases from). Without it they skip with a visible reason; under
@@ -10,17 +13,30 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from engine import clock as clock_mod
 from engine.config import Config, parse_config
 from engine.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STEWARD_TEST_PG_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+TEST_NOW = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
+"""The tests' now: 09:00 in Shanghai on tests.book.AS_OF (a Friday, a trading day)."""
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[clock_mod.FixedClock]:
+    """The one clock of every test: stands at TEST_NOW until the test sets or advances it."""
+    c = clock_mod.FixedClock(TEST_NOW)
+    with clock_mod.using(c):
+        yield c
 
 
 def _admin_conn():  # type: ignore[no-untyped-def]

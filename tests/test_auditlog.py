@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from engine import auditlog
+from engine import auditlog, clock
 from engine.auditlog import BLOB, EVENT, EVENT_NAMES, Event, append, verify
 from engine.config import Config
 from tests import book
@@ -277,9 +277,10 @@ def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None
     assert ids(segment="maintenance", name="message.suppressed") == {("message.suppressed", "C003")}
     assert ids(segment="dead") == set()
     assert ids(advisor="nobody") == set()
+    today = clock.now().astimezone(cfg.tz).date()  # events are stamped by the test's clock
     with db.connect() as c:
-        in_range = audit.list_events(c, audit.EventFilter(date_from=book.date.today() - timedelta(days=1),
-                                                          date_to=book.date.today() + timedelta(days=1)), cfg.tz, None)
+        in_range = audit.list_events(c, audit.EventFilter(date_from=today - timedelta(days=1),
+                                                          date_to=today + timedelta(days=1)), cfg.tz, None)
     assert len(in_range) == total
     assert ids(date_to=book.date(2020, 1, 1)) == set()
 
