@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.databases import migrated_sqlite
+
 ROOT = Path(__file__).resolve().parent.parent
 STEWARD = [sys.executable, "-m", "engine.cli.__main__"]
 
@@ -85,12 +87,10 @@ def test_bad_as_of_date() -> None:
 
 
 def test_audit_on_a_database(tmp_path: Path) -> None:
-    from engine.db import make_engine, upgrade
     from tests import book
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     from engine import review  # only approved content runs: approve the shipped pack first
     from engine.config import load_config

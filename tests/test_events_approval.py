@@ -17,6 +17,7 @@ from engine.events.eventrules import load_event_rules
 from engine.events.service import EventService
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config
+from tests.databases import migrated_sqlite
 from tests.events_helpers import approve, at, firings, margin, statuses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,11 +120,8 @@ def test_a_broken_event_rule_blocks_approval(db: Engine, project: Config) -> Non
 
 
 def test_cli_post_with_nothing_approved_stores_and_names_the_fix(tmp_path: Path) -> None:
-    from engine.db import make_engine, upgrade
-
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     f = tmp_path / "day.jsonl"
     f.write_text(json.dumps({"id": "p1", "type": "margin_ratio", "client_id": "C003", "at": at("2026-11-20 10:00"),

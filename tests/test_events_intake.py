@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 
 from engine import review
 from engine.config import Config
-from engine.db import make_engine, upgrade
 from engine.events.http import IntakeServer
 from tests import book
 from tests.conftest import shipped_config
+from tests.databases import migrated_sqlite
 from tests.events_helpers import at, firings, service, statuses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +62,7 @@ def test_http_stores_before_answering_and_the_engine_thread_processes(db: Engine
 
 def test_cli_post_stores_processes_and_reports(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     review.demo_bootstrap(eng, shipped_config())  # the config the process reads; only approved event rules run
     f = tmp_path / "day.jsonl"
