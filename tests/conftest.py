@@ -1,7 +1,9 @@
 """Shared fixtures: one clock, and migrated databases on SQLite and on PostgreSQL.
 
 Time: every test runs on a `FixedClock` installed as `engine.clock` (fixture `clock`, at
-TEST_NOW), so no test depends on the day it runs.
+TEST_NOW), so no test depends on the day it runs. `STEWARD_FAKE_TODAY=YYYY-MM-DD` also
+moves the machine's clock of the whole session (and of the subprocesses tests start) to
+that day, which proves it (see tests/faketoday.py).
 
 Databases: each xdist worker (or the one process without xdist) migrates one SQLite file
 and one PostgreSQL database once, as templates; each test gets a copy of one.
@@ -25,6 +27,7 @@ from sqlalchemy import Engine
 from engine import clock as clock_mod
 from engine.config import Config, parse_config
 from engine.db import make_engine, upgrade
+from tests import faketoday
 from tests.databases import WORKER, drop_sqlite_template, migrated_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +36,20 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 TEST_NOW = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
 """The tests' now: 09:00 in Shanghai on tests.book.AS_OF (a Friday, a trading day)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    line = faketoday.start()
+    if line and WORKER == "main":
+        print(f"\n{line}\n", flush=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return None if faketoday.shift_days() is None else f"fake today: {datetime.now(timezone.utc).date()} (STEWARD_FAKE_TODAY)"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    faketoday.stop()
 
 
 @pytest.fixture(autouse=True)

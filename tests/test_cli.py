@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.databases import migrated_sqlite
+from tests.faketoday import python_m
 
 ROOT = Path(__file__).resolve().parent.parent
-STEWARD = [sys.executable, "-m", "engine.cli.__main__"]
+STEWARD = python_m("engine.cli.__main__")
 
 
 def steward(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess[str]:
