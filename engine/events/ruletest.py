@@ -105,9 +105,13 @@ def _template_db(path: Path) -> None:
         with eng.begin() as c:
             c.execute(Advisor.__table__.insert(), [{"id": "A01", "name": "李明", "email": None,  # type: ignore[attr-defined]
                                                     "supervisor_id": "S01", "daily_capacity": 20}])
-            c.exec_driver_sql("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
     finally:
         eng.dispose()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")  # a single file that reads leave untouched (WAL would add -shm)
+    finally:
+        conn.close()
     path.chmod(0o444)
 
 
