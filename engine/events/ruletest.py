@@ -224,9 +224,10 @@ class Bench:
         path = self.folder / f"case-{uuid.uuid4().hex}.db"
         src = sqlite3.connect(f"file:{self.template}?mode=ro", uri=True)
         dst = sqlite3.connect(path)
-        dst.execute("PRAGMA synchronous=OFF")
         try:
+            dst.execute("PRAGMA synchronous=OFF")
             src.backup(dst)
+            dst.execute("PRAGMA journal_mode=WAL")  # as the engine would on connect, minus its fsync
         finally:
             dst.close()
             src.close()
