@@ -15,7 +15,7 @@ from rich.table import Table
 from engine.audit import log as auditlog
 from engine.supervision import browse as audit
 from engine.audit.log import Event, append
-from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
+from engine.cli.common import cfg, console, fail, open_db, parse_day, signed_in, user_errors
 from engine.errors import StewardError
 
 app = typer.Typer(no_args_is_help=True)
@@ -230,9 +230,12 @@ def retention_(
     hold: str = typer.Option(None, "--hold", help="place a legal hold on this client id (needs --reason)"),
     release: int = typer.Option(None, "--release", help="release the legal hold with this id"),
     reason: str = typer.Option(None, "--reason", help="case or request reference of a legal hold"),
-    user: str = typer.Option(None, "--as", help="who acts (default: STEWARD_USER or the login name)"),
 ) -> None:
-    """What retention is due under the regulator profile; legal holds; restriction of personal data."""
+    """What retention is due under the regulator profile; legal holds; restriction of personal data.
+
+    Reporting needs no sign-in; --apply, --hold and --release act as the signed-in compliance user.
+    Example: steward audit retention --hold C001 --reason "case 2026-17"
+    """
     from engine.audit import retention
 
     with user_errors():
@@ -240,11 +243,12 @@ def retention_(
         today = parse_day(None, c)
         eng = open_db(c)
         with eng.begin() as conn:
+            user = signed_in(conn, "audit retention").name if (hold or apply_ or release is not None) else ""
             if hold:
-                retention.place_hold(conn, hold, reason or "", acting_user(user))
+                retention.place_hold(conn, hold, reason or "", user)
             if release is not None:
-                retention.release_hold(conn, release, acting_user(user))
-            rep = retention.apply(conn, c, today, acting_user(user)) if apply_ else retention.report(conn, c, today)
+                retention.release_hold(conn, release, user)
+            rep = retention.apply(conn, c, today, user) if apply_ else retention.report(conn, c, today)
     console.print(f"profile {rep.profile}: audit records are kept {rep.years} years; personal data is restricted after "
                   f"{c.audit.retention.purpose_days} days", highlight=False)
     console.print(f"{rep.events:,} events; {rep.restricted:,} restricted (masked in views); {rep.due:,} past retention "
