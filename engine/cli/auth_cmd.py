@@ -17,6 +17,7 @@ def register(root: typer.Typer) -> None:
     root.command("logout")(logout)
     root.command("whoami")(whoami)
     root.command("passwd")(passwd)
+    root.command("web")(web)
     root.add_typer(tokens_app, name="tokens", help="Your personal CLI tokens: list and revoke.")
 
 
@@ -102,3 +103,21 @@ def tokens_revoke(prefix: str = typer.Argument("", help="hash prefix from `stewa
             me = signed_in(conn, "tokens revoke").name
             n = auth.revoke_tokens(conn, me, me, prefix, now())
     console.print(f"{n} token(s) revoked.")
+
+
+def web(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (keep loopback; put TLS in a reverse proxy)"),
+        port: int = typer.Option(8080, "--port", help="port to listen on")) -> None:
+    """Serve the browser console on http://127.0.0.1:8080 (sign in with your Steward user).
+
+    Example: steward web --port 8080   then open http://127.0.0.1:8080/
+    """
+    import uvicorn
+
+    from engine.web.app import create_app
+
+    with user_errors():
+        c = cfg()
+        eng = open_db(c)
+    console.print(f"Steward console on http://{host}:{port}/ (Ctrl-C stops it). For other machines, put a TLS reverse "
+                  "proxy in front: session cookies are Secure.", highlight=False)
+    uvicorn.run(create_app(eng, c), host=host, port=port, log_level="warning")
