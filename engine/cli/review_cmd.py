@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
-from engine.compliance import impact
+from engine.compliance import auth, impact, users
 from engine.compliance import review
 from engine.cli import rules_cmd, users_cmd
 from engine.cli.common import cfg, console, err_console, identity, open_db, parse_day, signed_in, user_errors
@@ -48,13 +48,45 @@ def approved_for_run(eng: Engine, c: Config) -> RuleSet:
     return ruleset
 
 
+DEMO_ROLES = (("supervisor", "supervisor"), ("advisor", "advisor"), ("operator", "operator"))
+
+
 def demo_ruleset(eng: Engine, c: Config) -> RuleSet:
     """Demo only: bootstrap demo users and approve the shipped pack on a fresh database, then run it."""
     version = review.demo_bootstrap(eng, c)
     if version is not None:
         console.print(f"Demo bootstrap: users admin, author and compliance created; 'author' submitted the shipped "
                       f"pack and 'compliance' approved it as version {version} (recorded as a demo bootstrap).")
+        demo_console_users(eng)
     return approved_for_run(eng, c)
+
+
+def demo_console_users(eng: Engine) -> dict[str, str]:
+    """One demo user per role, each with a printed one-time password (changed at first sign-in)."""
+    from engine.models import Advisor
+
+    now = datetime.now(timezone.utc)
+    out: dict[str, str] = {}
+    with eng.begin() as conn:
+        first_advisor = conn.execute(select(Advisor.__table__.c.id).order_by(  # type: ignore[attr-defined]
+            Advisor.__table__.c.id).limit(1)).scalar()  # type: ignore[attr-defined]
+        for name, role in DEMO_ROLES:
+            if users.get(conn, name) is None:
+                users.add(conn, review.DEMO_ADMIN, name, [role], f"Demo {role}",
+                          advisor_id=first_advisor if role == "advisor" else None)
+        for u in users.all_users(conn):
+            out[u.name] = auth.one_time_password()
+            auth.set_password(conn, review.DEMO_ADMIN, u.name, out[u.name], now, one_time=True)
+    t = Table(title="Demo console users (one-time passwords, shown once; each must choose a new one at first sign-in)")
+    for col in ("user", "roles", "one-time password"):
+        t.add_column(col)
+    with eng.connect() as conn:
+        for u in users.all_users(conn):
+            t.add_row(u.name, ", ".join(sorted(u.roles)) + (f" ({u.advisor_id})" if u.advisor_id else ""), out[u.name])
+    console.print(t)
+    console.print("Open the console: [bold]steward --database sqlite:///var/demo.db web[/], then "
+                  "http://127.0.0.1:8080/ and sign in as one of them (docs/console.md).", highlight=False)
+    return out
 
 
 # ------------------------------------------------------------------ review
