@@ -10,13 +10,19 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import uvicorn
+from sqlalchemy import select, update
 
 from engine.compliance import review
 from engine.db import make_engine, upgrade
+from engine.dispatch import contact_policy
+from engine.language.loading import load_ruleset
+from engine.pipeline.recording import FIRING
+from engine.pipeline.run import run
 from engine.web.app import create_app
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config
@@ -24,6 +30,7 @@ from tests.conftest import shipped_config
 from tests.identity_helpers import PASSWORD, make_user
 
 CHROMIUM = Path("/usr/bin/chromium")
+DAY = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai on the book's day
 SHOTS = Path(__file__).parent.parent / "docs" / "img"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
 
@@ -48,6 +55,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tpl = root / "templates/dormant_activation/zh-CN.j2"
     review.submit(eng, cfg, "li.na", "first pack")
     review.approve(eng, cfg, "wang.fang", 1, "baseline")
+    with pytest.MonkeyPatch.context() as mp:  # the contact window judged at the book's day, not today
+        mp.setattr(contact_policy, "_wall_clock", lambda: DAY)
+        run(eng, cfg, load_ruleset(cfg), book.AS_OF)
+    with eng.begin() as c:
+        c.execute(update(book.Client.__table__).values(phone="13800000001"))  # type: ignore[attr-defined]
+        advisor = c.execute(select(FIRING.c.advisor_id).where(FIRING.c.action_type == "task")).scalars().first()
+    make_user(eng, "sun.adv", ["advisor"], advisor_id=advisor)
     tpl.write_text(tpl.read_text(encoding="utf-8").replace("市场有风险", "市场总有风险"), encoding="utf-8")
     review.submit(eng, cfg, "li.na", "softer risk wording")
     port = _free_port()
@@ -121,10 +135,28 @@ def test_author_sees_the_proposal_but_cannot_decide(server: str, browser: object
     _sign_out(page)
 
 
+def test_advisor_works_the_call_list(server: str, browser: object) -> None:
+    page = _page(browser, server, "sun.adv")
+    page.goto("/calls")  # type: ignore[attr-defined]
+    row = page.locator("#calls tr[id^=task-]").first  # type: ignore[attr-defined]
+    task_id = row.get_attribute("id")
+    assert "****" in row.inner_text()  # the phone is masked
+    _shot(page, "calls")
+    row.locator("button[value=reached]").click()
+    page.wait_for_load_state()  # type: ignore[attr-defined]
+    assert page.locator(f"#{task_id}").count() == 0  # type: ignore[attr-defined]
+    _sign_out(page)
+
+
 def test_supervisor_filters_firings_and_exports(server: str, browser: object) -> None:
     page = _page(browser, server, "zhao.lei")
-    page.goto("/firings?status=pending")  # type: ignore[attr-defined]
-    assert "Firings" in page.inner_text("h1")  # type: ignore[attr-defined]
+    page.goto("/firings?rule=new_account_callback")  # type: ignore[attr-defined]
+    assert "Firings" in page.inner_text("h1") and "(Total 1)" in page.inner_text("#total")  # type: ignore[attr-defined]
+    page.click("#firings a")  # type: ignore[attr-defined]
+    assert "new_account_callback" in page.inner_text("h1")  # type: ignore[attr-defined]
+    assert "id: new_account_callback" in page.inner_text("#source")  # type: ignore[attr-defined]
+    _shot(page, "firing")
+    page.goto("/firings")  # type: ignore[attr-defined]
     _shot(page, "firings")
     with page.expect_download() as dl:  # type: ignore[attr-defined]
         page.click("#csv")  # type: ignore[attr-defined]

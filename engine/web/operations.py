@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from engine.audit import log as auditlog
 from engine.compliance import auth, users
 from engine.dispatch.outbox import OUTBOX, retry_dead
 from engine.errors import StewardError
@@ -30,7 +31,7 @@ def mask_phone(phone: str | None) -> str:
 
 def _calls(request: Request, status: int = 200, error: str | None = None) -> Response:
     me = user_of(request)
-    with console(request).engine.connect() as conn:
+    with console(request).engine.begin() as conn:
         rows = list(conn.execute(
             select(FIRING.c.id, FIRING.c.client_id, FIRING.c.rule_id, FIRING.c.message, FIRING.c.due_on,
                    FIRING.c.priority, CLIENT.c.name, CLIENT.c.phone)
@@ -38,6 +39,10 @@ def _calls(request: Request, status: int = 200, error: str | None = None) -> Res
             .where(FIRING.c.action_type == "task", FIRING.c.status == "open",
                    FIRING.c.advisor_id == (me.advisor_id or "\0"))
             .order_by(FIRING.c.priority.desc(), FIRING.c.due_on, FIRING.c.id)))
+        if rows:  # names and (masked) phones of these clients were shown
+            auditlog.append(conn, [auditlog.Event("client.viewed", actor=me.name, client_id=r.client_id,
+                                                  data={"command": "console calls", "task": r.id},
+                                                  at=console(request).clock()) for r in rows])
     return render(request, "calls.html", status=status, rows=rows, mask=mask_phone, outcomes=list(OUTCOMES),
                   error=error, advisor=me.advisor_id)
 

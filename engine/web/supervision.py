@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from engine.audit import log as auditlog
 from engine.dispatch.outbox import OUTBOX
 from engine.pipeline.recording import FIRING
-from engine.web.app import console, render
+from engine.web.app import console, render, user_of
 
 PAGE = 50
 FILTERS = ("rule", "status", "client", "advisor", "channel", "rule_class", "reason", "from", "to")
@@ -90,10 +90,13 @@ def routes(app: FastAPI) -> None:
 
     @app.get("/firings/{fid}", response_class=HTMLResponse)
     def firing(request: Request, fid: int) -> Response:
-        with console(request).engine.connect() as conn:
+        c = console(request)
+        with c.engine.begin() as conn:
             row = conn.execute(select(FIRING).where(FIRING.c.id == fid)).first()
             if row is None:
                 return render(request, "error.html", status=404, message=f"no firing {fid}")
             source = auditlog.get_blob(conn, row.rule_hash)
             sends = list(conn.execute(select(OUTBOX).where(OUTBOX.c.firing_id == fid).order_by(OUTBOX.c.id)))
+            auditlog.append(conn, [auditlog.Event("client.viewed", actor=user_of(request).name, client_id=row.client_id,
+                                                  data={"command": "console firing", "firing": fid}, at=c.clock())])
         return render(request, "firing.html", f=row, source=source, sends=sends)
