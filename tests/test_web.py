@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,11 +127,14 @@ def test_the_author_cannot_approve_in_the_console(sqlite_engine: Engine, cfg: Co
     project = pack_config(cfg, tmp_path)
     make_user(sqlite_engine, "Li.Na", ["author", "compliance"])
     make_user(sqlite_engine, "ann", ["author"])
+    tpl = tmp_path / "templates/dormant_activation/zh-CN.j2"
+    tpl.write_text(tpl.read_text(encoding="utf-8").replace("市场有风险", "稳赚不赔，市场有风险"), encoding="utf-8")
     pid = review.submit(sqlite_engine, project, "li.na", "first pack").proposal_id
     c = client(sqlite_engine, project, Clock())
     assert sign_in(c, "LI.NA") == 303
     page = c.get(f"/reviews/{pid}").text
     assert "The author can never approve or reject their own proposal." in page
+    assert re.search(r'class="lint-inline"><td></td><td class="err">line \d+: error lint.prohibited', page)
     r = c.post(f"/reviews/{pid}/decide", data={"decision": "approve", "comment": "fine", "csrf_token": csrf(c)})
     assert r.status_code == 403 and "the author can never approve or reject" in r.text
     other = client(sqlite_engine, project, Clock())

@@ -23,6 +23,8 @@ class Row:
     kind: str  # equal, replace, delete, insert
     left: list[Piece] | None
     right: list[Piece] | None
+    line: int | None = None
+    """Line number in the proposed file (None for a deleted line): lint findings attach here."""
 
 
 def tokens(line: str) -> list[str]:
@@ -46,16 +48,17 @@ def side_by_side(old: str, new: str) -> list[Row]:
     rows: list[Row] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
-            rows += [Row("equal", [Piece(x, False)], [Piece(x, False)]) for x in a[i1:i2]]
+            rows += [Row("equal", [Piece(x, False)], [Piece(x, False)], j1 + k + 1) for k, x in enumerate(a[i1:i2])]
             continue
         n = max(i2 - i1, j2 - j1)
         for k in range(n):
             la = a[i1 + k] if i1 + k < i2 else None
             lb = b[j1 + k] if j1 + k < j2 else None
+            line = j1 + k + 1 if lb is not None else None
             if la is not None and lb is not None:
                 left, right = _words(la, lb)
-                rows.append(Row("replace", left, right))
+                rows.append(Row("replace", left, right, line))
             else:
-                rows.append(Row("delete" if lb is None else "insert",
-                                None if la is None else [Piece(la, True)], None if lb is None else [Piece(lb, True)]))
+                rows.append(Row("delete" if lb is None else "insert", None if la is None else [Piece(la, True)],
+                                None if lb is None else [Piece(lb, True)], line))
     return rows

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine.compliance import review, users
-from engine.errors import StewardError
+from engine.errors import Problem, StewardError
 from engine.web.app import console, render, user_of
 from engine.web.diff import side_by_side
 
@@ -23,8 +23,12 @@ def _page(request: Request, pid: int, status: int = 200, error: str | None = Non
     for ch in review.diff_manifests(base, row.manifest):
         a = old.get(ch.old or "", b"").decode("utf-8", "replace") if ch.old else ""
         b = files.get(ch.path, b"").decode("utf-8", "replace")
-        changes.append({"path": ch.path, "state": ch.state, "rows": side_by_side(a, b),
-                        "problems": [p for p in problems if p.path.endswith(ch.path)]})
+        mine = [p for p in problems if p.path.endswith(ch.path)]
+        at: dict[int, list[Problem]] = {}
+        for p in mine:
+            if p.line:
+                at.setdefault(p.line, []).append(p)
+        changes.append({"path": ch.path, "state": ch.state, "rows": side_by_side(a, b), "problems": mine, "at": at})
     own = users.canonical(row.author) == user_of(request).name
     return render(request, "proposal.html", status=status, p=row, changes=changes, problems=problems, own=own,
                   error=error)
