@@ -94,7 +94,12 @@ def test_outcome_command(sqlite_engine: Engine, cfg: Config, monkeypatch: pytest
     url = ran.url.render_as_string(hide_password=False)
     r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached"])
     assert r.exit_code == 2 and "steward login" in r.output
-    monkeypatch.setenv("STEWARD_TOKEN", cli_token(ran, "U1", ["advisor"]))
+    monkeypatch.setenv("STEWARD_TOKEN", cli_token(ran, "U0", ["advisor"], advisor_id="A99"))
+    r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached"])
+    assert r.exit_code == 2 and "not yours (A99)" in " ".join(r.output.split())  # advisors close only their own tasks
+    with ran.connect() as c:
+        owner = c.execute(select(FIRING.c.advisor_id).where(FIRING.c.id == _task(ran))).scalar_one()
+    monkeypatch.setenv("STEWARD_TOKEN", cli_token(ran, "U1", ["advisor"], advisor_id=owner))
     r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached", "--on", "2026-11-21"])
     assert r.exit_code == 0 and "recorded as callback; task is done" in r.output
     with ran.connect() as c:  # the contact is recorded as the signed-in user, by canonical name

@@ -59,7 +59,7 @@ def test_first_user_is_an_admin_and_only_admins_manage(db: Engine) -> None:
         with pytest.raises(StewardError, match="the first user must be an admin"):
             users.add(c, None, "ann", ["author"])
         users.add(c, None, "root", ["admin"])
-        with pytest.raises(users.PermissionDenied, match="name the acting user"):
+        with pytest.raises(users.PermissionDenied, match="name the acting user: sign in"):
             users.add(c, None, "ann", ["author"])
         users.add(c, "root", "ann", ["author"])
         with pytest.raises(users.PermissionDenied, match="user 'ann' \\(author\\) may not manage: that needs the admin role"):

@@ -143,3 +143,11 @@ def identity(engine: Engine, command: str) -> str:
     """The signed-in user's canonical name for `command`, in its own committed transaction."""
     with engine.begin() as conn:
         return signed_in(conn, command).name
+
+
+def viewer(conn: Connection) -> str:
+    """Who is reading client data, for `client.viewed`: the signed-in user, else `os:` and the login name."""
+    import getpass
+
+    session = auth.resolve(conn, read_token(), now(), kind="cli")
+    return session.user.name if session else f"os:{getpass.getuser()}"

@@ -103,14 +103,19 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
 
     Example: steward outcome 1234 --outcome reached --note "will top up margin"
     """
+    from engine.pipeline.recording import FIRING
     from engine.servicing.task_outcomes import record_outcome
 
     with user_errors():
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
-            by = signed_in(conn, "outcome").name
-            r = record_outcome(conn, task_id, result, by, parse_day(on, c), note)
+            me = signed_in(conn, "outcome")
+            owner = conn.execute(select(FIRING.c.advisor_id).where(FIRING.c.id == task_id)).scalar()
+            if owner is not None and owner != me.advisor_id:
+                mine = me.advisor_id or "no advisor id: an admin links you with `steward users add NAME --advisor ID`"
+                raise StewardError(f"task {task_id} is on advisor {owner}'s list, not yours ({mine})")
+            r = record_outcome(conn, task_id, result, me.name, parse_day(on, c), note)
     console.print(f"task {r.firing_id} ({r.client_id}): {result} recorded as {r.contact_kind}; task is {r.task_status}.")
 
 

@@ -104,7 +104,7 @@ def count(conn: Connection) -> int:
 def require(conn: Connection, name: str | None, action: str) -> User:
     """The acting user, if they exist, are active and hold a role allowed to do `action`."""
     if not name:
-        raise PermissionDenied("name the acting user: --as USER (or STEWARD_USER, or compliance.acting_user in config.yaml)")
+        raise PermissionDenied("name the acting user: sign in with `steward login NAME` (or in the console)")
     name = canonical(name)
     user = get(conn, name)
     if user is None:
