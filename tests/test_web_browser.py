@@ -161,6 +161,9 @@ def test_supervisor_filters_firings_and_exports(server: str, browser: object) ->
     with page.expect_download() as dl:  # type: ignore[attr-defined]
         page.click("#csv")  # type: ignore[attr-defined]
     assert dl.value.suggested_filename == "firings.csv"
+    page.goto("/charts")  # type: ignore[attr-defined]
+    page.wait_for_selector("#by-day canvas")  # type: ignore[attr-defined]  # ECharts drew
+    _shot(page, "charts")
     _sign_out(page)
 
 

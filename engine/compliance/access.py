@@ -57,6 +57,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/firings"): "firings.read",
     ("GET", "/firings.csv"): "firings.read",
     ("GET", "/firings/{fid}"): "firings.read",
+    ("GET", "/charts"): "firings.read",
     ("GET", "/calls"): "calls.read",
     ("POST", "/calls/{entry_id}/outcome"): "calls.outcome",
     ("GET", "/outbox"): "outbox.read",

@@ -25,7 +25,8 @@ ZH: dict[str, str] = {
     "Signed in as": "当前用户", "Decided by": "决定人", "Total": "合计", "Recorded": "已记录",
     "channel not configured: messages go to dead letters": "渠道未配置：消息将进入死信",
     "The author can never approve or reject their own proposal.": "作者不能批准或驳回自己的提案。",
-    "Language": "语言", "Active": "启用", "yes": "是", "no": "否", "State": "状态", "Attempts": "尝试次数",
+    "Charts": "图表", "Firings per day by status": "每日触发（按状态）",
+    "Firings by reason code": "触发原因代码", "Language": "语言", "Active": "启用", "yes": "是", "no": "否", "State": "状态", "Attempts": "尝试次数",
 }
 
 

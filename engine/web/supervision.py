@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -87,6 +87,26 @@ def routes(app: FastAPI) -> None:
 
         return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="firings.csv"'})
+
+    @app.get("/charts", response_class=HTMLResponse)
+    def charts(request: Request) -> Response:
+        """Firings per day by status and held/suppressed firings by reason, over the last 60 days of data."""
+        with console(request).engine.connect() as conn:
+            last = conn.execute(select(func.max(FIRING.c.as_of))).scalar()
+            lo = (last or date.today()) - timedelta(days=59)
+            by_day = conn.execute(select(FIRING.c.as_of, FIRING.c.status, func.count()).where(FIRING.c.as_of >= lo)
+                                  .group_by(FIRING.c.as_of, FIRING.c.status).order_by(FIRING.c.as_of)).all()
+            by_reason = conn.execute(select(FIRING.c.reason, func.count()).where(
+                FIRING.c.as_of >= lo, FIRING.c.reason.is_not(None)).group_by(FIRING.c.reason)
+                .order_by(func.count().desc()).limit(15)).all()
+        days = sorted({str(d) for d, _, _ in by_day})
+        series: dict[str, dict[str, int]] = {}
+        for d, status, n in by_day:
+            series.setdefault(status, {})[str(d)] = int(n)
+        data = {"days": days, "series": [{"name": s, "type": "bar", "stack": "all", "data": [v.get(d, 0) for d in days]}
+                                         for s, v in sorted(series.items())],
+                "reasons": [str(r) for r, _ in by_reason], "reason_counts": [int(n) for _, n in by_reason]}
+        return render(request, "charts.html", data=data)
 
     @app.get("/firings/{fid}", response_class=HTMLResponse)
     def firing(request: Request, fid: int) -> Response:
