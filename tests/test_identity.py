@@ -195,3 +195,21 @@ def test_login_writes_a_private_token_file_and_logout_revokes_it(sqlite_engine: 
     assert not token.exists()
     r = CliRunner().invoke(app, ["--database", url, "login", "li.na", "--password", "wrong password"])
     assert r.exit_code == 2 and "sign-in refused" in r.output
+
+
+def test_demo_gives_every_role_a_user_with_a_one_time_password(sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli.review_cmd import demo_console_users
+    from tests import book
+
+    book.build(sqlite_engine)
+    with sqlite_engine.begin() as c:
+        users.add(c, None, "admin", ["admin"])
+        users.add(c, "admin", "author", ["author"])
+        users.add(c, "admin", "compliance", ["compliance"])
+    passwords = demo_console_users(sqlite_engine)
+    assert set(passwords) == {"admin", "author", "compliance", "supervisor", "advisor", "operator"}
+    assert passwords["advisor"] in capsys.readouterr().out
+    _, s = auth.sign_in(sqlite_engine, "advisor", passwords["advisor"], NOW)
+    assert s.user.advisor_id is not None
+    with sqlite_engine.connect() as c:
+        assert auth.must_change(c, "advisor")
