@@ -163,3 +163,14 @@ def test_chinese_is_diffed_by_character_and_english_by_word() -> None:
 
 def test_phones_are_masked() -> None:
     assert mask_phone("13800000003") == "138****0003" and mask_phone(None) == ""
+
+
+def test_an_admin_deactivates_a_user_and_their_session_stops(staffed: Engine, cfg: Config) -> None:
+    adv = client(staffed, cfg, Clock())
+    assert sign_in(adv, "advisor1") == 303 and adv.get("/calls").status_code == 200
+    admin = client(staffed, cfg, Clock())
+    assert sign_in(admin, "admin1") == 303
+    r = admin.post("/admin/users/ADVISOR1/active", data={"active": "0", "csrf_token": csrf(admin)})
+    assert r.status_code == 200 and "advisor1" in r.text
+    assert adv.get("/calls").headers["location"] == "/login"
+    assert sign_in(adv, "advisor1") == 401

@@ -66,6 +66,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/admin/users"): "users.manage",
     ("POST", "/admin/users/{name}/roles"): "users.manage",
     ("POST", "/admin/users/{name}/password"): "users.manage",
+    ("POST", "/admin/users/{name}/active"): "users.manage",
 }
 """Web route (method, path template) -> action."""
 

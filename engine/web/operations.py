@@ -118,11 +118,23 @@ def routes(app: FastAPI) -> None:
             return None
         return _change(request, go)
 
+    @app.post("/admin/users/{name}/active", response_class=HTMLResponse)
+    async def set_active(request: Request, name: str) -> Response:
+        form = await request.form()
+        return _active(request, name, str(form.get("active", "")) == "1")
+
     @app.post("/admin/users/{name}/password", response_class=HTMLResponse)
     async def reset(request: Request, name: str) -> Response:
         c = console(request)
         return _change(request, lambda conn, me: f"{users.canonical(name)}: "
                        + auth.reset_password(conn, me, name, c.clock()))
+
+
+def _active(request: Request, name: str, active: bool) -> Response:
+    def go(conn: Connection, me: str) -> str | None:
+        users.set_active(conn, me, name, active)
+        return None
+    return _change(request, go)
 
 
 def _add(conn: Connection, me: str, name: str, roles: Sequence[Any], advisor_id: str | None, request: Request) -> str:
