@@ -156,6 +156,9 @@ def test_supervisor_filters_firings_and_exports(server: str, browser: object) ->
     assert "new_account_callback" in page.inner_text("h1")  # type: ignore[attr-defined]
     assert "id: new_account_callback" in page.inner_text("#source")  # type: ignore[attr-defined]
     _shot(page, "firing")
+    page.click("h1 a")  # type: ignore[attr-defined]  # the client's day: why each rule did or did not fire
+    assert "FIRED" in page.inner_text("#verdicts")  # type: ignore[attr-defined]
+    _shot(page, "client")
     page.goto("/firings")  # type: ignore[attr-defined]
     _shot(page, "firings")
     with page.expect_download() as dl:  # type: ignore[attr-defined]

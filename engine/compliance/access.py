@@ -58,6 +58,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/firings.csv"): "firings.read",
     ("GET", "/firings/{fid}"): "firings.read",
     ("GET", "/charts"): "firings.read",
+    ("GET", "/clients/{cid}"): "firings.read",
     ("GET", "/calls"): "calls.read",
     ("POST", "/calls/{entry_id}/outcome"): "calls.outcome",
     ("GET", "/outbox"): "outbox.read",

@@ -108,6 +108,24 @@ def routes(app: FastAPI) -> None:
                 "reasons": [str(r) for r, _ in by_reason], "reason_counts": [int(n) for _, n in by_reason]}
         return render(request, "charts.html", data=data)
 
+    @app.get("/clients/{cid}", response_class=HTMLResponse)
+    def client(request: Request, cid: str) -> Response:
+        """`steward why` in the browser: every rule for one client and day, with the failing condition."""
+        from engine.compliance import review
+        from engine.supervision import explain
+
+        c = console(request)
+        ruleset, _, approved = review.approved_ruleset(c.engine, c.cfg)
+        with c.engine.begin() as conn:
+            day = _day(request.query_params.get("day")) or conn.execute(select(func.max(FIRING.c.as_of))).scalar()
+            if day is None:
+                return render(request, "error.html", status=404, message="no evaluation has run yet: `steward run`")
+            ex = explain.explain_client(conn, c.cfg, ruleset, cid, day)
+            auditlog.append(conn, [auditlog.Event("client.viewed", actor=user_of(request).name, client_id=cid, as_of=day,
+                                                  data={"command": "console why", "facts": sorted(ex.facts)},
+                                                  at=c.clock())])
+        return render(request, "client.html", ex=ex, version=approved.version)
+
     @app.get("/firings/{fid}", response_class=HTMLResponse)
     def firing(request: Request, fid: int) -> Response:
         c = console(request)
