@@ -213,3 +213,18 @@ def test_demo_gives_every_role_a_user_with_a_one_time_password(sqlite_engine: En
     assert s.user.advisor_id is not None
     with sqlite_engine.connect() as c:
         assert auth.must_change(c, "advisor")
+
+
+def test_a_database_from_before_passwords_gets_its_first_admin_password_without_sign_in(
+        sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STEWARD_TOKEN_FILE", str(tmp_path / "no-token"))
+    with sqlite_engine.begin() as c:  # users as an older version left them: no passwords
+        users.add(c, None, "root", ["admin"])
+        users.add(c, "root", "ann", ["author"])
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    r = CliRunner().invoke(app, ["--database", url, "users", "password", "ann"])
+    assert r.exit_code == 2 and "start with an admin" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["--database", url, "users", "password", "root"])
+    assert r.exit_code == 0 and "One-time password for root" in r.output
+    r = CliRunner().invoke(app, ["--database", url, "users", "password", "ann"])  # now someone can sign in
+    assert r.exit_code == 2 and "steward login" in r.output

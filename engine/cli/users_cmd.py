@@ -9,17 +9,20 @@ from rich.table import Table
 from sqlalchemy.engine import Connection
 
 from engine.compliance import auth, users
+from engine.errors import StewardError
 from engine.cli.common import cfg, console, now, open_db, signed_in, user_errors
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _write(command: str, fn: Callable[[Connection, str | None], users.User]) -> users.User:
-    """Run `fn(conn, acting admin)`; on a database without users the first `users add` needs no sign-in."""
+    """Run `fn(conn, acting admin)`; the bootstrap steps (first user, first password) need no sign-in."""
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            actor = None if command == "users add" and users.count(conn) == 0 else signed_in(conn, command).name
+            bootstrap = (command == "users add" and users.count(conn) == 0) or (
+                command == "users password" and not auth.any_password(conn))
+            actor = None if bootstrap else signed_in(conn, command).name
             return fn(conn, actor)
 
 
@@ -58,13 +61,25 @@ def add(name: str = typer.Argument(..., help="user name, e.g. li.wei (case and w
 
 @app.command("password")
 def password(name: str = typer.Argument(..., help="user name")) -> None:
-    """Give a user a new one-time password and unlock them (admin). Example: steward users password li.wei"""
+    """Give a user a new one-time password and unlock them (admin). Example: steward users password li.wei
+
+    On a database where no one has a password yet (upgraded from a version without sign-in), an
+    admin's first password can be set without signing in, as the very first `users add` can.
+    """
     holder: dict[str, str] = {}
 
     def go(conn: Connection, actor: str | None) -> users.User:
-        holder["pw"] = auth.reset_password(conn, actor, name, now())
         u = users.get(conn, name)
-        assert u is not None
+        if u is None:
+            raise StewardError(f"no user {users.canonical(name)!r}; `steward users list` shows them")
+        if actor is None:
+            if "admin" not in u.roles:
+                raise users.PermissionDenied("no one has a password yet: start with an admin "
+                                             "(`steward users password ADMIN`), then sign in as them")
+            holder["pw"] = auth.one_time_password()
+            auth.set_password(conn, users.BOOTSTRAP, u.name, holder["pw"], now(), one_time=True)
+        else:
+            holder["pw"] = auth.reset_password(conn, actor, name, now())
         return u
 
     u = _write("users password", go)

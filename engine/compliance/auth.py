@@ -170,6 +170,11 @@ def check_password(conn: Connection, name: str, password: str, now: datetime, vi
     return users._user(row)
 
 
+def any_password(conn: Connection) -> bool:
+    """Whether anyone can sign in at all (False on a database upgraded from before passwords existed)."""
+    return conn.execute(select(USER.c.name).where(USER.c.password_hash.is_not(None)).limit(1)).first() is not None
+
+
 def must_change(conn: Connection, name: str) -> bool:
     return bool(conn.execute(select(USER.c.must_change_password).where(USER.c.name == users.canonical(name))).scalar())
 
