@@ -228,3 +228,30 @@ def test_a_database_from_before_passwords_gets_its_first_admin_password_without_
     assert r.exit_code == 0 and "One-time password for root" in r.output
     r = CliRunner().invoke(app, ["--database", url, "users", "password", "ann"])  # now someone can sign in
     assert r.exit_code == 2 and "steward login" in r.output
+
+
+def test_the_migration_canonicalises_names_and_refuses_case_twins(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from engine.db import alembic_config, make_engine, upgrade
+
+    for twins, name in ((False, "Li.Na"), (True, "li.na")):
+        eng = make_engine(f"sqlite:///{tmp_path / f'{twins}.db'}")
+        with eng.begin() as conn:
+            ac = alembic_config(eng.url.render_as_string(hide_password=False))
+            ac.attributes["connection"] = conn
+            command.upgrade(ac, "0003")
+            rows = [("Li.Na", '["author"]')] + ([(name, '["compliance"]')] if twins else [])
+            for n, roles in rows:
+                conn.execute(text("INSERT INTO app_user (name, roles, active, created_at, created_by) "
+                                  "VALUES (:n, :r, 1, '2026-01-01 00:00:00', 'x')"), {"n": n, "r": roles})
+        if twins:
+            with pytest.raises(RuntimeError, match="'Li.Na' and 'li.na'. Rename or delete one"):
+                upgrade(eng)
+        else:
+            upgrade(eng)
+            with eng.connect() as conn:
+                assert users.get(conn, "LI.NA") is not None
+                assert [u.name for u in users.all_users(conn)] == ["li.na"]
+        eng.dispose()

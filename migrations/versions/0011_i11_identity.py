@@ -19,6 +19,26 @@ def _s(n: int | None = None) -> sqlmodel.sql.sqltypes.AutoString:
     return sqlmodel.sql.sqltypes.AutoString(length=n) if n else sqlmodel.sql.sqltypes.AutoString()
 
 
+def _canonical_names() -> None:
+    """User names are canonical from now on (NFKC + case-fold; stored names were ASCII, so lower() is exact).
+
+    Two users whose names differ only by case are one person under the new rule: refuse to guess
+    which is real. Proposals and approvals keep the names as recorded (they are compared canonically).
+    """
+    conn = op.get_bind()
+    names = [r[0] for r in conn.execute(sa.text("SELECT name FROM app_user"))]
+    seen: dict[str, str] = {}
+    clashes = []
+    for n in names:
+        if n.lower() in seen:
+            clashes.append(f"{seen[n.lower()]!r} and {n!r}")
+        seen[n.lower()] = n
+    if clashes:
+        raise RuntimeError("app_user: user names are now case-insensitive, and these are one name: "
+                           + "; ".join(clashes) + ". Rename or delete one of each pair in app_user, then upgrade again.")
+    op.execute("UPDATE app_user SET name = lower(name) WHERE name <> lower(name)")
+
+
 def upgrade() -> None:
     ts = sqlmodel.sql.sqltypes.UTCDateTime()
     with op.batch_alter_table("app_user") as b:
@@ -27,9 +47,7 @@ def upgrade() -> None:
         b.add_column(sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"))
         b.add_column(sa.Column("locked_until", ts, nullable=True))
         b.add_column(sa.Column("advisor_id", _s(32), nullable=True))
-    # Names are canonical from now on (NFKC + case-fold); stored names were ASCII, so lower() is exact.
-    op.execute("UPDATE app_user SET name = lower(name)")
-    op.execute("UPDATE proposal SET author = lower(author), decided_by = lower(decided_by)")
+    _canonical_names()
     op.create_table(
         "auth_token",
         sa.Column("token_hash", _s(64), nullable=False),
