@@ -174,3 +174,11 @@ def test_an_admin_deactivates_a_user_and_their_session_stops(staffed: Engine, cf
     assert r.status_code == 200 and "advisor1" in r.text
     assert adv.get("/calls").headers["location"] == "/login"
     assert sign_in(adv, "advisor1") == 401
+
+
+def test_many_failures_from_one_address_are_throttled(staffed: Engine, cfg: Config) -> None:
+    c = client(staffed, cfg, Clock())
+    c.app.state.console.throttle.limit = 3  # type: ignore[attr-defined]
+    for name in ("a1", "a2", "a3"):  # different (unknown) names: no single account locks
+        assert sign_in(c, name, "guess guess guess") == 401
+    assert sign_in(c, "admin1") == 401  # this address must wait, even with the right password
