@@ -29,3 +29,10 @@ def cli_token(engine: Engine, name: str, roles: list[str], advisor_id: str | Non
     make_user(engine, name, roles, advisor_id)
     raw, _ = auth.sign_in(engine, name, PASSWORD, datetime.now(timezone.utc), kind="cli")
     return raw
+
+
+def fast_hasher() -> object:
+    """Real argon2id at the library's lowest cost: tests hash dozens of passwords on a shared 2-core machine."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

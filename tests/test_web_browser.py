@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select, update
 
-from engine.compliance import review
+from engine.compliance import auth, review
 from engine.db import make_engine, upgrade
 from engine.dispatch import contact_policy
 from engine.language.loading import load_ruleset
@@ -27,7 +27,7 @@ from engine.web.app import create_app
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config
 from tests.conftest import shipped_config
-from tests.identity_helpers import PASSWORD, make_user
+from tests.identity_helpers import PASSWORD, fast_hasher, make_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 DAY = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai on the book's day
@@ -43,6 +43,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as mp:  # cheap argon2 for the module (conftest does it per test)
+        mp.setattr(auth, "_HASHER", fast_hasher())
+        yield from _server(tmp_path_factory)
+
+
+def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("console")
     copy_shipped(root)
     cfg = pack_config(shipped_config().model_copy(update={"rules_dirs": ("rules",)}), root)
