@@ -171,3 +171,12 @@ def full_cfg() -> Config:
 def cfg() -> Config:
     """The shipped config limited to the three core rules in rules/, so tests can count firings exactly."""
     return shipped_config().model_copy(update={"rules_dirs": ("rules",)})
+
+
+@pytest.fixture(autouse=True)
+def _fast_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id parameters in tests (the hashes are still real argon2id; see tests/test_identity.py)."""
+    from engine.compliance import auth
+    from tests.identity_helpers import fast_hasher
+
+    monkeypatch.setattr(auth, "_HASHER", fast_hasher())

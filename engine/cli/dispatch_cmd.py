@@ -10,7 +10,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from engine import clock
-from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
+from engine.cli.common import cfg, console, fail, open_db, parse_day, signed_in, user_errors
 from engine.errors import StewardError
 
 dispatch_app = typer.Typer(no_args_is_help=True)
@@ -73,6 +73,7 @@ def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncerta
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
+            signed_in(conn, "dispatch retry")
             ok = retry_dead(conn, row_id)
     if not ok:
         fail(f"outbox row {row_id} is not dead or uncertain; `steward dispatch list --state dead` lists dead letters")
@@ -88,6 +89,7 @@ def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain me
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
+            signed_in(conn, "dispatch resolve")
             ok = mark_sent_by_hand(conn, row_id, receipt)
     if not ok:
         fail(f"outbox row {row_id} is not uncertain; `steward dispatch list --state uncertain` lists them")
@@ -96,17 +98,25 @@ def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain me
 
 def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"),
             result: str = typer.Option(..., "--outcome", help="reached, declined, wrong_number, no_answer, callback_later"),
-            by: str = typer.Option(None, "--by", envvar="STEWARD_USER", help="who called (default: $STEWARD_USER)"),
             note: str = typer.Option(None, "--note", help="a short note kept with the contact record"),
             on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)")) -> None:
-    """Record the outcome of an advisor call task (writes a contact row; a callback sets callback_done)."""
+    """Record the outcome of a call task as the signed-in advisor (writes a contact row; a callback sets callback_done).
+
+    Example: steward outcome 1234 --outcome reached --note "will top up margin"
+    """
+    from engine.pipeline.recording import FIRING
     from engine.servicing.task_outcomes import record_outcome
 
     with user_errors():
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
-            r = record_outcome(conn, task_id, result, by, parse_day(on, c), note)
+            me = signed_in(conn, "outcome")
+            owner = conn.execute(select(FIRING.c.advisor_id).where(FIRING.c.id == task_id)).scalar()
+            if owner is not None and owner != me.advisor_id:
+                mine = me.advisor_id or "no advisor id: an admin links you with `steward users add NAME --advisor ID`"
+                raise StewardError(f"task {task_id} is on advisor {owner}'s list, not yours ({mine})")
+            r = record_outcome(conn, task_id, result, me.name, parse_day(on, c), note)
     console.print(f"task {r.firing_id} ({r.client_id}): {result} recorded as {r.contact_kind}; task is {r.task_status}.")
 
 
@@ -120,6 +130,7 @@ def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
+            signed_in(conn, "dnc add")
             conn.execute(t.delete().where(t.c.phone == phone))
             conn.execute(t.insert(), [{"phone": phone, "source": source, "note": note, "added_at": clock.now()}])
     console.print(f"{phone} is on the do-not-call list.")
@@ -134,6 +145,7 @@ def dnc_remove(phone: str = typer.Argument(...)) -> None:
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
+            signed_in(conn, "dnc remove")
             n = conn.execute(t.delete().where(t.c.phone == phone)).rowcount
     if not n:
         fail(f"{phone} is not on the do-not-call list")

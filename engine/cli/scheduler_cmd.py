@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from engine.facts import trading_calendar
-from engine.cli.common import cfg, console, err_console, open_db, parse_day, state, user_errors
+from engine.cli.common import cfg, console, err_console, open_db, parse_day, signed_in, state, user_errors
 from engine.errors import StewardError
 
 calendar_app = typer.Typer(no_args_is_help=True)
@@ -117,6 +117,7 @@ def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
         eng = open_db(c)
         n = 0
         with eng.begin() as conn:
+            signed_in(conn, "calendar set")
             d = lo
             while d <= hi:
                 trading_calendar.set_day(conn, c.calendar.exchange, d, is_open and not (weekdays and d.weekday() >= 5))

@@ -362,7 +362,7 @@ def _decidable(conn: Connection, actor: str | None, pid: int, comment: str) -> t
     row = proposal(conn, pid)
     if row.status != "submitted":
         raise StewardError(f"proposal {pid} is already {row.status} (by {row.decided_by})")
-    if row.author == reviewer.name:
+    if users.canonical(row.author) == reviewer.name:  # one person however the name was typed
         raise users.PermissionDenied(f"{reviewer.name!r} wrote proposal {pid}: the author can never approve or reject "
                                      "their own change; another compliance reviewer must")
     if not comment.strip():
