@@ -11,10 +11,15 @@ Semantics, documented in docs/rules.md:
 - `not` inverts the truth value: `not (x > 5)` is true when x is null.
 - A bare boolean field is true only when the field is true.
 - `40%` is the number 0.4.
+
+Limits (docs/rule-language.md): an expression over a limit is an `ExprError` naming the
+limit, so hostile or careless input never reaches Python's recursion limit, its parser
+or float overflow.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +30,22 @@ from engine.errors import did_you_mean
 NUMBER, STRING, BOOL = "number", "string", "bool"
 FieldTypes = Mapping[str, str]
 """Fact field name -> one of number, string, bool."""
+
+
+MAX_EXPR_LENGTH = 2000
+"""Longest `when:` expression, in characters."""
+MAX_EXPR_DEPTH = 32
+"""Deepest nesting of an expression: parentheses, `not`, unary `-` and chained arithmetic."""
+MAX_NUMBER_DIGITS = 15
+"""Most digits in a number literal (so it is exact as a float and far from overflow)."""
+MAX_STRING_LENGTH = 200
+"""Longest string literal, in characters."""
+MAX_LIST_ITEMS = 200
+"""Most values in an `in [...]` list."""
+
+
+MAX_CONSTANT_SCALE = 1e100
+"""Largest product of the constants in one arithmetic term (keeps evaluation far from overflow)."""
 
 
 class ExprError(ValueError):
@@ -118,7 +139,7 @@ Condition = Union[Compare, InList, IsNull, Truthy, And, Or, Not, Literal]
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>\d[\d_]*(?:\.\d+)?%?)
+  | (?P<number>[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?%?)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|<|>|\+|-|\*|/|\(|\)|\[|\]|,)
@@ -145,6 +166,8 @@ def tokenize(text: str) -> list[Token]:
             raise ExprError(f"unexpected character {text[i]!r}{hint}", i)
         kind = m.lastgroup or ""
         tok = m.group()
+        if kind == "number" and m.end() < len(text) and (text[m.end()].isalnum() or text[m.end()] in "_."):
+            raise ExprError(f"malformed number {clip(text[i:m.end() + 1])} (write digits like 1000 or 1_000 or 2.5)", i)
         if kind == "ident" and tok in KEYWORDS:
             kind = "kw"
         if kind != "ws":
@@ -161,6 +184,12 @@ class _Parser:
     def __init__(self, text: str):
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_EXPR_DEPTH:
+            raise ExprError(f"expression nested too deeply (limit {MAX_EXPR_DEPTH})", pos)
 
     @property
     def tok(self) -> Token:
@@ -202,7 +231,10 @@ class _Parser:
     def not_expr(self) -> Node:
         t = self.accept("kw", "not")
         if t:
-            return Not(self.not_expr(), t.pos)
+            self.nest(t.pos)
+            node = Not(self.not_expr(), t.pos)
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -230,9 +262,11 @@ class _Parser:
         values: list[float | int | str | bool] = []
         if not self.accept("op", "]"):
             while True:
-                node = self.atom()
+                node = self.unary()
                 if not isinstance(node, Literal):
                     raise ExprError("lists hold literal values only", node.pos)
+                if len(values) >= MAX_LIST_ITEMS:
+                    raise ExprError(f"list has too many values (limit {MAX_LIST_ITEMS})", node.pos)
                 values.append(node.value)
                 if self.accept("op", "]"):
                     break
@@ -245,6 +279,7 @@ class _Parser:
             t = self.tok
             self.i += 1
             node = Arith(t.text, node, self.term(), t.pos)
+            self.chain(node)
         return node
 
     def term(self) -> Node:
@@ -253,12 +288,20 @@ class _Parser:
             t = self.tok
             self.i += 1
             node = Arith(t.text, node, self.unary(), t.pos)
+            self.chain(node)
         return node
+
+    def chain(self, node: Node) -> None:
+        """Chained arithmetic nests to the left: bound it like parentheses."""
+        if self.depth + _depth(node) > MAX_EXPR_DEPTH:
+            raise ExprError(f"expression nested too deeply (limit {MAX_EXPR_DEPTH})", node.pos)
 
     def unary(self) -> Node:
         t = self.accept("op", "-")
         if t:
+            self.nest(t.pos)
             operand = self.unary()
+            self.depth -= 1
             if isinstance(operand, Literal) and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
                 return Literal(-operand.value, t.pos)
             return Neg(operand, t.pos)
@@ -268,12 +311,11 @@ class _Parser:
         t = self.tok
         self.i += 1
         if t.kind == "number":
-            text = t.text.replace("_", "")
-            if text.endswith("%"):
-                return Literal(float(text[:-1]) / 100, t.pos)
-            return Literal(float(text) if "." in text else int(text), t.pos)
+            return Literal(_number(t), t.pos)
         if t.kind == "string":
             body = t.text[1:-1]
+            if len(body) > MAX_STRING_LENGTH:
+                raise ExprError(f"string of {len(body)} characters is too long (limit {MAX_STRING_LENGTH})", t.pos)
             return Literal(re.sub(r"\\(.)", r"\1", body), t.pos)
         if t.kind == "kw" and t.text in ("true", "false"):
             return Literal(t.text == "true", t.pos)
@@ -282,17 +324,93 @@ class _Parser:
         if t.kind == "ident":
             return FieldRef(t.text, t.pos)
         if t.kind == "op" and t.text == "(":
+            self.nest(t.pos)
             node = self.or_expr()
             self.expect("op", ")", "')'")
+            self.depth -= 1
             return node
         self.i -= 1
         raise ExprError(f"expected a value, found {t.text or 'end of expression'!r}", t.pos)
 
 
+def _number(t: Token) -> float | int:
+    text = t.text.replace("_", "")
+    digits = sum(c.isdigit() for c in text)
+    if digits > MAX_NUMBER_DIGITS:
+        raise ExprError(f"number with {digits} digits is too long (limit {MAX_NUMBER_DIGITS})", t.pos)
+    if text.endswith("%"):
+        return float(text[:-1]) / 100
+    v: float | int = float(text) if "." in text else int(text)
+    if not math.isfinite(v):  # unreachable within the digit limit; kept as the invariant
+        raise ExprError("number is not finite", t.pos)
+    return v
+
+
+def _scale(node: Node) -> float:
+    """Upper bound of how much the constants of a value tree can scale a fact value."""
+    if isinstance(node, Literal) and isinstance(node.value, (int, float)):
+        return max(1.0, abs(float(node.value)))
+    if isinstance(node, Neg):
+        return _scale(node.operand)
+    if isinstance(node, Arith):
+        left, right = _scale(node.left), _scale(node.right)
+        return left * right if node.op == "*" else left + right if node.op in "+-" else left
+    return 1.0
+
+
+def _depth(node: Node) -> int:
+    """Depth of a value tree (Arith and Neg), iteratively."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        if isinstance(n, Arith):
+            stack += [(n.left, d + 1), (n.right, d + 1)]
+        elif isinstance(n, Neg):
+            stack.append((n.operand, d + 1))
+    return best
+
+
 def parse(text: str) -> Node:
     if not isinstance(text, str) or not text.strip():
         raise ExprError("empty expression", 0)
+    if len(text) > MAX_EXPR_LENGTH:
+        raise ExprError(f"expression of {len(text)} characters is too long (limit {MAX_EXPR_LENGTH})", 0)
     return _Parser(text).parse()
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """Repr of user text for a message, never longer than about `limit` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def check_all(node: Node, types: FieldTypes) -> tuple[Node | None, list[ExprError]]:
+    """Type-check like `check`, but report every unknown fact field, not only the first."""
+    unknown = sorted(_refs(node, lambda r: r.name not in types), key=lambda r: r.pos)
+    if unknown:
+        return None, [ExprError(f"unknown fact field '{r.name}'{did_you_mean(r.name, types)}", r.pos) for r in unknown]
+    try:
+        return check(node, types), []
+    except ExprError as e:
+        return None, [e]
+
+
+def _refs(node: Node, keep: Callable[[FieldRef], bool]) -> list[FieldRef]:
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, FieldRef):
+            if keep(n):
+                out.append(n)
+        elif isinstance(n, (Truthy, IsNull, InList, Neg)):
+            stack.append(n.operand)
+        elif isinstance(n, (Arith, Compare)):
+            stack += [n.left, n.right]
+        elif isinstance(n, (And, Or)):
+            stack += list(n.items)
+        elif isinstance(n, Not):
+            stack.append(n.item)
+    return out
 
 
 # ---------------------------------------------------------------- type check
@@ -316,6 +434,8 @@ def _type_of(node: Node, types: FieldTypes) -> str:
         for side in (node.left, node.right):
             if _type_of(side, types) != NUMBER:
                 raise ExprError(f"'{node.op}' needs numbers on both sides", side.pos)
+        if _scale(node) > MAX_CONSTANT_SCALE:
+            raise ExprError(f"constants in this term are too large: they could overflow (limit {MAX_CONSTANT_SCALE:g})", node.pos)
         return NUMBER
     raise ExprError("a condition cannot be used as a value here", node.pos)
 
