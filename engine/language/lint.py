@@ -22,7 +22,8 @@ from jinja2 import Environment, TemplateSyntaxError, nodes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import Problem, SourceErrors, rel
-from engine.yamlio import line_of, load_file
+from engine.language.rendering import MAX_TEMPLATE_BYTES
+from engine.yamlio import line_of, load_file, read_text
 
 Severity = Literal["error", "warning"]
 LANGS = ("zh", "en", "es")
@@ -324,7 +325,10 @@ def _masking(path: str, ast: nodes.Template, lists: Lists) -> list[Finding]:
 def lint_template(path: Path, locale: str, uses: Iterable[Use], lists: Lists, env: Environment) -> list[Finding]:
     """Every finding for one template file, as used by the given rules."""
     shown = rel(path)
-    source = path.read_text(encoding="utf-8")
+    try:
+        source = read_text(path, MAX_TEMPLATE_BYTES)
+    except SourceErrors:
+        return []  # reported by the renderer
     text = plain_text(source)
     uses = list(uses)
     out = [Finding(shown, _line(text, o), "prohibited", p, reason, sev) for o, p, reason, sev in prohibited_claims(text, lists)]
@@ -332,7 +336,7 @@ def lint_template(path: Path, locale: str, uses: Iterable[Use], lists: Lists, en
     out += _service_wording(shown, text, uses, lists)
     try:
         out += _masking(shown, env.parse(source), lists)
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, RecursionError):
         pass  # reported by the renderer with its line
     return out
 

@@ -23,6 +23,7 @@ from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.facts.base import Facts
 from engine.language.loading import RuleSet
+from engine.language.rendering import RenderBudgetError
 from engine.pipeline.matching import Match, match
 from engine.models import Advisor
 from engine.pipeline.policy import Decision, StageContext, apply_all
@@ -91,8 +92,10 @@ def render_firing(ruleset: RuleSet, m: Match, advisors: dict[str, dict[str, str]
     ctx = {"client": m.facts, "advisor": advisor, "rule": {"id": rule.id, "title": rule.spec.title}, "as_of": as_of}
     try:
         subject, text = ruleset.renderer.render(rule.spec.action.template, m.facts.get("locale") or "", ctx)
+    except RenderBudgetError as e:  # reason code first: RENDER_TOO_LONG, RENDER_TOO_MANY_STEPS, ...
+        return Firing(m, error=str(e)[:500])
     except Exception as e:  # noqa: BLE001 - a bad value for one client must not stop the run
-        return Firing(m, error=f"{type(e).__name__}: {e}")
+        return Firing(m, error=f"{type(e).__name__}: {str(e)[:500]}")
     return Firing(m, subject, text)
 
 
