@@ -22,117 +22,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Union
+from dataclasses import dataclass
+from typing import Any
 
 from engine.errors import did_you_mean
+from engine.language.exprtree import (  # noqa: F401 - the tree is part of this module's API
+    BOOL as BOOL, MAX_CONSTANT_SCALE as MAX_CONSTANT_SCALE, MAX_EXPR_DEPTH as MAX_EXPR_DEPTH,
+    MAX_EXPR_LENGTH as MAX_EXPR_LENGTH, MAX_LIST_ITEMS as MAX_LIST_ITEMS, MAX_NUMBER_DIGITS as MAX_NUMBER_DIGITS,
+    MAX_STRING_LENGTH as MAX_STRING_LENGTH, NUMBER as NUMBER, STRING as STRING, And as And, Arith as Arith,
+    Compare as Compare, Condition as Condition, ExprError as ExprError, FieldRef as FieldRef,
+    FieldTypes as FieldTypes, InList as InList, IsNull as IsNull, Literal as Literal, Neg as Neg, Node as Node,
+    Not as Not, Or as Or, Truthy as Truthy, _has_div as _has_div, fields_of as fields_of, unparse as unparse,
+)
 
-NUMBER, STRING, BOOL = "number", "string", "bool"
-FieldTypes = Mapping[str, str]
-"""Fact field name -> one of number, string, bool."""
-
-
-MAX_EXPR_LENGTH = 2000
-"""Longest `when:` expression, in characters."""
-MAX_EXPR_DEPTH = 32
-"""Deepest nesting of an expression: parentheses, `not`, unary `-` and chained arithmetic."""
-MAX_NUMBER_DIGITS = 15
-"""Most digits in a number literal (so it is exact as a float and far from overflow)."""
-MAX_STRING_LENGTH = 200
-"""Longest string literal, in characters."""
-MAX_LIST_ITEMS = 200
-"""Most values in an `in [...]` list."""
-
-
-MAX_CONSTANT_SCALE = 1e100
-"""Largest product of the constants in one arithmetic term (keeps evaluation far from overflow)."""
-
-
-class ExprError(ValueError):
-    def __init__(self, message: str, column: int):
-        super().__init__(message)
-        self.message = message
-        self.column = column
-
-
-# ---------------------------------------------------------------- tree
-
-
-@dataclass(frozen=True)
-class Literal:
-    value: float | int | str | bool
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class FieldRef:
-    name: str
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Neg:
-    operand: Node
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Arith:
-    op: str  # + - * /
-    left: Node
-    right: Node
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Compare:
-    op: str  # == != < <= > >=
-    left: Node
-    right: Node
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class InList:
-    operand: Node
-    values: tuple[float | int | str | bool, ...]
-    negated: bool = False
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class IsNull:
-    operand: FieldRef
-    negated: bool = False
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Truthy:
-    operand: FieldRef
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class And:
-    items: tuple[Node, ...]
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Or:
-    items: tuple[Node, ...]
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Not:
-    item: Node
-    pos: int = field(default=0, compare=False)
-
-
-Node = Union[Literal, FieldRef, Neg, Arith, Compare, InList, IsNull, Truthy, And, Or, Not]
-Condition = Union[Compare, InList, IsNull, Truthy, And, Or, Not, Literal]
 
 # ---------------------------------------------------------------- tokens
 
@@ -472,28 +374,6 @@ def check(node: Node, types: FieldTypes) -> Node:
     raise ExprError("expected a condition (a comparison, 'in', 'is null' or a boolean field)", node.pos)
 
 
-def fields_of(node: Node) -> set[str]:
-    if isinstance(node, FieldRef):
-        return {node.name}
-    if isinstance(node, (Truthy, IsNull, InList, Neg)):
-        return fields_of(node.operand)
-    if isinstance(node, (Arith, Compare)):
-        return fields_of(node.left) | fields_of(node.right)
-    if isinstance(node, (And, Or)):
-        return set().union(*(fields_of(i) for i in node.items))
-    if isinstance(node, Not):
-        return fields_of(node.item)
-    return set()
-
-
-def _has_div(node: Node) -> bool:
-    if isinstance(node, Arith):
-        return node.op == "/" or _has_div(node.left) or _has_div(node.right)
-    if isinstance(node, Neg):
-        return _has_div(node.operand)
-    return False
-
-
 # ---------------------------------------------------------------- interpreter
 
 
@@ -656,40 +536,6 @@ def compile_predicate(node: Node, name: str = "when") -> Predicate:
 
 
 # ---------------------------------------------------------------- text
-
-
-def unparse(node: Node) -> str:
-    if isinstance(node, Literal):
-        if isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        return repr(node.value) if isinstance(node.value, str) else str(node.value)
-    if isinstance(node, FieldRef):
-        return node.name
-    if isinstance(node, Truthy):
-        return node.operand.name
-    if isinstance(node, Neg):
-        return f"-{unparse(node.operand)}"
-    if isinstance(node, Arith):
-        return f"({unparse(node.left)} {node.op} {unparse(node.right)})"
-    if isinstance(node, Compare):
-        return f"{unparse(node.left)} {node.op} {unparse(node.right)}"
-    if isinstance(node, InList):
-        vals = ", ".join(unparse(Literal(v)) for v in node.values)
-        return f"{unparse(node.operand)} {'not in' if node.negated else 'in'} [{vals}]"
-    if isinstance(node, IsNull):
-        return f"{node.operand.name} is {'not ' if node.negated else ''}null"
-    if isinstance(node, And):
-        return " and ".join(_wrap(i, Or) for i in node.items)
-    if isinstance(node, Or):
-        return " or ".join(unparse(i) for i in node.items)
-    if isinstance(node, Not):
-        return f"not {_wrap(node.item, (And, Or))}"
-    raise TypeError(node)
-
-
-def _wrap(node: Node, kinds: Any) -> str:
-    text = unparse(node)
-    return f"({text})" if isinstance(node, kinds) else text
 
 
 def explain(node: Node, facts: Mapping[str, Any]) -> list[tuple[str, bool, dict[str, Any]]]:
