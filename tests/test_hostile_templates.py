@@ -91,3 +91,26 @@ def test_rules_check_renders_every_template_against_sample_facts(cfg: Config, tm
 def test_shipped_templates_fit_the_budget(full_cfg: Config) -> None:
     _, found = check_ruleset(full_cfg)
     assert [str(p) for p in found if "render budget" in p.message] == []
+
+
+def test_over_budget_render_is_a_failed_firing_with_its_reason_code(cfg: Config, tmp_path: Path) -> None:
+    from datetime import date
+
+    from engine.language.loading import load_ruleset
+    from engine.pipeline.run import evaluate_facts
+
+    templates = tmp_path / "templates"
+    (templates / "t").mkdir(parents=True)
+    (templates / "t" / "zh-CN.j2").write_text(
+        "客户{{ client.client_id | mask }}\n{% if client.segment == 'core' %}{{ client.name * 2000 }}{% endif %}", encoding="utf-8")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r1.yaml").write_text(
+        "id: r1\ntitle: T\ndescription: D\nowner: me\nclass: service\nwhen: top_weight > 0.1\n"
+        "action:\n  type: task\n  channel: phone\n  template: t\n", encoding="utf-8")
+    rs = load_ruleset(cfg, [rules], templates)  # sample facts do not take the costly branch
+    base = {"client_id": "C1", "name": "Wang Wei", "top_weight": 0.5, "locale": "zh-CN"}
+    ok, bad = evaluate_facts(rs, [{**base, "segment": "dormant"}, {**base, "client_id": "C2", "segment": "core"}],
+                             date(2026, 11, 20))
+    assert ok.error is None and ok.message == "客户**"
+    assert bad.message is None and bad.error is not None and bad.error.startswith("RENDER_VALUE_TOO_LARGE: ")
