@@ -21,7 +21,7 @@ from engine.language.rendering import RenderBudgetError, Renderer
 from engine.language.rules import parse_rule_text
 
 BUDGET_S = 2.0
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 TYPES = {"n1": "number", "n2": "number", "s1": "string", "b1": "bool"}
