@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.db import make_engine, upgrade
 from tests import book
 from tests.compliance_helpers import copy_shipped
+from tests.databases import migrated_sqlite
 from tests.test_cli import steward
 
 CONFIG = """rules_dirs: [rules]
@@ -21,8 +21,7 @@ def _setup(tmp_path: Path) -> tuple[list[str], Path]:
     copy_shipped(tmp_path)
     (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     eng.dispose()
     return ["--config", str(tmp_path / "config.yaml"), "--database", url], tmp_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from sqlalchemy import Engine
 
+from engine import clock
 from engine import db
 from engine.config.base import Config, load_config
 from engine.errors import SourceErrors, StewardError
@@ -47,7 +48,7 @@ def open_db(c: Config) -> Engine:
 
 def parse_day(value: str | None, c: Config) -> date:
     if value is None:
-        return datetime.now(c.tz).date()
+        return clock.now().astimezone(c.tz).date()
     try:
         return date.fromisoformat(value)
     except ValueError:

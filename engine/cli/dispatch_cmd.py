@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
+from engine import clock
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
 from engine.errors import StewardError
 
@@ -35,7 +36,7 @@ def run() -> None:
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         r = release_due(eng, c, approved_rules(eng, c), now)  # held messages re-check against approved rules
         s = dispatch_once(eng, c, now)
     console.print(f"released {r.released}, dropped on re-check {r.dropped}; claimed {s.claimed}: sent {s.sent}, "
@@ -120,7 +121,7 @@ def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client
         eng = open_db(cfg())
         with eng.begin() as conn:
             conn.execute(t.delete().where(t.c.phone == phone))
-            conn.execute(t.insert(), [{"phone": phone, "source": source, "note": note, "added_at": datetime.now(timezone.utc)}])
+            conn.execute(t.insert(), [{"phone": phone, "source": source, "note": note, "added_at": clock.now()}])
     console.print(f"{phone} is on the do-not-call list.")
 
 

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel
 from engine.compliance import users
 from engine.audit import log as auditlog
 from engine.config.base import Config
+from engine import clock
 from engine.errors import Problem, SourceErrors, StewardError, rel
 from engine.language.event_rules import EventRuleSet, load_event_rules
 from engine.language.loading import RuleSet, check_ruleset, load_ruleset
@@ -320,7 +321,7 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
             raise StewardError(f"these files are already submitted as proposal {dup}")
         put_blobs(conn, files)
         pid = int(conn.execute(PROPOSAL.insert().values(
-            author=author.name, note=note.strip(), created_at=datetime.now(timezone.utc), status="submitted",
+            author=author.name, note=note.strip(), created_at=clock.now(), status="submitted",
             base_version=base.version if base else None, content_hash=chash, manifest=manifest,
             lint_errors=sum(p.severity == "error" for p in problems),
             lint_warnings=sum(p.severity == "warning" for p in problems),
@@ -382,7 +383,7 @@ def approve(engine: Engine, cfg: Config, actor: str | None, pid: int, comment: s
         if errors:
             raise StewardError(f"proposal {pid} has {len(errors)} error(s) and cannot be approved:\n"
                                + "\n".join(f"  {p}" for p in errors))
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         vid = int(conn.execute(VERSION.insert().values(
             proposal_id=pid, content_hash=row.content_hash, manifest=row.manifest, author=row.author,
             approved_by=reviewer.name, approved_at=now, comment=comment.strip())).inserted_primary_key[0])  # type: ignore[index]
@@ -398,7 +399,7 @@ def reject(engine: Engine, actor: str | None, pid: int, comment: str) -> None:
     with engine.begin() as conn:
         reviewer, row = _decidable(conn, actor, pid, comment)
         conn.execute(update(PROPOSAL).where(PROPOSAL.c.id == pid).values(
-            status="rejected", decided_by=reviewer.name, decided_at=datetime.now(timezone.utc), comment=comment.strip()))
+            status="rejected", decided_by=reviewer.name, decided_at=clock.now(), comment=comment.strip()))
         auditlog.append(conn, [auditlog.Event("proposal.rejected", actor=reviewer.name, data={
             "proposal": pid, "author": row.author, "comment": comment.strip(), "content_hash": row.content_hash})])
 

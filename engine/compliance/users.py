@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, func, select, update
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine.audit import log as auditlog
+from engine import clock
 from engine.errors import StewardError, did_you_mean
 
 ROLES = ("author", "compliance", "supervisor", "advisor", "auditor", "admin")
@@ -139,7 +140,7 @@ def add(conn: Connection, actor: str | None, name: str, roles: Iterable[str], di
     if get(conn, name) is not None:
         raise StewardError(f"user {name!r} already exists; change roles with `steward users grant|revoke`")
     conn.execute(USER.insert().values(name=name, display_name=display_name, roles=sorted(wanted), active=True,
-                                      created_at=datetime.now(timezone.utc), created_by=actor))
+                                      created_at=clock.now(), created_by=actor))
     auditlog.append(conn, _role_events(actor, name, wanted, True))
     return User(name, wanted, True, display_name)
 

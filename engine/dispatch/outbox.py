@@ -33,6 +33,7 @@ from engine.dispatch import contact_policy
 from engine.dispatch.channels import ChannelError, OutMessage, PermanentError
 from engine.config.base import Config
 from engine.dispatch.tables import Outbox
+from engine import clock
 from engine.models import Client
 from engine.pipeline.policy import StageContext
 from engine.pipeline.recording import FIRING
@@ -44,7 +45,7 @@ StepHook = Callable[[str, int], None]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def aware(dt: datetime | None) -> datetime | None:

@@ -22,7 +22,7 @@ import os
 import re
 import string
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -31,6 +31,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from engine.config.base import Config
+from engine import clock
 from engine.errors import StewardError
 from engine.models import Client, Consent
 from engine.dispatch.outbox import drop_marketing
@@ -150,7 +151,7 @@ def make_app(engine: Engine, cfg: Config) -> Callable[[dict[str, Any], StartResp
         if not is_opt_out(body["text"], wh.keywords):
             return _answer(start, "200 OK", {"opt_out": False, "clients": []})
         with engine.begin() as conn:
-            ids = record_opt_out(conn, body["from"], body.get("channel", "sms"), body["text"], datetime.now(timezone.utc))
+            ids = record_opt_out(conn, body["from"], body.get("channel", "sms"), body["text"], clock.now())
         return _answer(start, "200 OK", {"opt_out": True, "clients": ids})
 
     return app

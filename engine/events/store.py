@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from engine.servicing import task_outcomes
 from engine.language.event_schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
+from engine import clock
 from engine.events.tables import StoredEvent
 from engine.models import CashMovement, Client, Contact, Trade
 
@@ -47,7 +48,7 @@ def unknown_clients(conn: Connection, events: Sequence[AnyEvent]) -> list[tuple[
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def aware(dt: datetime) -> datetime:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from engine.facts.base import DATE, Facts, all_fields
+from engine import clock
 from engine.models import EvaluationRun, Firing
 
 FIRING = Firing.__table__  # type: ignore[attr-defined]
@@ -49,7 +50,7 @@ def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[st
 
 def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
     res = conn.execute(
-        RUN.insert().values(as_of=as_of, started_at=datetime.now(timezone.utc), mode=mode, rules_version=version)
+        RUN.insert().values(as_of=as_of, started_at=clock.now(), mode=mode, rules_version=version)
     )
     key = res.inserted_primary_key
     assert key is not None
@@ -57,7 +58,7 @@ def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
 
 
 def finish_run(conn: Connection, run_id: int, **counts: int) -> None:
-    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=datetime.now(timezone.utc), **counts))
+    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=clock.now(), **counts))
 
 
 def insert_firings(conn: Connection, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
