@@ -60,14 +60,25 @@ def with_events(cfg: Config, **update: Any) -> Config:
     return cfg.model_copy(update={"events": cfg.events.model_copy(update=update)})
 
 
-@pytest.fixture
-def intake(db: Engine, cfg: Config) -> Iterator[int]:
+def _serve(db: Engine, cfg: Config) -> Iterator[int]:
     book.build(db)
     with IntakeServer(service(db, with_events(cfg, max_body_bytes=100_000, read_timeout_seconds=0.5)), port=0) as srv:
         yield srv.port
 
 
-def test_content_length_must_be_a_number(db: Engine, intake: int) -> None:
+@pytest.fixture
+def intake(sqlite_engine: Engine, cfg: Config) -> Iterator[int]:
+    """Protocol-level cases: the database does not matter, SQLite only (suite time)."""
+    yield from _serve(sqlite_engine, cfg)
+
+
+@pytest.fixture
+def intake_db(db: Engine, cfg: Config) -> Iterator[int]:
+    yield from _serve(db, cfg)
+
+
+def test_content_length_must_be_a_number(sqlite_engine: Engine, intake: int) -> None:
+    db = sqlite_engine
     body = (line("a1") + "\n").encode() * 3
     for value in ("-1", "abc", "1e3", ""):
         head = f"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\nConnection: close\r\n"
@@ -76,7 +87,8 @@ def test_content_length_must_be_a_number(db: Engine, intake: int) -> None:
     assert stored(db) == 0
 
 
-def test_a_chunked_body_is_read_and_bounded(db: Engine, intake: int) -> None:
+def test_a_chunked_body_is_read_and_bounded(sqlite_engine: Engine, intake: int) -> None:
+    db = sqlite_engine
     body = (line("c1") + "\n" + line("c2") + "\n").encode()
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:50], body[50:])) + b"0\r\n\r\n"
     head = "POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
@@ -86,12 +98,13 @@ def test_a_chunked_body_is_read_and_bounded(db: Engine, intake: int) -> None:
     assert stored(db) == 2
 
 
-def test_deep_json_gets_an_answer(db: Engine, intake: int) -> None:
+def test_deep_json_gets_an_answer(intake: int) -> None:
     code, answer = post(intake, b"[" * 50_000 + b"]" * 50_000)
     assert code == 400 and "(limit" in answer["problems"][0]
 
 
-def test_unknown_client_and_changed_repost_are_refused_whole(db: Engine, intake: int) -> None:
+def test_unknown_client_and_changed_repost_are_refused_whole(db: Engine, intake_db: int) -> None:
+    intake = intake_db
     code, answer = post(intake, (line("u1") + "\n" + line("u2", client="NOBODY") + "\n").encode())
     assert code == 422 and answer["problems"] == [
         "request:2: client_id: unknown client 'NOBODY': import the client first (steward import), then post again"]
@@ -112,7 +125,8 @@ def test_a_stalled_connection_is_closed_and_holds_nothing(intake: int) -> None:
         assert time.monotonic() - t0 < 5
 
 
-def test_senders_must_authenticate(db: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_senders_must_authenticate(sqlite_engine: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = sqlite_engine
     book.build(db)
     monkeypatch.setenv("OMS_SECRET", "s3cret")
     monkeypatch.setenv("CRM_TOKEN", "t0ken")
@@ -129,16 +143,17 @@ def test_senders_must_authenticate(db: Engine, cfg: Config, monkeypatch: pytest.
     assert stored(db) == 2
 
 
-def test_open_intake_only_on_loopback(db: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_intake_only_on_loopback(sqlite_engine: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StewardError, match="no events.senders are configured"):
-        IntakeServer(service(db, with_events(cfg, host="0.0.0.0")), port=0)
+        IntakeServer(service(sqlite_engine, with_events(cfg, host="0.0.0.0")), port=0)
     bad = type(cfg.events).model_validate({"senders": {"oms": {"secret_env": "STEWARD_UNSET_SECRET"}}}).senders
     monkeypatch.delenv("STEWARD_UNSET_SECRET", raising=False)
     with pytest.raises(StewardError, match="STEWARD_UNSET_SECRET is not set"):
-        IntakeServer(service(db, with_events(cfg, senders=bad)), port=0)
+        IntakeServer(service(sqlite_engine, with_events(cfg, senders=bad)), port=0)
 
 
-def test_fifty_concurrent_clients_lose_nothing(db: Engine, intake: int) -> None:
+def test_fifty_concurrent_clients_lose_nothing(sqlite_engine: Engine, intake: int) -> None:
+    db = sqlite_engine
     assert BACKLOG >= 128
 
     def one(n: int) -> int:
@@ -156,11 +171,11 @@ def test_fifty_concurrent_clients_lose_nothing(db: Engine, intake: int) -> None:
 
 
 @pytest.fixture
-def hook_port(db: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def hook_port(sqlite_engine: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.setenv("GATEWAY_SIGNING", "k3y")
     cfg = cfg.model_copy(update={"dispatch": cfg.dispatch.model_copy(update={
         "webhook": cfg.dispatch.webhook.model_copy(update={"signature_env": "GATEWAY_SIGNING"})})})
-    srv = webhook.server(db, cfg, port=0)
+    srv = webhook.server(sqlite_engine, cfg, port=0)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv.server_port
@@ -190,8 +205,8 @@ def test_webhook_bad_bodies_get_clear_answers(hook_port: int) -> None:
     assert post(hook_port, big, signed(big), path="/inbound")[0] == 413
 
 
-def test_webhook_refuses_an_open_public_listener(db: Engine, cfg: Config) -> None:
+def test_webhook_refuses_an_open_public_listener(sqlite_engine: Engine, cfg: Config) -> None:
     cfg = cfg.model_copy(update={"dispatch": cfg.dispatch.model_copy(update={
         "webhook": cfg.dispatch.webhook.model_copy(update={"host": "0.0.0.0"})})})
     with pytest.raises(StewardError, match="without authentication"):
-        webhook.make_app(db, cfg)
+        webhook.make_app(sqlite_engine, cfg)
