@@ -195,7 +195,8 @@ def test_empty_file_field_count_duplicates_and_encoding(db: Engine, tmp_path: Pa
         f"{d}/advisors.csv:3: id: duplicate key, first on line 2 (got 'A1')",
         f"{d}/advisors.csv:4: has 3 fields, the header has 2 (quote values that contain commas)",
         f"{d}/cash_balances.csv:1: empty file: the first line must name the columns (as_of, client_id, amount)",
-        f"{d}/trades.csv: not UTF-8 text (byte 13): save the file as UTF-8",
+        f"{d}/trades.csv:2: not UTF-8 text (byte 13): this file stops here. Save it as UTF-8 (Excel: Save As > "
+        "CSV UTF-8), or convert a GBK/GB18030 export: iconv -f GB18030 -t UTF-8 in.csv > out.csv",
     ]
 
 

@@ -125,6 +125,7 @@ class WebhookConfig(_M):
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=1, le=65535)
     token_env: str | None = None
+    signature_env: str | None = None
     keywords: tuple[str, ...] = ("退订", "TD", "T", "R", "STOP", "UNSUBSCRIBE", "BAJA")
 
 

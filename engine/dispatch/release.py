@@ -18,7 +18,7 @@ from engine.dispatch import contact_policy
 from engine.facts import base as facts_mod
 from engine.config.base import Config
 from engine.language.loading import RuleSet
-from engine.pipeline.matching import Match
+from engine.pipeline.matching import EVAL_FAILED, Match, holds
 from engine.models import Advisor
 from engine.dispatch.outbox import OUTBOX, DispatchSummary, _append, _set_firing, aware, event, utcnow
 from engine.pipeline.run import render_firing
@@ -48,7 +48,10 @@ def _recheck(conn: Connection, cfg: Config, ruleset: RuleSet, row: Any, now: dat
     f = facts_mod.facts_for(conn, cfg, today, row.client_id)
     if f is None:
         return "CLIENT_GONE", f"no client {row.client_id} as of {today}", None
-    if not rule.predicate(f):
+    ok, error = holds(rule, f)
+    if error:
+        return EVAL_FAILED, error, None
+    if not ok:
         return "CONDITION_GONE", f"the condition of {rule.id} no longer holds on {today}", None
     ctx = StageContext(conn, cfg, today, row.client_id, row.client_id,
                        cache={"now": now, contact_policy.EXCLUDE: row.firing_id})

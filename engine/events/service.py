@@ -40,6 +40,15 @@ OnProcessed = Callable[[store.Pending, Outcome | None, float], None]
 """Called in the engine thread after each event: (event, outcome or None if failed, monotonic end time)."""
 
 
+class Rejected(Exception):
+    """A strict post refused as a whole (nothing stored): an HTTP status and the problems."""
+
+    def __init__(self, status: int, problems: list[str]):
+        super().__init__("; ".join(problems[:5]))
+        self.status = status
+        self.problems = problems
+
+
 @dataclass
 class Counters:
     stored: int = 0
@@ -78,10 +87,22 @@ class EventService:
 
     # -------------------------------------------------------------- intake (any thread)
 
-    def post(self, events: Sequence[AnyEvent]) -> store.Stored:
-        """Store events (committed before returning) and queue them for the engine thread."""
+    def post(self, events: Sequence[AnyEvent], strict: bool = False) -> store.Stored:
+        """Store events (committed before returning) and queue them for the engine thread.
+
+        `strict` (the HTTP intake): a batch naming an unknown client, or re-posting an id with
+        other content, raises `Rejected` and stores nothing.
+        """
         with self.engine.begin() as conn:
+            if strict:
+                unknown = store.unknown_clients(conn, events)
+                if unknown:
+                    raise Rejected(422, [f"request:{n}: client_id: unknown client {cid[:64]!r}: import the client "
+                                         "first (steward import), then post again" for n, cid in unknown])
             res = store.store(conn, events)
+            if strict and res.conflicts:
+                raise Rejected(409, [f"request: id: event {eid[:64]!r} was stored before with other content: "
+                                     "an event id is final, send the change under a new id" for eid in res.conflicts])
         with self._lock:
             self.counters.stored += len(res.new)
             self.counters.duplicates += res.duplicates

@@ -29,12 +29,22 @@ from engine.servicing import task_outcomes
 from engine.language.event_schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
 from engine import clock
 from engine.events.tables import StoredEvent
-from engine.models import CashMovement, Contact, Trade
+from engine.models import CashMovement, Client, Contact, Trade
 
 EVENT = StoredEvent.__table__  # type: ignore[attr-defined]
 TRADE = Trade.__table__  # type: ignore[attr-defined]
 MOVE = CashMovement.__table__  # type: ignore[attr-defined]
 CONTACT = Contact.__table__  # type: ignore[attr-defined]
+CLIENT = Client.__table__  # type: ignore[attr-defined]
+
+
+def unknown_clients(conn: Connection, events: Sequence[AnyEvent]) -> list[tuple[int, str]]:
+    """(1-based position, client id) of every event naming a client the database does not hold."""
+    wanted = sorted({ev.client_id for ev in events})
+    known: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        known.update(r[0] for r in conn.execute(select(CLIENT.c.id).where(CLIENT.c.id.in_(wanted[i:i + 500]))))
+    return [(n, ev.client_id) for n, ev in enumerate(events, 1) if ev.client_id not in known]
 
 
 def utcnow() -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from engine.models import (
 )
 from engine.facts.tables import INVESTOR_CLASSES, PRODUCT_RISKS, AmlReview, ClientProfile, Product, RiskAssessment
 from engine.facts.risk import LEVELS as RISK_PROFILE_LEVELS
+from engine.facts.validation import INT64_MAX, MAX_JSON_DEPTH, check_json, first_bad_utf8
 
 CHUNK = 5_000
 SIDES = ("buy", "sell")
@@ -68,11 +70,15 @@ def _datetime(v: Any) -> Any:
     return v
 
 
+
+
 def _number(v: Any) -> Any:
     if isinstance(v, str):
-        if not _NUMBER_RE.fullmatch(v):
+        if len(v) > 40 or not _NUMBER_RE.fullmatch(v):
             raise ValueError("expected a number such as 1234.56 (no thousands separators)")
-        return float(v)
+        v = float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("expected a finite number (not infinity or NaN)")
     return v
 
 
@@ -80,7 +86,11 @@ def _whole(v: Any) -> Any:
     if isinstance(v, str):
         if not re.fullmatch(r"-?\d+", v):
             raise ValueError("expected a whole number")
-        return int(v)
+        if len(v) > 20:
+            raise ValueError(f"expected a whole number of at most 19 digits, not {len(v)}")
+        v = int(v)
+    if isinstance(v, int) and not -INT64_MAX <= v <= INT64_MAX:
+        raise ValueError(f"expected a whole number between -{INT64_MAX} and {INT64_MAX}")
     return v
 
 
@@ -116,8 +126,11 @@ def _json_object(v: Any) -> Any:
             v = json.loads(v)
         except json.JSONDecodeError as e:
             raise ValueError(f"expected a JSON object such as {{\"job\": \"stable_salary\"}} ({e.msg})") from None
+        except (RecursionError, ValueError):
+            raise ValueError(f"JSON nested too deeply (limit {MAX_JSON_DEPTH}) or a number too long") from None
         if not isinstance(v, dict):
             raise ValueError("expected a JSON object ({...}), not a list or a single value")
+        check_json(v)
     return v
 
 
@@ -397,7 +410,9 @@ def _row_problems(e: ValidationError, raw: dict[str, str], path: str, line: int)
             msg = "a value is required"
         elif err["type"] == "string_too_short":
             msg = "must not be empty"
-        out.append(Problem(path, line, col, f"{msg} (got {raw.get(col, '')!r})" if col else msg))
+        got = raw.get(col, "")
+        shown = repr(got) if len(got) <= 80 else repr(got[:80]) + f"... ({len(got)} characters)"
+        out.append(Problem(path, line, col, f"{msg} (got {shown})" if col else msg))
     return out
 
 
@@ -406,6 +421,9 @@ def _parse_row(p: _Parsed, header: list[str], line: int, rec: list[str]) -> list
         return [Problem(p.path, line, "", f"has {len(rec)} fields, the header has {len(header)} "
                                            "(quote values that contain commas)")]
     raw = {h: v.strip() for h, v in zip(header, rec)}
+    nul = [h for h, v in raw.items() if "\x00" in v]
+    if nul:
+        return [Problem(p.path, line, h, "contains a NUL byte (\\0): remove it (is this a binary file?)") for h in nul]
     if "id" in raw and raw["id"]:
         p.ids.add(raw["id"])
     try:
@@ -433,10 +451,18 @@ def _parse_file(spec: FileSpec, file: Path, path: str) -> tuple[_Parsed, list[Pr
                 return p, problems
             for line, rec in records:
                 problems += _parse_row(p, header, line, rec)
-    except UnicodeDecodeError as e:
-        return p, [Problem(path, None, "", f"not UTF-8 text (byte {e.start}): save the file as UTF-8")]
+    except UnicodeDecodeError:
+        p.header_ok, p.rows = False, []  # stop the file: its rows and ids are unknown
+        line, offset = first_bad_utf8(file)
+        return p, [Problem(path, line, "", f"not UTF-8 text (byte {offset}): this file stops here. Save it as UTF-8 "
+                                          "(Excel: Save As > CSV UTF-8), or convert a GBK/GB18030 export: "
+                                          "iconv -f GB18030 -t UTF-8 in.csv > out.csv")]
     except csv.Error as e:
+        p.header_ok, p.rows = False, []
         return p, [Problem(path, None, "", f"malformed CSV: {e}")]
+    except OSError as e:
+        p.header_ok = False
+        return p, [Problem(path, None, "", f"cannot read: {e.strerror}")]
     return p, problems + _duplicates(p)
 
 
@@ -519,7 +545,9 @@ def _files(directory: Path) -> tuple[list[Path], list[Problem]]:
     for f in sorted(directory.iterdir()):
         if f.name.startswith("."):
             continue
-        if f.name in FILES:
+        if f.name in FILES and not f.is_file():
+            problems.append(Problem(str(f), None, "", "is a folder, not a file: import files are CSV files"))
+        elif f.name in FILES:
             found.append(f)
         else:
             problems.append(Problem(str(f), None, "", f"unknown import file{did_you_mean(f.name, FILES)}; "

@@ -34,8 +34,8 @@ from engine.errors import Problem, SourceErrors, did_you_mean, rel
 from engine.language import event_schema as schema
 from engine.language.loading import RuleSet
 from engine.language.rendering import Renderer
-from engine.language.rules import Rule, RuleSpec, _validation_problems, parse_duration
-from engine.yamlio import LineDict, line_of, loads
+from engine.language.rules import MAX_RULE_FILE_BYTES, Rule, RuleSpec, _validation_problems, parse_duration, short_repr, when_problems
+from engine.yamlio import LineDict, line_of, loads, read_text
 
 EVENT_KEYS = ("kind", "event", "when", "sequence", "absence")
 _TD = re.compile(r"^(\d+)\s*td$")
@@ -182,11 +182,9 @@ def _check_steps(part: EventPart, data: LineDict, path: str, types: Mapping[str,
         node = None
         if step.when is not None:
             loc: tuple[Any, ...] = ("when",) if form == "single" else (form, name, "when")
-            try:
-                node = expr.check(expr.parse(step.when), {**types, **schema.rule_fields(step.event)})
-            except expr.ExprError as e:
-                problems.append(Problem(path, line_of(data, loc), ".".join(loc),
-                                        f"{e.message} at column {e.column + 1}: {step.when!r}"))
+            node, found = when_problems(step.when, {**types, **schema.rule_fields(step.event)},
+                                        path, line_of(data, loc), ".".join(loc))
+            problems += found
         out[name] = (step.event, node)
     return out
 
@@ -204,7 +202,7 @@ def _event_problems(e: ValidationError, data: LineDict, path: str) -> list[Probl
         elif err["type"] == "missing":
             msg, loc = "required field is missing", loc[:-1]
         elif "input" in err and not isinstance(err["input"], (dict, LineDict)):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {short_repr(err['input'])})"
         out.append(Problem(path, line_of(data, loc) or 1, key, msg))
     return out
 
@@ -217,7 +215,7 @@ def parse_event_rule(text: str, path: str, types: Mapping[str, str]) -> tuple[Ev
     problems: list[Problem] = []
     stem = Path(path).stem
     if data.get("id") is not None and data.get("id") != stem:
-        problems.append(Problem(path, data.key_lines.get("id"), "id", f"id {data.get('id')!r} must equal the file name {stem!r}"))
+        problems.append(Problem(path, data.key_lines.get("id"), "id", f"id {short_repr(data.get('id'))} must equal the file name {stem!r}"))
     ev_data, shared = _split(data)
     part = spec = None
     try:
@@ -253,7 +251,7 @@ def load_event_rules(cfg: Config, rules_dir: Path | None = None, templates_dir: 
     types = facts.field_types()
     for path in sorted(d.glob("*.yaml")) if d.is_dir() else []:
         try:
-            r, found = parse_event_rule(path.read_text(encoding="utf-8"), rel(path), types)
+            r, found = parse_event_rule(read_text(path, MAX_RULE_FILE_BYTES), rel(path), types)
         except SourceErrors as e:
             problems += e.problems
             continue

@@ -10,6 +10,7 @@ by `event_fields_doc`). Rules read an event's fields as `event_<field>` (see
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
@@ -24,7 +25,7 @@ NUMBER, STRING, BOOL = "number", "string", "bool"
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
     id: str = Field(min_length=1, max_length=128)
     """The sender's unique id for this event; a second post with the same id is ignored."""
@@ -194,8 +195,39 @@ def _problem(err: Any, data: Mapping[str, Any], source: str, line: int | None, k
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif key in data:
-        msg = f"{msg} (got {data[key]!r})"
+        got = repr(data[key])
+        msg = f"{msg} (got {got if len(got) <= 80 else got[:80] + '...'})"
     return Problem(source, line, key, msg)
+
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of JSON in an event post or file; deeper is refused before decoding."""
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number: send finite numbers")
+
+
+def decode_json(text: str) -> Any:
+    """json.loads for untrusted text: depth bounded before decoding, NaN/Infinity refused.
+
+    Raises ValueError with a message fit for the sender.
+    """
+    depth = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub('""', text)):  # json.loads would recurse once per level
+        depth += 1 if m.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested too deeply (limit {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except RecursionError as e:
+        raise ValueError(f"JSON nested too deeply (limit {MAX_JSON_DEPTH})") from e
 
 
 def parse_jsonl(text: str, source: str) -> list[_Event]:
@@ -206,11 +238,11 @@ def parse_jsonl(text: str, source: str) -> list[_Event]:
         if not raw.strip():
             continue
         try:
-            events.append(parse_event(json.loads(raw), source, n))
-        except json.JSONDecodeError as e:
-            problems.append(Problem(source, n, "", f"not JSON: {e.msg} at column {e.colno}"))
+            events.append(parse_event(decode_json(raw), source, n))
         except SourceErrors as e:
             problems += e.problems
+        except ValueError as e:
+            problems.append(Problem(source, n, "", str(e)[:300]))
     if problems:
         raise SourceErrors(problems)
     return events

@@ -11,114 +11,37 @@ Semantics, documented in docs/rules.md:
 - `not` inverts the truth value: `not (x > 5)` is true when x is null.
 - A bare boolean field is true only when the field is true.
 - `40%` is the number 0.4.
+
+Limits (docs/rule-language.md): an expression over a limit is an `ExprError` naming the
+limit, so hostile or careless input never reaches Python's recursion limit, its parser
+or float overflow.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Union
+from dataclasses import dataclass
+from typing import Any
 
 from engine.errors import did_you_mean
+from engine.language.exprtree import (  # noqa: F401 - the tree is part of this module's API
+    BOOL as BOOL, MAX_CONSTANT_SCALE as MAX_CONSTANT_SCALE, MAX_EXPR_DEPTH as MAX_EXPR_DEPTH,
+    MAX_EXPR_LENGTH as MAX_EXPR_LENGTH, MAX_LIST_ITEMS as MAX_LIST_ITEMS, MAX_NUMBER_DIGITS as MAX_NUMBER_DIGITS,
+    MAX_STRING_LENGTH as MAX_STRING_LENGTH, NUMBER as NUMBER, STRING as STRING, And as And, Arith as Arith,
+    Compare as Compare, Condition as Condition, ExprError as ExprError, FieldRef as FieldRef,
+    FieldTypes as FieldTypes, InList as InList, IsNull as IsNull, Literal as Literal, Neg as Neg, Node as Node,
+    Not as Not, Or as Or, Truthy as Truthy, _has_div as _has_div, fields_of as fields_of, unparse as unparse,
+)
 
-NUMBER, STRING, BOOL = "number", "string", "bool"
-FieldTypes = Mapping[str, str]
-"""Fact field name -> one of number, string, bool."""
-
-
-class ExprError(ValueError):
-    def __init__(self, message: str, column: int):
-        super().__init__(message)
-        self.message = message
-        self.column = column
-
-
-# ---------------------------------------------------------------- tree
-
-
-@dataclass(frozen=True)
-class Literal:
-    value: float | int | str | bool
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class FieldRef:
-    name: str
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Neg:
-    operand: Node
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Arith:
-    op: str  # + - * /
-    left: Node
-    right: Node
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Compare:
-    op: str  # == != < <= > >=
-    left: Node
-    right: Node
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class InList:
-    operand: Node
-    values: tuple[float | int | str | bool, ...]
-    negated: bool = False
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class IsNull:
-    operand: FieldRef
-    negated: bool = False
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Truthy:
-    operand: FieldRef
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class And:
-    items: tuple[Node, ...]
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Or:
-    items: tuple[Node, ...]
-    pos: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Not:
-    item: Node
-    pos: int = field(default=0, compare=False)
-
-
-Node = Union[Literal, FieldRef, Neg, Arith, Compare, InList, IsNull, Truthy, And, Or, Not]
-Condition = Union[Compare, InList, IsNull, Truthy, And, Or, Not, Literal]
 
 # ---------------------------------------------------------------- tokens
 
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>\d[\d_]*(?:\.\d+)?%?)
+  | (?P<number>[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?%?)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|<|>|\+|-|\*|/|\(|\)|\[|\]|,)
@@ -145,6 +68,8 @@ def tokenize(text: str) -> list[Token]:
             raise ExprError(f"unexpected character {text[i]!r}{hint}", i)
         kind = m.lastgroup or ""
         tok = m.group()
+        if kind == "number" and m.end() < len(text) and (text[m.end()].isalnum() or text[m.end()] in "_."):
+            raise ExprError(f"malformed number {clip(text[i:m.end() + 1])} (write digits like 1000 or 1_000 or 2.5)", i)
         if kind == "ident" and tok in KEYWORDS:
             kind = "kw"
         if kind != "ws":
@@ -161,6 +86,12 @@ class _Parser:
     def __init__(self, text: str):
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_EXPR_DEPTH:
+            raise ExprError(f"expression nested too deeply (limit {MAX_EXPR_DEPTH})", pos)
 
     @property
     def tok(self) -> Token:
@@ -202,7 +133,10 @@ class _Parser:
     def not_expr(self) -> Node:
         t = self.accept("kw", "not")
         if t:
-            return Not(self.not_expr(), t.pos)
+            self.nest(t.pos)
+            node = Not(self.not_expr(), t.pos)
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -230,9 +164,11 @@ class _Parser:
         values: list[float | int | str | bool] = []
         if not self.accept("op", "]"):
             while True:
-                node = self.atom()
+                node = self.unary()
                 if not isinstance(node, Literal):
                     raise ExprError("lists hold literal values only", node.pos)
+                if len(values) >= MAX_LIST_ITEMS:
+                    raise ExprError(f"list has too many values (limit {MAX_LIST_ITEMS})", node.pos)
                 values.append(node.value)
                 if self.accept("op", "]"):
                     break
@@ -245,6 +181,7 @@ class _Parser:
             t = self.tok
             self.i += 1
             node = Arith(t.text, node, self.term(), t.pos)
+            self.chain(node)
         return node
 
     def term(self) -> Node:
@@ -253,12 +190,20 @@ class _Parser:
             t = self.tok
             self.i += 1
             node = Arith(t.text, node, self.unary(), t.pos)
+            self.chain(node)
         return node
+
+    def chain(self, node: Node) -> None:
+        """Chained arithmetic nests to the left: bound it like parentheses."""
+        if self.depth + _depth(node) > MAX_EXPR_DEPTH:
+            raise ExprError(f"expression nested too deeply (limit {MAX_EXPR_DEPTH})", node.pos)
 
     def unary(self) -> Node:
         t = self.accept("op", "-")
         if t:
+            self.nest(t.pos)
             operand = self.unary()
+            self.depth -= 1
             if isinstance(operand, Literal) and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
                 return Literal(-operand.value, t.pos)
             return Neg(operand, t.pos)
@@ -268,12 +213,11 @@ class _Parser:
         t = self.tok
         self.i += 1
         if t.kind == "number":
-            text = t.text.replace("_", "")
-            if text.endswith("%"):
-                return Literal(float(text[:-1]) / 100, t.pos)
-            return Literal(float(text) if "." in text else int(text), t.pos)
+            return Literal(_number(t), t.pos)
         if t.kind == "string":
             body = t.text[1:-1]
+            if len(body) > MAX_STRING_LENGTH:
+                raise ExprError(f"string of {len(body)} characters is too long (limit {MAX_STRING_LENGTH})", t.pos)
             return Literal(re.sub(r"\\(.)", r"\1", body), t.pos)
         if t.kind == "kw" and t.text in ("true", "false"):
             return Literal(t.text == "true", t.pos)
@@ -282,17 +226,93 @@ class _Parser:
         if t.kind == "ident":
             return FieldRef(t.text, t.pos)
         if t.kind == "op" and t.text == "(":
+            self.nest(t.pos)
             node = self.or_expr()
             self.expect("op", ")", "')'")
+            self.depth -= 1
             return node
         self.i -= 1
         raise ExprError(f"expected a value, found {t.text or 'end of expression'!r}", t.pos)
 
 
+def _number(t: Token) -> float | int:
+    text = t.text.replace("_", "")
+    digits = sum(c.isdigit() for c in text)
+    if digits > MAX_NUMBER_DIGITS:
+        raise ExprError(f"number with {digits} digits is too long (limit {MAX_NUMBER_DIGITS})", t.pos)
+    if text.endswith("%"):
+        return float(text[:-1]) / 100
+    v: float | int = float(text) if "." in text else int(text)
+    if not math.isfinite(v):  # unreachable within the digit limit; kept as the invariant
+        raise ExprError("number is not finite", t.pos)
+    return v
+
+
+def _scale(node: Node) -> float:
+    """Upper bound of how much the constants of a value tree can scale a fact value."""
+    if isinstance(node, Literal) and isinstance(node.value, (int, float)):
+        return max(1.0, abs(float(node.value)))
+    if isinstance(node, Neg):
+        return _scale(node.operand)
+    if isinstance(node, Arith):
+        left, right = _scale(node.left), _scale(node.right)
+        return left * right if node.op == "*" else left + right if node.op in "+-" else left
+    return 1.0
+
+
+def _depth(node: Node) -> int:
+    """Depth of a value tree (Arith and Neg), iteratively."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        if isinstance(n, Arith):
+            stack += [(n.left, d + 1), (n.right, d + 1)]
+        elif isinstance(n, Neg):
+            stack.append((n.operand, d + 1))
+    return best
+
+
 def parse(text: str) -> Node:
     if not isinstance(text, str) or not text.strip():
         raise ExprError("empty expression", 0)
+    if len(text) > MAX_EXPR_LENGTH:
+        raise ExprError(f"expression of {len(text)} characters is too long (limit {MAX_EXPR_LENGTH})", 0)
     return _Parser(text).parse()
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """Repr of user text for a message, never longer than about `limit` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def check_all(node: Node, types: FieldTypes) -> tuple[Node | None, list[ExprError]]:
+    """Type-check like `check`, but report every unknown fact field, not only the first."""
+    unknown = sorted(_refs(node, lambda r: r.name not in types), key=lambda r: r.pos)
+    if unknown:
+        return None, [ExprError(f"unknown fact field '{r.name}'{did_you_mean(r.name, types)}", r.pos) for r in unknown]
+    try:
+        return check(node, types), []
+    except ExprError as e:
+        return None, [e]
+
+
+def _refs(node: Node, keep: Callable[[FieldRef], bool]) -> list[FieldRef]:
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, FieldRef):
+            if keep(n):
+                out.append(n)
+        elif isinstance(n, (Truthy, IsNull, InList, Neg)):
+            stack.append(n.operand)
+        elif isinstance(n, (Arith, Compare)):
+            stack += [n.left, n.right]
+        elif isinstance(n, (And, Or)):
+            stack += list(n.items)
+        elif isinstance(n, Not):
+            stack.append(n.item)
+    return out
 
 
 # ---------------------------------------------------------------- type check
@@ -316,6 +336,8 @@ def _type_of(node: Node, types: FieldTypes) -> str:
         for side in (node.left, node.right):
             if _type_of(side, types) != NUMBER:
                 raise ExprError(f"'{node.op}' needs numbers on both sides", side.pos)
+        if _scale(node) > MAX_CONSTANT_SCALE:
+            raise ExprError(f"constants in this term are too large: they could overflow (limit {MAX_CONSTANT_SCALE:g})", node.pos)
         return NUMBER
     raise ExprError("a condition cannot be used as a value here", node.pos)
 
@@ -350,28 +372,6 @@ def check(node: Node, types: FieldTypes) -> Node:
     if isinstance(node, Literal) and isinstance(node.value, bool):
         return node
     raise ExprError("expected a condition (a comparison, 'in', 'is null' or a boolean field)", node.pos)
-
-
-def fields_of(node: Node) -> set[str]:
-    if isinstance(node, FieldRef):
-        return {node.name}
-    if isinstance(node, (Truthy, IsNull, InList, Neg)):
-        return fields_of(node.operand)
-    if isinstance(node, (Arith, Compare)):
-        return fields_of(node.left) | fields_of(node.right)
-    if isinstance(node, (And, Or)):
-        return set().union(*(fields_of(i) for i in node.items))
-    if isinstance(node, Not):
-        return fields_of(node.item)
-    return set()
-
-
-def _has_div(node: Node) -> bool:
-    if isinstance(node, Arith):
-        return node.op == "/" or _has_div(node.left) or _has_div(node.right)
-    if isinstance(node, Neg):
-        return _has_div(node.operand)
-    return False
 
 
 # ---------------------------------------------------------------- interpreter
@@ -536,40 +536,6 @@ def compile_predicate(node: Node, name: str = "when") -> Predicate:
 
 
 # ---------------------------------------------------------------- text
-
-
-def unparse(node: Node) -> str:
-    if isinstance(node, Literal):
-        if isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        return repr(node.value) if isinstance(node.value, str) else str(node.value)
-    if isinstance(node, FieldRef):
-        return node.name
-    if isinstance(node, Truthy):
-        return node.operand.name
-    if isinstance(node, Neg):
-        return f"-{unparse(node.operand)}"
-    if isinstance(node, Arith):
-        return f"({unparse(node.left)} {node.op} {unparse(node.right)})"
-    if isinstance(node, Compare):
-        return f"{unparse(node.left)} {node.op} {unparse(node.right)}"
-    if isinstance(node, InList):
-        vals = ", ".join(unparse(Literal(v)) for v in node.values)
-        return f"{unparse(node.operand)} {'not in' if node.negated else 'in'} [{vals}]"
-    if isinstance(node, IsNull):
-        return f"{node.operand.name} is {'not ' if node.negated else ''}null"
-    if isinstance(node, And):
-        return " and ".join(_wrap(i, Or) for i in node.items)
-    if isinstance(node, Or):
-        return " or ".join(unparse(i) for i in node.items)
-    if isinstance(node, Not):
-        return f"not {_wrap(node.item, (And, Or))}"
-    raise TypeError(node)
-
-
-def _wrap(node: Node, kinds: Any) -> str:
-    text = unparse(node)
-    return f"({text})" if isinstance(node, kinds) else text
 
 
 def explain(node: Node, facts: Mapping[str, Any]) -> list[tuple[str, bool, dict[str, Any]]]:

@@ -6,8 +6,8 @@ when a rule set loads for a run, and on `steward review submit`. Each finding na
 file, line, phrase or element, reason and severity: an error blocks approval and start-up,
 a warning is shown to the reviewer.
 
-Prohibited phrases match with a negation window: a negation shortly before the phrase
-(不保本, "not a guaranteed return") makes it a disclosure, not a claim.
+Prohibited claims (phrases and promise patterns) are found by engine.language.claims: a
+negation makes a claim a disclosure only when it belongs to the claim's own verb phrase.
 """
 
 from __future__ import annotations
@@ -22,27 +22,17 @@ from jinja2 import Environment, TemplateSyntaxError, nodes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import Problem, SourceErrors, rel
-from engine.yamlio import line_of, load_file
+from engine.language.claims import LANGS, Language, Severity, find, prohibited_claims_in
+from engine.language.rendering import MAX_TEMPLATE_BYTES
+from engine.yamlio import line_of, load_file, read_text
 
-Severity = Literal["error", "warning"]
-LANGS = ("zh", "en", "es")
 LISTS = ("prohibited.yaml", "required.yaml", "variables.yaml")
-_PUNCT = "，。；：！？、,.;:!?\n"
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _PLACEHOLDER = "\u2026"
 
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Language(_M):
-    negation_window: int = Field(3, ge=0, le=20)
-    negations: tuple[str, ...] = ()
-    not_negations: tuple[str, ...] = ()
-    disclosures: tuple[str, ...] = ()
-    phrases: dict[Severity, dict[str, tuple[str, ...]]]
-    except_: dict[str, tuple[str, ...]] = Field(default_factory=dict, alias="except")
 
 
 class Prohibited(_M):
@@ -176,71 +166,13 @@ def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _is_cjk(lang: str) -> bool:
-    return lang == "zh"
-
-
-def _find(text: str, phrase: str, lang: str) -> Iterable[int]:
-    """Offsets of a phrase: raw substrings for Chinese, whole words (any case) otherwise."""
-    if _is_cjk(lang):
-        start = text.find(phrase)
-        while start >= 0:
-            yield start
-            start = text.find(phrase, start + 1)
-        return
-    for m in re.finditer(r"(?<![\w-])" + re.escape(phrase) + r"(?:s|es)?(?![\w-])", text, re.I):
-        yield m.start()
-
-
-def _window(text: str, start: int, lang: Language, code: str) -> str:
-    before = text[:start]
-    cut = max(before.rfind(p) for p in _PUNCT)
-    before = before[cut + 1:]
-    if _is_cjk(code):
-        return before[-lang.negation_window:] if lang.negation_window else ""
-    words = before.split()
-    return " ".join(words[-lang.negation_window:]) if lang.negation_window else ""
-
-
-def _negated(window: str, lang: Language, code: str) -> bool:
-    for fake in lang.not_negations:
-        window = window.replace(fake, " ")
-    if _is_cjk(code):
-        return any(n in window for n in lang.negations)
-    words = {w.strip("\"'()").lower() for w in window.split()}
-    return any(n.lower() in words for n in lang.negations)
-
-
-def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    chars = list(text)
-    for a, b in spans:
-        for i in range(a, b):
-            if chars[i] != "\n":
-                chars[i] = " "
-    return "".join(chars)
-
-
 def prohibited_claims(text: str, lists: Lists) -> list[tuple[int, str, str, str]]:
     """(offset, phrase, reason, severity) of every prohibited claim not negated or excepted."""
-    found: list[tuple[int, str, str, str]] = []
-    for code in LANGS:
-        lang: Language = getattr(lists.prohibited, code)
-        spans = [(o, o + len(d)) for d in lang.disclosures for o in _find(text, d, code)]
-        spans += [(o, o + len(e)) for ex in lang.except_.values() for e in ex for o in _find(text, e, code)]
-        scan = _blank(text, spans)
-        taken: list[tuple[int, int]] = []
-        entries = [(p, reason, sev) for sev, groups in lang.phrases.items() for reason, ps in groups.items() for p in ps]
-        for phrase, reason, sev in sorted(entries, key=lambda e: -len(e[0])):
-            for o in _find(scan, phrase, code):
-                if any(a <= o < b for a, b in taken) or _negated(_window(scan, o, lang, code), lang, code):
-                    continue
-                taken.append((o, o + len(phrase)))
-                found.append((o, phrase, reason, sev))
-    return sorted(found)
+    return prohibited_claims_in(text, {code: getattr(lists.prohibited, code) for code in LANGS})
 
 
 def _phrases_in(text: str, phrases: Iterable[str], lang: str) -> list[tuple[int, str]]:
-    return sorted((o, p) for p in phrases for o in _find(text, p, lang))
+    return sorted((o, p) for p in phrases for o in find(text, p, lang))
 
 
 def _lang_of(locale: str) -> str:
@@ -324,7 +256,10 @@ def _masking(path: str, ast: nodes.Template, lists: Lists) -> list[Finding]:
 def lint_template(path: Path, locale: str, uses: Iterable[Use], lists: Lists, env: Environment) -> list[Finding]:
     """Every finding for one template file, as used by the given rules."""
     shown = rel(path)
-    source = path.read_text(encoding="utf-8")
+    try:
+        source = read_text(path, MAX_TEMPLATE_BYTES)
+    except SourceErrors:
+        return []  # reported by the renderer
     text = plain_text(source)
     uses = list(uses)
     out = [Finding(shown, _line(text, o), "prohibited", p, reason, sev) for o, p, reason, sev in prohibited_claims(text, lists)]
@@ -332,7 +267,7 @@ def lint_template(path: Path, locale: str, uses: Iterable[Use], lists: Lists, en
     out += _service_wording(shown, text, uses, lists)
     try:
         out += _masking(shown, env.parse(source), lists)
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, RecursionError):
         pass  # reported by the renderer with its line
     return out
 

@@ -35,6 +35,7 @@ def check_ruleset(
     rules, problems = load_rules(rules_dirs or cfg.rules_paths, facts.field_types())
     renderer = Renderer(templates_dir or cfg.templates_path, cfg.default_locale, cfg.firm.model_dump())
     problems += renderer.load((r.spec.action.template for r in rules), facts.all_fields())
+    problems += renderer.check_budget({n: f.type for n, f in facts.all_fields().items()})
     problems += lint.check(cfg.path(cfg.compliance.lists_dir), rules, {n: t.files for n, t in renderer.sets.items()}, renderer.env)
     if any(p.severity == "error" for p in problems):
         return None, problems

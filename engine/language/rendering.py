@@ -7,12 +7,21 @@ they use is checked against the allow-list below and the known fact fields.
 An e-mail subject travels with its template as a block:
 `{% block subject %}...{% endblock %}`, and then the text goes in
 `{% block body %}...{% endblock %}`. Without blocks the whole file is the text.
+
+Every render runs under a budget (docs/rule-language.md, "Template limits"): loop
+iterations, output size, the size of any value an operator or call makes, and time.
+Over budget raises `RenderBudgetError` with a reason code; the run records it as a
+failed firing. Templates may use only the filters in `FILTERS` and no macros,
+includes or recursive loops, so nothing outside the budget's reach can run.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import operator
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -22,10 +31,96 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.config.base import LOCALES
-from engine.errors import Problem, did_you_mean, rel
+from engine.errors import Problem, SourceErrors, did_you_mean, rel
+from engine.yamlio import read_text
+
+MAX_TEMPLATE_BYTES = 64 * 1024
+"""Largest template file."""
+MAX_RENDER_CHARS = 8_000
+"""Longest rendered message (subject and text each), and the largest string or list a template may build."""
+MAX_LOOP_STEPS = 2_000
+"""Most loop iterations in one render, all loops together."""
+MAX_RENDER_SECONDS = 0.5
+"""Longest time one render may take."""
+MAX_INT_BITS = 256
+"""Largest integer an operator in a template may produce."""
+FILTERS = ("abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float", "int", "join",
+           "last", "length", "lower", "mask", "max", "min", "reverse", "round", "string", "sort", "title",
+           "trim", "truncate", "unique", "upper")
+"""Filters templates may use; the others (wordwrap, center, indent, format, ...) can build huge text."""
+STR_METHODS = frozenset({"capitalize", "endswith", "isdigit", "lower", "lstrip", "rstrip", "startswith",
+                         "strip", "title", "upper", "get", "items", "keys", "values"})
+"""Methods a template may call (on strings and mappings); others can build huge text."""
+NOT_IN_MESSAGES = {nodes.Macro: "macros", nodes.CallBlock: "call blocks", nodes.Include: "includes",
+                   nodes.Import: "imports", nodes.FromImport: "imports", nodes.Extends: "extends"}
+RESERVED = ("range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "self", "caller", "varargs", "kwargs")
+"""Names a template may not assign: Jinja's own globals and loop variables."""
+
+
+class RenderBudgetError(TemplateError):
+    """A render over its budget; `code` is the reason code recorded with the failed firing."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.line: int | None = None
+
+
+@dataclass
+class _Budget:
+    deadline: float
+    steps: int = 0
+
+    def tick(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_LOOP_STEPS:
+            raise RenderBudgetError("RENDER_TOO_MANY_STEPS", f"loops ran more than {MAX_LOOP_STEPS} times (limit {MAX_LOOP_STEPS})")
+        if time.monotonic() > self.deadline:
+            raise RenderBudgetError("RENDER_TOO_SLOW", f"rendering took more than {MAX_RENDER_SECONDS} s (limit {MAX_RENDER_SECONDS})")
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("render_budget", default=None)
+
+
+def _tick() -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.tick()
+
+
+def _bounded(value: Any) -> Any:
+    """Refuse a value too large to belong in a message."""
+    if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_RENDER_CHARS:
+        raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"a value of {len(value)} items or characters (limit {MAX_RENDER_CHARS})")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"an integer of {value.bit_length()} bits (limit {MAX_INT_BITS})")
+    return value
+
+
+def _size(v: Any) -> int:
+    return len(v) if isinstance(v, (str, list, tuple)) else 1
+
+
+def _budget_iter(iterable: Any) -> Iterator[Any]:
+    """Wraps every `for` loop's iterable: one budget step per iteration."""
+    for item in iterable:
+        _tick()
+        yield item
+
+
+def _budget_concat(*parts: Any) -> str:
+    """`a ~ b`: refuse before building a string over the limit."""
+    texts = [str(p) for p in parts]
+    if sum(map(len, texts)) > MAX_RENDER_CHARS:
+        raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"'~' would make {sum(map(len, texts))} characters (limit {MAX_RENDER_CHARS})")
+    return "".join(texts)
+
+
+_BINOPS = {"*": operator.mul, "**": operator.pow, "+": operator.add, "//": operator.floordiv, "%": operator.mod}
 
 CONTEXT_VARIABLES = {
     "client": "the client's facts (see docs/facts.md)",
@@ -56,13 +151,56 @@ def mask(value: Any, keep: int = 4) -> str:
 
 
 class _Env(ImmutableSandboxedEnvironment):
-    pass
+    """The immutable sandbox, with operators and calls checked against the render budget."""
+
+    intercepted_binops = frozenset(_BINOPS)
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        _tick()
+        if op == "%" and isinstance(left, str):
+            raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", "'%' formatting is not allowed in templates")
+        if op == "*" and isinstance(left, int) and isinstance(right, (str, list, tuple)):
+            left, right = right, left
+        if op == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int):
+            if len(left) * right > MAX_RENDER_CHARS:
+                raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"'*' would make {len(left) * right} items or characters (limit {MAX_RENDER_CHARS})")
+        if op == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)):
+            if abs(right) > MAX_INT_BITS or (isinstance(left, int) and abs(left) > 1 and abs(right) * abs(left).bit_length() > MAX_INT_BITS):
+                raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"power too large (limit {MAX_INT_BITS} bits)")
+        if op == "*" and isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"product too large (limit {MAX_INT_BITS} bits)")
+        if op == "+" and _size(left) + _size(right) > MAX_RENDER_CHARS:
+            raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"sum of {_size(left) + _size(right)} items (limit {MAX_RENDER_CHARS})")
+        try:
+            return _bounded(_BINOPS[op](left, right))
+        except OverflowError as e:
+            raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"'{op}' overflows: {e}") from e
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        _tick()
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if isinstance(owner, (str, dict, list, tuple)) and name not in STR_METHODS:
+            raise RenderBudgetError("RENDER_NOT_ALLOWED", f"method {name!r} is not allowed in templates")
+        return _bounded(ImmutableSandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs))
 
 
 def _make_env() -> _Env:
     env = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
     env.filters["mask"] = mask
+    env.filters = {k: v for k, v in env.filters.items() if k in FILTERS}
+    env.globals = {"_budget_iter": _budget_iter, "_budget_concat": _budget_concat}
     return env
+
+
+def _instrument(ast: nodes.Template) -> nodes.Template:
+    """Route every loop through the budget and every `~` through a size check."""
+    for loop in ast.find_all(nodes.For):
+        loop.iter = nodes.Call(nodes.Name("_budget_iter", "load"), [loop.iter], [], None, None, lineno=loop.lineno)
+    for cat in list(ast.find_all(nodes.Concat)):
+        call = nodes.Call(nodes.Name("_budget_concat", "load"), list(cat.nodes), [], None, None, lineno=cat.lineno)
+        cat.nodes = [call]
+    return ast
 
 
 @dataclass(frozen=True)
@@ -112,18 +250,39 @@ class Renderer:
 
     def _compile(self, name: str, loc: str, path: Path, known: set[str]) -> list[Problem]:
         try:
-            source = path.read_text(encoding="utf-8")
+            source = read_text(path, MAX_TEMPLATE_BYTES)
             ast = self.env.parse(source, name=name, filename=str(path))
-            self._compiled[(name, loc)] = self.env.from_string(source)
+            found = [Problem(rel(path), line, "template", msg) for line, msg in check_variables(ast, known)]
+            if not found:
+                code = self.env.compile(_instrument(self.env.parse(source)), name=name, filename=str(path))
+                self._compiled[(name, loc)] = self.env.template_class.from_code(self.env, code, self.env.make_globals(None), None)
+        except SourceErrors as e:
+            return e.problems
         except TemplateSyntaxError as e:
             return [Problem(rel(path), e.lineno, "template", f"syntax error: {e.message}")]
-        except UnicodeDecodeError:
-            return [Problem(rel(path), None, "template", "file is not UTF-8 text")]
-        found = [Problem(rel(path), line, "template", msg) for line, msg in check_variables(ast, known)]
+        except (RecursionError, SyntaxError, MemoryError):
+            return [Problem(rel(path), _deepest_line(source), "template",
+                            f"expression nested too deeply (limit about {MAX_TEMPLATE_NESTING} brackets): simplify it")]
         blocks = {b.name for b in ast.find_all(nodes.Block)}
         if "subject" in blocks and "body" not in blocks:
             found.append(Problem(rel(path), 1, "template", "a template with a subject block puts its text in {% block body %}"))
         return found
+
+    def check_budget(self, fields: Mapping[str, str]) -> list[Problem]:
+        """Render every compiled template against sample facts; report what exceeds the budget."""
+        sample = {n: _SAMPLE.get(t, "X" * 40) for n, t in fields.items()}
+        ctx = {"client": sample, "advisor": {"id": "A001", "name": "X" * 20},
+               "rule": {"id": "sample", "title": "X" * 40}, "as_of": date(2024, 12, 31)}
+        out: list[Problem] = []
+        for (name, loc), _tmpl in sorted(self._compiled.items()):
+            path = rel(self.sets[name].files[loc]) if name in self.sets else name
+            try:
+                self.render(name, loc, ctx)
+            except RenderBudgetError as e:
+                out.append(Problem(path, e.line, "template", f"over the render budget on sample facts: {e}"))
+            except Exception:  # noqa: BLE001, S112 - sample values need not suit every branch: only the budget is judged here
+                continue
+        return out
 
     def template_hash(self, name: str) -> str | None:
         ts = self.sets.get(name)
@@ -140,11 +299,72 @@ class Renderer:
         ctx = dict(context)
         ctx["firm"] = self.firm
         ctx.update(_formatters(locale))
-        c = tmpl.new_context(ctx)
-        subject = "".join(tmpl.blocks["subject"](c)).strip() if "subject" in tmpl.blocks else None
-        body = tmpl.blocks["body"] if "body" in tmpl.blocks else tmpl.root_render_func
-        text = "".join(body(tmpl.new_context(ctx)))
+        token = _BUDGET.set(_Budget(time.monotonic() + MAX_RENDER_SECONDS))
+        gen: Any = None
+        try:
+            subject = None
+            if "subject" in tmpl.blocks:
+                gen = tmpl.blocks["subject"](tmpl.new_context(ctx))
+                subject = _collect(gen).strip()
+            gen = (tmpl.blocks["body"] if "body" in tmpl.blocks else tmpl.root_render_func)(tmpl.new_context(ctx))
+            text = _collect(gen)
+        except RenderBudgetError as e:
+            e.line = _template_line(e.__traceback__, tmpl) or _suspended_line(gen, tmpl)
+            raise
+        except RecursionError as e:
+            raise RenderBudgetError("RENDER_TOO_DEEP", "template recursion too deep") from e
+        except MemoryError as e:
+            raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", "out of memory while rendering") from e
+        finally:
+            _BUDGET.reset(token)
         return subject, text.strip()
+
+
+MAX_TEMPLATE_NESTING = 100
+_SAMPLE: dict[str, Any] = {"number": 9_999_999.99, "bool": True, "date": "2024-01-01", "string": "X" * 40}
+
+
+def _deepest_line(source: str) -> int:
+    """Line where bracket nesting first passes MAX_TEMPLATE_NESTING (else 1): where to look."""
+    depth = 0
+    for i, c in enumerate(source):
+        depth += (c in "([{") - (c in ")]}")
+        if depth > MAX_TEMPLATE_NESTING:
+            return source.count("\n", 0, i) + 1
+    return 1
+
+
+def _template_line(tb: Any, tmpl: Any) -> int | None:
+    """Template line of the innermost frame of compiled template code in a traceback."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == tmpl.filename:
+            line = tmpl.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
+
+
+def _suspended_line(gen: Any, tmpl: Any) -> int | None:
+    """Template line where a render generator (or the block it delegates to) last yielded."""
+    line = None
+    while gen is not None and getattr(gen, "gi_frame", None) is not None:
+        if gen.gi_frame.f_code.co_filename == tmpl.filename:
+            line = tmpl.get_corresponding_lineno(gen.gi_frame.f_lineno)
+        gen = gen.gi_yieldfrom
+    return line
+
+
+def _collect(chunks: Iterable[str]) -> str:
+    """Join rendered chunks, stopping as soon as the text is over budget."""
+    out: list[str] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > MAX_RENDER_CHARS:
+            raise RenderBudgetError("RENDER_TOO_LONG", f"message longer than {MAX_RENDER_CHARS} characters (limit {MAX_RENDER_CHARS})")
+        out.append(chunk)
+        _tick()
+    return "".join(out)
 
 
 _FORMATTERS: dict[str, dict[str, Any]] = {}
@@ -185,9 +405,21 @@ FORMAT_FUNCTIONS = ("money", "number", "percent", "date")
 def check_variables(ast: nodes.Template, fact_fields: set[str]) -> list[tuple[int, str]]:
     """Every variable a template reads must be allow-listed; returns (line, problem) pairs."""
     allowed_top = set(CONTEXT_VARIABLES) | set(FORMAT_FUNCTIONS)
+    out: list[tuple[int, str]] = []
+    for n in ast.find_all(nodes.Name):
+        if n.ctx in ("store", "param") and (n.name in allowed_top or n.name in RESERVED or n.name.startswith("_")):
+            out.append((n.lineno, f"'{n.name}' is a reserved name: pick another name for the variable"))
+    for kind, what in NOT_IN_MESSAGES.items():
+        for found in ast.find_all(kind):
+            out.append((found.lineno, f"{what} are not allowed in message templates"))
+    for loop in ast.find_all(nodes.For):
+        if loop.recursive:
+            out.append((loop.lineno, "recursive loops are not allowed in message templates"))
+    for f in ast.find_all((nodes.Filter, nodes.Test)):
+        if isinstance(f, nodes.Filter) and f.name not in FILTERS:
+            out.append((f.lineno, f"filter '{f.name}' is not allowed in messages{did_you_mean(f.name, FILTERS)}; use one of {', '.join(FILTERS)}"))
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
     members = {"client": fact_fields, "advisor": set(ADVISOR_KEYS), "rule": set(RULE_KEYS), "firm": set(FIRM_KEYS)}
-    out: list[tuple[int, str]] = []
     for n in ast.find_all(nodes.Name):
         if n.ctx == "load" and n.name not in allowed_top and n.name not in assigned:
             out.append((n.lineno, f"unknown variable '{n.name}'{did_you_mean(n.name, allowed_top)}; "

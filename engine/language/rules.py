@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+import reprlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.language import expr
 from engine.errors import Problem, SourceErrors, did_you_mean, rel
-from engine.yamlio import LineDict, line_of, loads
+from engine.yamlio import LineDict, line_of, loads, read_text
+
+MAX_RULE_FILE_BYTES = 64 * 1024
+"""Largest rule file (YAML or Python) `load_rules` reads."""
 
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 _DURATION = re.compile(r"^(\d+)\s*(d|w|h|min)$")
@@ -203,6 +207,25 @@ def _guarded(fn: Callable[[Mapping[str, Any]], bool], rule_id: str) -> expr.Pred
 # ------------------------------------------------------------------ yaml rules
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple = 2, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 80, 80, 40
+
+
+def short_repr(value: Any) -> str:
+    """A bounded repr of user input: never walks or prints more than a few items."""
+    return _REPR.repr(value)
+
+
+def when_problems(when: str, types: Mapping[str, str], path: str, line: int | None, key: str) -> tuple[expr.Node | None, list[Problem]]:
+    """Parse and check one `when:` expression; every problem located at `path:line`."""
+    try:
+        node, errors = expr.check_all(expr.parse(when), types)
+    except expr.ExprError as e:
+        node, errors = None, [e]
+    return node, [Problem(path, line, key, f"{e.message} at column {e.column + 1}: {expr.clip(when)}") for e in errors]
+
+
 def _validation_problems(e: ValidationError, data: LineDict, path: str) -> list[Problem]:
     out = []
     for err in e.errors():
@@ -219,7 +242,7 @@ def _validation_problems(e: ValidationError, data: LineDict, path: str) -> list[
             msg = "required field is missing"
             loc = loc[:-1]
         elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {short_repr(err['input'])})"
         out.append(Problem(path, line_of(data, loc), key, msg))
     return out
 
@@ -232,7 +255,7 @@ def parse_rule_text(text: str, path: str, field_types: Mapping[str, str]) -> tup
     problems: list[Problem] = []
     stem = Path(path).stem
     if data.get("id") is not None and data.get("id") != stem:
-        problems.append(Problem(path, data.key_lines.get("id"), "id", f"id {data.get('id')!r} must equal the file name {stem!r}"))
+        problems.append(Problem(path, data.key_lines.get("id"), "id", f"id {short_repr(data.get('id'))} must equal the file name {stem!r}"))
     try:
         spec = RuleSpec.model_validate(data)
     except ValidationError as e:
@@ -241,10 +264,8 @@ def parse_rule_text(text: str, path: str, field_types: Mapping[str, str]) -> tup
     when = data.get("when")
     node: expr.Node | None = None
     if isinstance(when, str):
-        try:
-            node = expr.check(expr.parse(when), field_types)
-        except expr.ExprError as e:
-            problems.append(Problem(path, data.key_lines.get("when"), "when", f"{e.message} at column {e.column + 1}: {when!r}"))
+        node, found = when_problems(when, field_types, path, data.key_lines.get("when"), "when")
+        problems += found
     if spec is None or node is None or problems:
         return None, problems
     content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -269,13 +290,9 @@ def load_rules(dirs: Iterable[Path], field_types: Mapping[str, str]) -> tuple[li
             rules += _load_python(path, problems)
             continue
         try:
-            text = path.read_text(encoding="utf-8")
-            rule, found = parse_rule_text(text, rel(path), field_types)
+            rule, found = parse_rule_text(read_text(path, MAX_RULE_FILE_BYTES), rel(path), field_types)
         except SourceErrors as e:
             problems += e.problems
-            continue
-        except UnicodeDecodeError:
-            problems.append(Problem(rel(path), None, "", "file is not UTF-8 text"))
             continue
         problems += found
         if rule:

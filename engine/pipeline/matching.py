@@ -19,16 +19,31 @@ from engine.language.rules import Rule
 class Match:
     rule: Rule
     facts: Facts
+    error: str | None = None
+    """Set when the rule's condition failed to evaluate for this client: recorded as a failed firing."""
+
+
+EVAL_FAILED = "RULE_EVAL_FAILED"
+"""Reason code of a firing whose condition raised instead of answering."""
+
+
+def holds(rule: Rule, f: Facts) -> tuple[bool, str | None]:
+    """Whether the rule's condition holds for these facts, and the error if it failed to evaluate."""
+    try:
+        return bool(rule.predicate(f)), None
+    except Exception as e:  # noqa: BLE001 - one rule failing on one client must not stop the run
+        return False, f"{EVAL_FAILED}: rule {rule.id!r} failed on client {f.get('client_id')!r}: {type(e).__name__}: {str(e)[:200]}"
 
 
 def match(rules: Iterable[Rule], batch: Iterable[Facts]) -> Iterator[Match]:
-    """Every (rule, client) whose condition holds; rules in priority order per client."""
-    compiled = [(r, r.predicate) for r in rules if r.spec.enabled]
+    """Every (rule, client) whose condition holds, or failed to evaluate; rules in priority order per client."""
+    enabled = [r for r in rules if r.spec.enabled]
     for f in batch:
-        for rule, pred in compiled:
-            if pred(f):
-                yield Match(rule, f)
+        for rule in enabled:
+            ok, error = holds(rule, f)
+            if ok or error:
+                yield Match(rule, f, error)
 
 
 def matching_rule_ids(rules: Iterable[Rule], f: dict[str, Any]) -> list[str]:
-    return [r.id for r in rules if r.spec.enabled and r.predicate(f)]
+    return [r.id for r in rules if r.spec.enabled and holds(r, f)[0]]

@@ -23,6 +23,7 @@ from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.facts.base import Facts
 from engine.language.loading import RuleSet
+from engine.language.rendering import RenderBudgetError
 from engine.pipeline.matching import Match, match
 from engine import clock
 from engine.models import Advisor
@@ -87,11 +88,15 @@ class _Clock:
 def render_firing(ruleset: RuleSet, m: Match, advisors: dict[str, dict[str, str]], as_of: date) -> Firing:
     rule = m.rule
     advisor = advisors.get(m.facts.get("advisor_id") or "", {"id": m.facts.get("advisor_id") or "", "name": ""})
+    if m.error:
+        return Firing(m, error=m.error)
     ctx = {"client": m.facts, "advisor": advisor, "rule": {"id": rule.id, "title": rule.spec.title}, "as_of": as_of}
     try:
         subject, text = ruleset.renderer.render(rule.spec.action.template, m.facts.get("locale") or "", ctx)
+    except RenderBudgetError as e:  # reason code first: RENDER_TOO_LONG, RENDER_TOO_MANY_STEPS, ...
+        return Firing(m, error=str(e)[:500])
     except Exception as e:  # noqa: BLE001 - a bad value for one client must not stop the run
-        return Firing(m, error=f"{type(e).__name__}: {e}")
+        return Firing(m, error=f"{type(e).__name__}: {str(e)[:500]}")
     return Firing(m, subject, text)
 
 
@@ -144,13 +149,18 @@ def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleS
 
 
 def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str], date],
-                 as_of: date, s: RunSummary) -> list[list[Decision]]:
-    """Matches not already recorded today nor within cooldown, grouped per client."""
+                 as_of: date, s: RunSummary, failed: list[Decision]) -> list[list[Decision]]:
+    """Matches not already recorded today nor within cooldown, grouped per client.
+
+    A rule that failed to evaluate goes to `failed`: recorded, but it takes no part in the policy stages.
+    """
     per_client: dict[str, list[Decision]] = {}
     for m in match(ruleset.enabled, batch):
         prev = last.get((m.rule.id, m.facts["client_id"]))
         if prev == as_of:
             s.skipped_duplicate += 1
+        elif m.error:
+            failed.append(Decision(m))
         elif prev is not None and as_of - prev < m.rule.spec.cooldown_delta:
             s.skipped_cooldown += 1
         else:
@@ -161,9 +171,10 @@ def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str
 def decide(conn: Connection, ctx: StageContext, ruleset: RuleSet, batch: list[Facts], s: RunSummary) -> list[Decision]:
     """Matches of one batch not already recorded today nor within cooldown, through the policy stages."""
     last = recording.last_fired(conn, ctx.lo, ctx.hi, ctx.as_of)
-    per_client = _new_matches(batch, ruleset, last, ctx.as_of, s)
+    failed: list[Decision] = []
+    per_client = _new_matches(batch, ruleset, last, ctx.as_of, s, failed)
     apply_all(ctx, per_client)
-    return [d for group in per_client for d in group]
+    return [d for group in per_client for d in group] + failed
 
 
 def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, decisions: list[Decision],
