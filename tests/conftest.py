@@ -47,6 +47,23 @@ def pytest_configure(config: pytest.Config) -> None:
         print(f"\n{line}\n", flush=True)
 
 
+DATE_MODULES = {
+    # processes that run on the machine's clock: the `steward` command, the scheduler service
+    "test_cli", "test_review_cli", "test_calllist", "test_risk", "test_events_approval", "test_events_intake",
+    "test_scheduler", "test_scheduler_leader", "test_auditlog", "test_explain", "test_report",
+    # stamps, windows, caps, holds and overdue checks computed from "now"
+    "test_clock", "test_outbox", "test_outbox_feedback", "test_contact_policy", "test_supervision", "test_retention",
+    "test_webhook", "test_calendar", "test_demo",
+}
+"""Test modules marked `dates`: CI runs them again on far-apart fake days (STEWARD_FAKE_TODAY, `-m dates`)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in DATE_MODULES:
+            item.add_marker(pytest.mark.dates)
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     return None if faketoday.shift_days() is None else f"fake today: {datetime.now(timezone.utc).date()} (STEWARD_FAKE_TODAY)"
 

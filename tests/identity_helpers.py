@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
+from engine import clock
 from engine.compliance import auth, users
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
@@ -27,7 +28,8 @@ def make_user(engine: Engine, name: str, roles: list[str], advisor_id: str | Non
 def cli_token(engine: Engine, name: str, roles: list[str], advisor_id: str | None = None) -> str:
     """A live CLI token for a new user `name` (set it as STEWARD_TOKEN)."""
     make_user(engine, name, roles, advisor_id)
-    raw, _ = auth.sign_in(engine, name, PASSWORD, datetime.now(timezone.utc), kind="cli")
+    # The CLI runs in a child process on the machine clock, so the token is issued on that clock.
+    raw, _ = auth.sign_in(engine, name, PASSWORD, clock.SystemClock().now(), kind="cli")
     return raw
 
 

@@ -8,7 +8,7 @@ date, and wait for the scheduler to have dealt with them instead of sleeping."""
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,10 @@ def _scheduler_now(cfg: Config) -> datetime:
     return datetime.now(cfg.tz)
 
 
-def _missed_runs_handled(s: Any) -> bool:
+def _missed_runs_handled(s: Any, cfg: Config) -> bool:
     """The scheduler has processed the missed runs: the stored next run time is in the future again."""
     nxt = s.get_job("nightly_evaluation").next_run_time
-    return nxt is not None and nxt > datetime.now(timezone.utc)
+    return nxt is not None and nxt > _scheduler_now(cfg)
 
 
 def _spec(cfg: Config, out: Path) -> JobSpec:
@@ -102,7 +102,7 @@ def test_a_run_missed_while_down_runs_once_on_restart(sqlite_engine: Engine, cfg
     out = tmp_path / "calls.txt"
     s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 2 * 86400), out)  # the last missed 17:00 is < 2 days old
     try:
-        assert _wait_for(lambda: out.exists() and _missed_runs_handled(s))
+        assert _wait_for(lambda: out.exists() and _missed_runs_handled(s, cfg))
         s.shutdown()  # waits for the job runs it submitted
         assert out.read_text().count("ran") == 1  # three missed slots, coalesced into one run
     finally:
@@ -114,7 +114,7 @@ def test_a_run_missed_beyond_the_grace_time_is_skipped(sqlite_engine: Engine, cf
     out = tmp_path / "calls.txt"
     s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 60), out)
     try:
-        assert _wait_for(lambda: _missed_runs_handled(s))
+        assert _wait_for(lambda: _missed_runs_handled(s, cfg))
         s.shutdown()  # waits for the executor, which decides that the run is too late
         assert not out.exists()
     finally:
