@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
-from engine import contact_policy, facts
+from engine import clock, facts
 from engine.cli.app import app
 from engine.config import Config
 from engine.dispatch_tables import TaskEscalation
@@ -29,7 +29,9 @@ ESC = TaskEscalation.__table__  # type: ignore[attr-defined]
 
 
 def _ran(eng: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    monkeypatch.setattr(contact_policy, "_wall_clock", lambda: DAY)
+    c = clock.current()  # tests/conftest.py installs a FixedClock for every test
+    assert isinstance(c, clock.FixedClock)
+    c.set(DAY)
     book.build(eng)
     run(eng, cfg, load_ruleset(cfg), book.AS_OF)
     return eng
