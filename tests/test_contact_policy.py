@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from engine.dispatch import contact_policy
 from engine.config.base import Config
 from engine.config.dispatch import FrequencyCap
 from engine.dispatch.tables import DoNotCall
 from engine.language.loading import RuleSet, load_ruleset
+from engine import clock
 from engine.models import Client, Consent, Holding
 from engine.dispatch.outbox import OUTBOX, dispatch_once
 from engine.pipeline.run import run
@@ -42,8 +42,11 @@ def loaded(db: Engine) -> Engine:
     return db
 
 
-def _at(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
-    monkeypatch.setattr(contact_policy, "_wall_clock", lambda: when)
+def _at(when: datetime) -> None:
+    """Set the test clock (tests/conftest.py installs a FixedClock for every test)."""
+    c = clock.current()
+    assert isinstance(c, clock.FixedClock)
+    c.set(when)
 
 
 def _firings(eng: Engine) -> dict[tuple[str, str], object]:
@@ -67,7 +70,7 @@ def _consent(eng: Engine, cid: str, channel: str, purpose: str, status: str) -> 
 
 
 def test_a_marketing_opt_out_on_one_channel_stops_marketing_on_all(loaded: Engine, cfg: Config, monkeypatch) -> None:
-    _at(monkeypatch, DAY)
+    _at(DAY)
     _consent(loaded, "C002", "email", "marketing", "opted_out")
     run(loaded, cfg, load_ruleset(cfg), book.AS_OF)
     f = _firings(loaded)
@@ -78,7 +81,7 @@ def test_a_marketing_opt_out_on_one_channel_stops_marketing_on_all(loaded: Engin
 
 
 def test_a_channel_opt_out_stops_that_channel_and_opt_in_mode_needs_consent(loaded: Engine, cfg: Config, monkeypatch) -> None:
-    _at(monkeypatch, DAY)
+    _at(DAY)
     _consent(loaded, "C003", "sms", "service", "opted_out")
     run(loaded, with_dispatch(cfg, require_marketing_consent=True), load_ruleset(cfg), book.AS_OF)
     f = _firings(loaded)
@@ -89,7 +92,7 @@ def test_a_channel_opt_out_stops_that_channel_and_opt_in_mode_needs_consent(load
 
 @pytest.mark.parametrize("blocks_service", [False, True])
 def test_do_not_call_list_is_checked_before_a_call_task(loaded: Engine, cfg: Config, monkeypatch, blocks_service: bool) -> None:
-    _at(monkeypatch, DAY)
+    _at(DAY)
     with loaded.begin() as c:
         c.execute(update(Client.__table__).where(Client.__table__.c.id == "C001").values(phone="13900000009"))  # type: ignore[attr-defined]
         c.execute(DoNotCall.__table__.insert(), [{"phone": "13900000009", "source": "national", "note": None, "added_at": DAY}])  # type: ignore[attr-defined]
@@ -102,7 +105,7 @@ def test_do_not_call_list_is_checked_before_a_call_task(loaded: Engine, cfg: Con
 
 
 def test_quiet_hours_hold_then_release_after_recheck(loaded: Engine, cfg: Config, monkeypatch) -> None:
-    _at(monkeypatch, NIGHT)
+    _at(NIGHT)
     rs = load_ruleset(cfg)
     run(loaded, cfg, rs, book.AS_OF)
     f, o = _firings(loaded), _outbox(loaded)
@@ -147,7 +150,7 @@ def _rules(tmp_path: Path, cfg: Config, *extra: str) -> RuleSet:
 
 
 def test_outside_window_drop_and_urgent_bypass(loaded: Engine, cfg: Config, tmp_path: Path, monkeypatch) -> None:
-    _at(monkeypatch, NIGHT)
+    _at(NIGHT)
     conc = (ROOT / "rules" / "concentrated_position.yaml").read_text(encoding="utf-8")
     rs = _rules(tmp_path, cfg, "activation_drop;priority=30;outside_window=drop;on_conflict=drop")
     (tmp_path / "rules" / "concentrated_position.yaml").write_text(conc + "urgent: true\n", encoding="utf-8")
@@ -162,7 +165,7 @@ def test_outside_window_drop_and_urgent_bypass(loaded: Engine, cfg: Config, tmp_
 
 
 def test_frequency_cap_drops_marketing_but_not_service(loaded: Engine, cfg: Config, monkeypatch) -> None:
-    _at(monkeypatch, DAY)
+    _at(DAY)
     c = with_dispatch(cfg, frequency_caps=(FrequencyCap(channel="sms", max=1, period="7d"),))
     with loaded.begin() as conn:  # a marketing SMS went out three days ago
         prev = {k: None for k in FIRING.c.keys() if k != "id"}
@@ -179,7 +182,7 @@ def test_frequency_cap_drops_marketing_but_not_service(loaded: Engine, cfg: Conf
 
 
 def test_arbitration_defers_or_drops_the_lower_priorities(loaded: Engine, cfg: Config, tmp_path: Path, monkeypatch) -> None:
-    _at(monkeypatch, DAY)
+    _at(DAY)
     rs = _rules(tmp_path, cfg, "activation_b;priority=30", "activation_c;priority=20;on_conflict=drop")
     c = with_dispatch(cfg, frequency_caps=())
     run(loaded, c, rs, book.AS_OF)
@@ -199,7 +202,7 @@ def test_arbitration_defers_or_drops_the_lower_priorities(loaded: Engine, cfg: C
 
 def test_a_held_message_is_dropped_on_release_when_an_opt_out_or_a_rule_edit_came_overnight(
         loaded: Engine, cfg: Config, tmp_path: Path, monkeypatch) -> None:
-    _at(monkeypatch, NIGHT)
+    _at(NIGHT)
     rs = load_ruleset(cfg)
     run(loaded, cfg, rs, book.AS_OF)
     assert _outbox(loaded)["dormant_activation", "C002"].state == "held"

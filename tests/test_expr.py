@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.language import expr as E
@@ -118,7 +118,7 @@ facts = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # loaded CI machines
 @given(cond, facts)
 def test_compiled_predicate_agrees_with_interpreter(node: E.Node, f: dict) -> None:
     assert E.compile_predicate(node)(f) == E.evaluate(node, f)

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
-from engine.dispatch import contact_policy
 from engine.facts import base as facts
+from engine import clock
 from engine.cli.app import app
 from engine.config.base import Config
 from engine.dispatch.tables import TaskEscalation
@@ -31,7 +31,9 @@ ESC = TaskEscalation.__table__  # type: ignore[attr-defined]
 
 
 def _ran(eng: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    monkeypatch.setattr(contact_policy, "_wall_clock", lambda: DAY)
+    c = clock.current()  # tests/conftest.py installs a FixedClock for every test
+    assert isinstance(c, clock.FixedClock)
+    c.set(DAY)
     book.build(eng)
     run(eng, cfg, load_ruleset(cfg), book.AS_OF)
     return eng

@@ -38,13 +38,9 @@ COUNTED = ("pending", "open", "sent")
 """Firing statuses that count as a contact made or on its way (caps, arbitration)."""
 
 
-def _wall_clock() -> datetime:
-    return clock.now()
-
-
 def now_of(ctx: StageContext) -> datetime:
     now = ctx.cache.get("now")
-    return now if isinstance(now, datetime) else _wall_clock()
+    return now if isinstance(now, datetime) else clock.now()
 
 
 def window_of(cfg: Config) -> Window:
