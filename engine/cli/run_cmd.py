@@ -16,7 +16,7 @@ from engine.pipeline import run as pipeline
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config
-from engine.errors import Problem, SourceErrors, did_you_mean, rel
+from engine.errors import Problem, SourceErrors, StewardError, did_you_mean, rel
 from engine.language.loading import RuleSet, load_ruleset
 
 
@@ -145,15 +145,43 @@ def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, 
     console.print("Next: [bold]steward run[/] evaluates the rules over the imported book.")
 
 
-def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)")) -> None:
-    """Evaluate every client in the database once and record the firings."""
+def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+        force: bool = typer.Option(False, "--force", help="evaluate even a closed day or one past the trading calendar")) -> None:
+    """Evaluate every client in the database once and record the firings.
+
+    Refuses a day the trading calendar says is closed, or does not know, unless --force.
+
+    Examples:
+
+      steward run --as-of 2026-06-15
+
+      steward run --as-of 2026-06-13 --force   # a Saturday, on purpose
+    """
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)
         eng = open_db(c)
+        check_day(eng, c, day, force)
         ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.compliance.review)
         s = _run_with_progress(eng, c, ruleset, day)
     print_summary(s, ruleset)
+
+
+def check_day(eng: Any, c: Config, day: date, force: bool) -> None:
+    """Refuse a closed or unknown day unless forced; warn when the data is older than the day."""
+    from datetime import timedelta
+
+    from engine.facts import run_day, trading_calendar
+
+    with eng.begin() as conn:
+        trading_calendar.ensure(conn, c.calendar.exchange, day - timedelta(days=90), day)
+        checked = run_day.check(conn, c.calendar.exchange, day)
+    for w in checked.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    if checked.refusal and not force:
+        raise StewardError(checked.refusal)
+    if checked.refusal:
+        err_console.print(f"[yellow]--force: evaluating anyway.[/] {checked.refusal}", highlight=False, soft_wrap=True)
 
 
 def read_facts_jsonl(path: Path) -> list[dict[str, Any]]:
