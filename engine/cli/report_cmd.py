@@ -40,7 +40,12 @@ def report_(
     end: str = typer.Option(None, "--to", help="last day YYYY-MM-DD (default: today)"),
     outcome_days: int = typer.Option(30, "--outcome-days", min=1, help="days after a firing in which an outcome counts"),
 ) -> None:
-    """Firings, sends and suppressions per rule and advisor; callbacks; outcomes; KPIs by week and segment."""
+    """Firings, sends and suppressions per rule and advisor; callbacks; outcomes; KPIs by week and segment.
+
+    Example:
+
+      steward report branch --from 2026-06-01 --to 2026-06-30
+    """
     with user_errors():
         c = cfg()
         to = parse_day(end, c)

@@ -75,7 +75,12 @@ def _changes(changes: list[review.Change]) -> None:
 
 @app.command("status")
 def status() -> None:
-    """The approved version, working files that differ from it (drafts), and open proposals."""
+    """The approved version, working files that differ from it (drafts), and open proposals.
+
+    Example:
+
+      steward review status
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)
@@ -100,7 +105,12 @@ def status() -> None:
 @app.command("submit")
 def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and why (the reviewer reads it)"),
            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Submit the current rules, templates and lint lists as a proposal (author role)."""
+    """Submit the current rules, templates and lint lists as a proposal (author role).
+
+    Example:
+
+      steward review submit --as author --note "dormant threshold 90 -> 120 days"
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)
@@ -116,7 +126,12 @@ def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and 
 
 @app.command("list")
 def list_(status_: str = typer.Option(None, "--status", help="submitted, approved or rejected")) -> None:
-    """Proposals, newest first."""
+    """Proposals, newest first.
+
+    Example:
+
+      steward review list --status submitted
+    """
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:
@@ -157,7 +172,12 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
          end: str = typer.Option(None, "--to", help="impact preview to YYYY-MM-DD (default: today)"),
          no_impact: bool = typer.Option(False, "--no-impact", help="skip the impact preview"),
          as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """A proposal in full: every changed file as a diff, the lint findings, and the impact preview."""
+    """A proposal in full: every changed file as a diff, the lint findings, and the impact preview.
+
+    Example:
+
+      steward review show 2 --from 2026-06-01 --to 2026-06-30
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)
@@ -198,9 +218,14 @@ def _proposal_ruleset(eng: Engine, c: Config, row: Any) -> RuleSet:
 
 
 @app.command("approve")
-def approve(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)"),
+def approve(proposal_id: int = typer.Argument(..., help="proposal id from `steward review list`"), comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)"),
             as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Approve a proposal: compliance role, not its author, no lint errors."""
+    """Approve a proposal: compliance role, not its author, no lint errors.
+
+    Example:
+
+      steward review approve 2 --as compliance --comment "wording checked"
+    """
     with user_errors():
         c = cfg()
         a = review.approve(open_db(c), c, acting(as_), proposal_id, comment)
@@ -209,9 +234,14 @@ def approve(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m"
 
 
 @app.command("reject")
-def reject(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="what must change"),
+def reject(proposal_id: int = typer.Argument(..., help="proposal id from `steward review list`"), comment: str = typer.Option(..., "--comment", "-m", help="what must change"),
            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Reject a proposal with a comment for its author."""
+    """Reject a proposal with a comment for its author.
+
+    Example:
+
+      steward review reject 2 --as compliance --comment "missing opt-out line"
+    """
     with user_errors():
         c = cfg()
         review.reject(open_db(c), acting(as_), proposal_id, comment)
@@ -221,7 +251,12 @@ def reject(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m",
 def backtest(rule: str = typer.Argument(..., help="rule id"),
              start: str = typer.Option(..., "--from", help="first day YYYY-MM-DD"),
              end: str = typer.Option(..., "--to", help="last day YYYY-MM-DD")) -> None:
-    """Who one rule (as in the working files) would contact over real data, versus the approved version."""
+    """Who one rule (as in the working files) would contact over real data, versus the approved version.
+
+    Example:
+
+      steward rules backtest dormant_activation --from 2026-06-01 --to 2026-06-30
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)

@@ -23,7 +23,14 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     save: bool = typer.Option(False, "--save", help="store the assessment for the sheet's client_id"),
 ) -> None:
-    """Score an answer sheet: points per item, capacity and tolerance, recommended allocation."""
+    """Score an answer sheet: points per item, capacity and tolerance, recommended allocation.
+
+    Examples:
+
+      steward risk score answers.yaml
+
+      steward risk score answers.yaml --save
+    """
     with user_errors():
         c = cfg()
         sheet = risk.load_sheet(file)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from engine.facts import base as facts_mod
 from engine.pipeline import run as pipeline
-from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
+from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, user_errors
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config
 from engine.errors import Problem, SourceErrors, StewardError, did_you_mean, rel
@@ -77,23 +77,25 @@ def demo(
     seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: the latest trading day)"),
 ) -> None:
-    """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary."""
+    """Build a synthetic brokerage book in the database every other command uses, evaluate it once, print a summary.
+
+    Without --database that is config.yaml's database.url (var/steward.db), so every command
+    after it works on the demo book as typed. A database the demo built is rebuilt; one that
+    holds other clients is never touched.
+
+    Examples:
+
+      steward demo
+
+      steward demo --clients 20000 --seed 3
+    """
     from engine.demo import book as demo_mod
-    from engine.db import make_engine, upgrade
 
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c) if as_of else demo_mod.latest_session(c.calendar.exchange, parse_day(None, c))
         ruleset = load_ruleset(c)
-        if state.database:
-            eng = open_db(c)
-        else:
-            path = c.path("var/demo.db")
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
-            eng = make_engine(f"sqlite:///{path.resolve()}")
-            upgrade(eng)
-            console.print(f"Demo database: {rel(path)} (rebuilt)")
+        eng = _demo_database(c)
         with progress_bar("building", clients) as bar:
             task = bar.add_task(f"building {clients:,} clients", total=clients)
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
@@ -104,13 +106,47 @@ def demo(
         print_summary(s, ruleset)
         _print_samples(eng, s.run_id)
         tasks_cmd.print_overview(eng, c, day)  # each advisor's call list: capacity and segment budget
-        db = "" if state.database else "--database sqlite:///var/demo.db "
         console.print("Next, on this book:", highlight=False)
         for cmd, what in (("audit firings --rule dormant_activation", "browse the firings of one rule"),
                           ("audit firing ID", "one firing in full: rule version, facts, words"),
                           ("why CLIENT_ID", "why each rule did or did not fire for a client"),
+                          ("tasks --advisor A001", "an advisor's call list"),
                           ("audit verify", "check the tamper-evident audit chain")):
-            console.print(f"  [bold]steward {db}{cmd}[/]  {what}", highlight=False)
+            console.print(f"  [bold]steward {cmd}[/]  {what}", highlight=False)
+
+
+def _demo_database(c: Config) -> Any:
+    """The configured database, emptied first when the demo built it; refused when it holds other clients."""
+    from sqlalchemy import func, select
+
+    from engine.compliance.review import is_demo_database
+    from engine.db import make_engine, upgrade
+    from engine.models import Client
+
+    url = c.database_url
+    path = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") and ":memory:" not in url else None
+    eng = make_engine(url)
+    upgrade(eng)
+    with eng.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(Client.__table__)).scalar() or 0  # type: ignore[attr-defined]
+        demo_built = is_demo_database(conn)
+    if n and not demo_built:
+        eng.dispose()
+        raise StewardError(f"the database {eng.url.render_as_string(hide_password=True)} holds {n:,} clients the demo did not "
+                           "build: the demo never touches it. Build the demo elsewhere: "
+                           "`steward --database sqlite:///var/demo.db demo` (and pass the same --database afterwards)")
+    if n and path is not None:
+        eng.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        eng = make_engine(url)
+        upgrade(eng)
+        console.print(f"Demo database: {rel(path)} (rebuilt)")
+    elif n:
+        raise StewardError("the demo book is already in this database: drop it first (the demo deletes only SQLite files)")
+    else:
+        console.print(f"Demo database: {rel(path) if path else eng.url.render_as_string(hide_password=True)}")
+    return eng
 
 
 def _print_samples(eng: Any, run_id: int | None) -> None:
@@ -129,7 +165,12 @@ def _print_samples(eng: Any, run_id: int | None) -> None:
 
 
 def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV files (docs/import.md)")) -> None:
-    """Load CSV files into the database: all rows or, on any error, none."""
+    """Load CSV files into the database: all rows or, on any error, none.
+
+    Example:
+
+      steward import tests/data/import_sample
+    """
     from engine.facts import importer
 
     with user_errors():
@@ -222,7 +263,12 @@ def evaluate(
     templates: Path = typer.Option(None, "--templates", help="templates folder (default: from config)"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
 ) -> None:
-    """Dry run without a database: print each firing as one JSON line."""
+    """Dry run without a database: print each firing as one JSON line.
+
+    Example:
+
+      steward evaluate --facts facts.jsonl --as-of 2026-06-15
+    """
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)

@@ -30,7 +30,14 @@ def tasks(
     advisor: str = typer.Option(None, "--advisor", "-a", help="advisor id whose call list to show"),
     day: str = typer.Option(None, "--date", help="day of the list YYYY-MM-DD (default: today)"),
 ) -> None:
-    """Show an advisor's call list: open tasks by priority within capacity and the segment budget."""
+    """Show an advisor's call list: open tasks by priority within capacity and the segment budget.
+
+    Examples:
+
+      steward tasks --advisor A001
+
+      steward tasks --advisor A001 --date 2026-06-15
+    """
     if ctx.invoked_subcommand is not None:
         return
     if advisor is None:

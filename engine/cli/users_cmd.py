@@ -37,38 +37,70 @@ def add(name: str = typer.Argument(..., help="user name, e.g. li.wei"),
         role: list[str] = typer.Option(..., "--role", "-r", help=f"one of {', '.join(users.ROLES)}; repeat for several"),
         display_name: str = typer.Option(None, "--name", help="full name shown in records"),
         as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Add a user. The first user of a database must be an admin and needs no --as."""
+    """Add a user. The first user of a database must be an admin and needs no --as.
+
+    Examples:
+
+      steward users add admin --role admin
+
+      steward users add li.wei --role author --as admin
+    """
     u = _write(lambda c: users.add(c, acting(as_), name, role, display_name))
     _show(u, "added")
 
 
 @app.command("grant")
-def grant(name: str, role: str, as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Give a user a role (admin only; recorded in the audit log)."""
+def grant(name: str = typer.Argument(..., help="user name, e.g. li.wei"), role: str = typer.Argument(..., help="author, compliance, supervisor, advisor, auditor or admin"), as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Give a user a role (admin only; recorded in the audit log).
+
+    Example:
+
+      steward users grant li.wei supervisor --as admin
+    """
     _show(_write(lambda c: users.grant(c, acting(as_), name, role)), "updated")
 
 
 @app.command("revoke")
-def revoke(name: str, role: str, as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Take a role from a user (admin only; recorded in the audit log)."""
+def revoke(name: str = typer.Argument(..., help="user name, e.g. li.wei"), role: str = typer.Argument(..., help="author, compliance, supervisor, advisor, auditor or admin"), as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Take a role from a user (admin only; recorded in the audit log).
+
+    Example:
+
+      steward users revoke li.wei supervisor --as admin
+    """
     _show(_write(lambda c: users.revoke(c, acting(as_), name, role)), "updated")
 
 
 @app.command("deactivate")
-def deactivate(name: str, as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Stop a user from acting (records stay)."""
+def deactivate(name: str = typer.Argument(..., help="user name, e.g. li.wei"), as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Stop a user from acting (records stay).
+
+    Example:
+
+      steward users deactivate li.wei --as admin
+    """
     _show(_write(lambda c: users.set_active(c, acting(as_), name, False)), "deactivated")
 
 
 @app.command("activate")
-def activate(name: str, as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Let a deactivated user act again."""
+def activate(name: str = typer.Argument(..., help="user name, e.g. li.wei"), as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Let a deactivated user act again.
+
+    Example:
+
+      steward users activate li.wei --as admin
+    """
     _show(_write(lambda c: users.set_active(c, acting(as_), name, True)), "activated")
 
 
 @app.command("list")
 def list_() -> None:
-    """Every user with their roles."""
+    """Every user with their roles.
+
+    Example:
+
+      steward users list
+    """
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:

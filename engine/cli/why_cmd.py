@@ -38,7 +38,14 @@ def why(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of text"),
     user: str = typer.Option(None, "--as", help="who is asking (default: STEWARD_USER or the login name); logged"),
 ) -> None:
-    """For one client and day: every rule, whether it fired, and if not which condition failed."""
+    """For one client and day: every rule, whether it fired, and if not which condition failed.
+
+    Examples:
+
+      steward why C000001
+
+      steward why C000001 --date 2026-06-15 --json
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)

@@ -417,6 +417,13 @@ def text_diff(path: str, old: bytes | None, new: bytes | None) -> str:
 DEMO_AUTHOR, DEMO_REVIEWER, DEMO_ADMIN = "author", "compliance", "admin"
 
 
+def is_demo_database(conn: Connection) -> bool:
+    """True when `steward demo` built this database (its bootstrap proposal is there)."""
+    row = conn.execute(select(PROPOSAL.c.id).where(PROPOSAL.c.author == DEMO_AUTHOR,
+                                                   PROPOSAL.c.note.like("demo bootstrap:%")).limit(1)).first()
+    return row is not None
+
+
 def demo_bootstrap(engine: Engine, cfg: Config) -> int | None:
     """On a database without users: create demo users, submit and approve the shipped pack.
 

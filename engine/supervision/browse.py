@@ -39,6 +39,19 @@ def list_firings(conn: Connection, rule: str | None = None, client: str | None =
     return list(conn.execute(q))
 
 
+def firings_page(conn: Connection, where: dict[str, Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    """Firings matching `where` (column -> value; None ignored), newest first: one page and the total."""
+    conds = [FIRING.c[k] == v for k, v in where.items() if v is not None]
+    total = int(conn.execute(select(func.count()).select_from(FIRING).where(*conds)).scalar() or 0)
+    rows = conn.execute(select(FIRING).where(*conds).order_by(FIRING.c.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def known_values(conn: Connection, column: str) -> list[str]:
+    """The distinct values of a firing column (for did-you-mean on filters)."""
+    return [r[0] for r in conn.execute(select(FIRING.c[column]).distinct()) if r[0] is not None]
+
+
 def get_firing(conn: Connection, firing_id: int) -> Any:
     return conn.execute(select(FIRING).where(FIRING.c.id == firing_id)).first()
 
@@ -105,12 +118,17 @@ def _where(q: Any, f: EventFilter, tz: ZoneInfo) -> Any:
     return q
 
 
-def list_events(conn: Connection, f: EventFilter, tz: ZoneInfo, limit: int | None = 50, newest_first: bool = True) -> list[Any]:
+def list_events(conn: Connection, f: EventFilter, tz: ZoneInfo, limit: int | None = 50, newest_first: bool = True,
+                offset: int = 0) -> list[Any]:
     q = _where(select(EVENT), f, tz)
     q = q.order_by(EVENT.c.seq.desc() if newest_first else EVENT.c.seq)
     if limit:
-        q = q.limit(limit)
+        q = q.limit(limit).offset(offset)
     return list(conn.execute(q))
+
+
+def count_events(conn: Connection, f: EventFilter, tz: ZoneInfo) -> int:
+    return int(conn.execute(_where(select(func.count()).select_from(EVENT), f, tz)).scalar() or 0)
 
 
 def iter_events(conn: Connection, f: EventFilter, tz: ZoneInfo) -> Iterator[Any]:
