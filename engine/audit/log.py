@@ -432,7 +432,7 @@ def _rendered(r: dict[str, Any], ruleset: Any, advisors: dict[str, dict[str, str
     context = {
         "advisor": advisors.get(aid or "", {"id": aid or "", "name": ""}),
         "rule": {"id": r["rule_id"], "title": rule.spec.title if rule else None},
-        "as_of": r["as_of"], "firm": ruleset.renderer.firm if ruleset is not None else None,
+        "as_of": r["as_of"], "firm": ruleset.renderer.firm_for(src[0] if src else r.get("locale") or "") if ruleset is not None else None,
     }
     data = {"template": name, "template_locale": src[0] if src else None, "template_source": src[1] if src else None,
             "locale": r.get("locale"), "context": context, "subject": r.get("subject"), "text": r.get("message")}
