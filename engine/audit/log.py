@@ -54,6 +54,7 @@ EVENT_NAMES: dict[str, str] = {
     "role.granted": "a user was given a role",
     "role.revoked": "a role was taken from a user",
     "client.viewed": "someone looked at a client's personal data",
+    "risk.assessed": "a risk questionnaire was saved and set the client's suitability level C1-C5",
     "client.exported": "someone exported client or audit data",
     "review.assigned": "a sent message or completed task was sampled for supervisory review",
     "review.decided": "a supervisor recorded a review decision and comment",
