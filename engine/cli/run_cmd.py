@@ -164,20 +164,41 @@ def _print_samples(eng: Any, run_id: int | None) -> None:
             console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
-def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV files (docs/import.md)")) -> None:
-    """Load CSV files into the database: all rows or, on any error, none.
+def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV or .xlsx files (docs/import.md)"),
+            encoding: str = typer.Option(None, "--encoding", help="encoding of the CSV files, e.g. gb18030 or gbk (default utf-8)"),
+            mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
+                                         help="YAML mapping of a back office's files, headers, units and codes (docs/import.md)")) -> None:
+    """Load a back office's files into the database: all rows or, on any error, none.
 
-    Example:
+    Without options the folder holds Steward's own files (clients.csv, holdings.csv, ...; UTF-8
+    CSV or .xlsx). --encoding reads other encodings; --mapping reads a back office's own export
+    (Chinese headers, 万元, 保守型..激进型) as docs/import.md explains.
 
-      steward import tests/data/import_sample
+    Examples:
+
+      steward import exports/2026-06-15
+
+      steward import docs/examples/backoffice --mapping docs/examples/backoffice/mapping.yaml
+
+      steward import exports/gbk --encoding gb18030
     """
-    from engine.facts import importer
+    import tempfile
+
+    from engine.facts import backoffice, importer
 
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        report = importer.import_dir(eng, directory)
-    t = Table(title=f"Imported {directory}")
+        if encoding is None and mapping is None and not any(p.suffix.lower() in (".xlsx", ".xlsm") for p in directory.iterdir()):
+            report = importer.import_dir(eng, directory)
+        else:
+            with tempfile.TemporaryDirectory(prefix="steward-import-") as tmp:
+                staged = backoffice.stage(directory, encoding, mapping, Path(tmp))
+                try:
+                    report = importer.import_dir(eng, Path(tmp))
+                except SourceErrors as e:
+                    raise SourceErrors(backoffice.relocate(e.problems, staged)) from None
+    t = Table(title=f"Imported {rel(directory)}")
     t.add_column("table")
     t.add_column("rows", justify="right")
     for name, n in report.counts.items():
