@@ -62,8 +62,8 @@ _CLASS = typer.Option(None, "--class", help="service or marketing")
 _CHANNEL = typer.Option(None, "--channel", help="sms, email, im, phone")
 _STATUS = typer.Option(None, "--status", help="pending, open, suppressed, sent, ...")
 _REASON = typer.Option(None, "--reason", help="reason code, e.g. OPTED_OUT_MARKETING")
-_FROM = typer.Option(None, "--from", help="first day YYYY-MM-DD (branch time zone)")
-_TO = typer.Option(None, "--to", help="last day YYYY-MM-DD, inclusive")
+_FROM = typer.Option(None, "--from", help="first evaluation day YYYY-MM-DD (events without one: by time, branch zone)")
+_TO = typer.Option(None, "--to", help="last evaluation day YYYY-MM-DD, inclusive")
 
 
 @app.command("list")
@@ -179,7 +179,7 @@ def verify_(
 @app.command("export")
 def export_(
     out: Path = typer.Option(..., "--out", help="folder to write events, sources and manifest.json into"),
-    fmt: str = typer.Option("jsonl", "--format", help="csv or jsonl"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv (UTF-8 with BOM, opens in Excel) or xlsx"),
     name: str = _NAME, rule: str = _RULE, rule_version: str = _VERSION, advisor: str = _ADVISOR, client: str = _CLIENT,
     segment: str = _SEGMENT, rule_class: str = _CLASS, channel: str = _CHANNEL, status: str = _STATUS,
     reason: str = _REASON, date_from: str = _FROM, date_to: str = _TO,
@@ -187,13 +187,20 @@ def export_(
 ) -> None:
     """Write audit events for a regulator: events, rule and template sources, manifest with the chain head.
 
-    Example:
+    --from/--to select by evaluation day. The folder must be new or empty: an earlier export is
+    never overwritten. Spreadsheet cells that start with = + - @ are written as text.
+
+    Examples:
 
       steward audit export --out var/export-2026-06 --from 2026-06-01 --to 2026-06-30
+
+      steward audit export --out var/export-2026-06-xlsx --format xlsx --from 2026-06-01 --to 2026-06-30
     """
     with user_errors():
-        if fmt not in ("csv", "jsonl"):
-            raise StewardError(f"--format: expected csv or jsonl, got {fmt!r}")
+        fmt = listing.choice("--format", fmt, audit.EXPORT_FORMATS, "format") or "jsonl"
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise StewardError(f"--out: {out} already exists and is not empty; choose a new folder "
+                               "(an earlier export is never overwritten)")
         f = _filter(name=name, rule=rule, rule_version=rule_version, advisor=advisor, client=client, segment=segment,
                     rule_class=rule_class, channel=channel, status=status, reason=reason, date_from=date_from, date_to=date_to)
         c = cfg()
