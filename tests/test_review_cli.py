@@ -74,6 +74,6 @@ def test_submit_review_approve_run(tmp_path: Path) -> None:
 def test_backtest_one_rule(tmp_path: Path) -> None:
     g, root = _setup(tmp_path)
     out = ok(*g, "rules", "backtest", "concentrated_position", "--from", "2026-11-20", "--to", "2026-11-20")
-    assert "concentrated_position new 2 0 0" in out and "[en] C003 2026-11-20: Example Securities: Dear 客户C003" in out
+    assert "concentrated_position new 2 0 0" in out and "[en] C003 2026-11-20: 示例证券: Dear 客户C003" in out
     assert "no rule 'concentrated_postion' (did you mean 'concentrated_position'?)" in refused(
         *g, "rules", "backtest", "concentrated_postion", "--from", "2026-11-20", "--to", "2026-11-20")
