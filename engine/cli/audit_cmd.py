@@ -16,7 +16,7 @@ from engine.audit import log as auditlog
 from engine.supervision import browse as audit
 from engine.audit.log import Event, append
 from engine.cli import listing
-from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
+from engine.cli.common import cfg, console, fail, open_db, parse_day, progress_bar, user_errors
 from engine.errors import StewardError, did_you_mean
 
 app = typer.Typer(no_args_is_help=True)
@@ -206,7 +206,10 @@ def export_(
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
-            m = audit.export(conn, out, fmt, f, c.tz, acting_user(user))
+            total = audit.count_events(conn, f, c.tz) + 1  # and the export's own client.exported event
+            with progress_bar("exporting", total) as bar:  # a bar on a terminal, quiet in a pipe
+                task = bar.add_task("exporting audit events", total=total)
+                m = audit.export(conn, out, fmt, f, c.tz, acting_user(user), progress=lambda n: bar.advance(task, n))
     console.print(f"{m['events']:,} events written to {out} ({fmt}); chain head #{m['chain_head']['seq']} "
                   f"{m['chain_head']['hash']}" + ("" if m["chain_verified"] else f"; [red]chain broken: {m['chain_problem']}[/]"),
                   highlight=False)

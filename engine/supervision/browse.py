@@ -7,7 +7,7 @@ import csv
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -208,7 +208,8 @@ def _cell(v: Any) -> Any:
     return v.isoformat() if isinstance(v, (date, datetime)) else v
 
 
-def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str]) -> tuple[int, int | None, int | None]:
+def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str],
+                  progress: Callable[[int], None] | None = None) -> tuple[int, int | None, int | None]:
     seen = {"n": 0, "first": None, "last": None}
 
     def records() -> Iterator[dict[str, Any]]:
@@ -217,6 +218,8 @@ def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str]) 
             sources.update(h for h in (data.get("rule_source"), data.get("template_source")) if isinstance(h, str))
             seen["n"] = int(seen["n"] or 0) + 1
             seen["first"], seen["last"] = seen["first"] or r.seq, r.seq
+            if progress is not None:
+                progress(1)
             yield {k: _cell(getattr(r, k)) for k in EXPORT_COLUMNS}
 
     if fmt == "csv":
@@ -230,7 +233,8 @@ def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str]) 
     return int(seen["n"] or 0), seen["first"], seen["last"]
 
 
-def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, actor: str) -> dict[str, Any]:
+def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, actor: str,
+           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write events.<fmt>, sources.jsonl and manifest.json (with the chain head) to `out`."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
@@ -240,7 +244,7 @@ def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, 
                         data={"what": "audit events", "format": fmt, "filters": f.model_dump(mode="json", exclude_none=True)})])
     sources: set[str] = set()
     events_path = out / f"events.{fmt}"
-    n, first, last = _write_events(iter_events(conn, f, tz), events_path, fmt, sources)
+    n, first, last = _write_events(iter_events(conn, f, tz), events_path, fmt, sources, progress)
     with (out / "sources.jsonl").open("w", encoding="utf-8") as fh:
         for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)
                                           .where(BLOB.c.sha256.in_(sorted(sources))).order_by(BLOB.c.sha256)):
