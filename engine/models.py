@@ -37,6 +37,8 @@ class Client(SQLModel, table=True):
     risk_level: str | None = Field(default=None, max_length=2)
     lowest_category: bool = False
     risk_assessed_on: date | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    """IANA zone of the client (contact windows, quiet hours, greeting days); null: config `timezone`."""
 
 
 class Holding(SQLModel, table=True):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import db
@@ -156,9 +157,33 @@ def coverage_warning(engine: Engine, cfg: Config, today: date) -> str | None:
     ends = f"ends on {last}" if last else "is empty"
     return (f"TRADING CALENDAR GAP: the {exchange} calendar {ends}, short of {horizon} "
             f"({cfg.dispatch.scheduler.calendar_horizon_days} days ahead). Nightly runs stop on days it does not know. "
-            f"Run `steward calendar sync`; if exchange-calendars does not know the next year yet, add it by hand: "
+            f"Run `steward calendar sync`; if exchange-calendars does not know the next year yet, import the exchange's "
+            f"published closures (`steward calendar import FILE`, CSV or iCalendar) or add it by hand: "
             f"`steward calendar set {last + timedelta(days=1) if last else today} --through YYYY-12-31 --open --weekdays`, "
             f"then `steward calendar set DATE --closed` for each holiday (see docs/operations.md).")
+
+
+def record_calendar_status(engine: Engine, cfg: Config, today: date) -> str | None:
+    """Check coverage, log a loud error on a coming gap, and keep the result as today's
+    `calendar_check` job_run row (status `alert` or `done`) for `steward scheduler --status`."""
+    msg = coverage_warning(engine, cfg, today)
+    now = clock.now()
+    with engine.begin() as conn:
+        conn.execute(JOB_RUN.delete().where(JOB_RUN.c.job_id == "calendar_check", JOB_RUN.c.slot == today.isoformat()))
+        conn.execute(JOB_RUN.insert(), [{"job_id": "calendar_check", "slot": today.isoformat(), "instance": worker_id(),
+                                         "status": "alert" if msg else "done", "started_at": now, "finished_at": now,
+                                         "detail": (msg or "trading calendar covers the horizon")[:2000]}])
+    if msg:
+        log.error(msg)
+    return msg
+
+
+def last_runs(engine: Engine) -> list[Any]:
+    """The newest job_run row of each job."""
+    with engine.connect() as conn:
+        newest = select(JOB_RUN.c.job_id, func.max(JOB_RUN.c.id).label("id")).group_by(JOB_RUN.c.job_id).subquery()
+        q = select(JOB_RUN).join(newest, JOB_RUN.c.id == newest.c.id).order_by(JOB_RUN.c.job_id)
+        return list(conn.execute(q))
 
 
 def calendar_check(config_path: str | None, database_url: str | None) -> None:
@@ -167,8 +192,6 @@ def calendar_check(config_path: str | None, database_url: str | None) -> None:
         today = local_today(cfg)
         with engine.begin() as conn:
             trading_calendar.ensure(conn, cfg.calendar.exchange, today - timedelta(days=90), today + timedelta(days=366))
-        msg = coverage_warning(engine, cfg, today)
-        if msg:
-            log.error(msg)
+        record_calendar_status(engine, cfg, today)
     finally:
         engine.dispose()

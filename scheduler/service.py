@@ -90,9 +90,7 @@ def run_service(engine: Engine, cfg: Config, config_path: str | None, database_u
                 stop: threading.Event) -> int:
     """Wait for leadership, run the jobs until `stop` or the lock is lost. Returns an exit code."""
     s = cfg.dispatch.scheduler
-    warning = jobs.coverage_warning(engine, cfg, jobs.local_today(cfg))
-    if warning:
-        log.error(warning)
+    jobs.record_calendar_status(engine, cfg, jobs.local_today(cfg))
     lock = leader.lock_for(engine, s.lock_key, cfg.path(s.lock_file))
     if not leader.wait_for_leadership(lock, s.standby_poll_seconds, stop):
         return 0

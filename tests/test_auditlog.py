@@ -281,7 +281,8 @@ def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None
     assert ids(advisor="nobody") == set()
     today = clock.now().astimezone(cfg.tz).date()  # events are stamped by the test's clock
     with db.connect() as c:
-        in_range = audit.list_events(c, audit.EventFilter(date_from=today - timedelta(days=1),
+        # firings by their evaluation day (the book's), other events by time (today)
+        in_range = audit.list_events(c, audit.EventFilter(date_from=min(book.AS_OF, today - timedelta(days=1)),
                                                           date_to=today + timedelta(days=1)), cfg.tz, None)
     assert len(in_range) == total
     assert ids(date_to=book.date(2020, 1, 1)) == set()
@@ -334,17 +335,17 @@ def test_export_check_catches_changed_words(sqlite_engine: Engine, cfg: Config, 
 
     run_book(sqlite_engine, cfg)
     with sqlite_engine.begin() as c:
-        audit.export(c, tmp_path, "jsonl", audit.EventFilter(), cfg.tz, "auditor1")
-    _, rows, sources = audit.read_export(tmp_path)
+        audit.export(c, tmp_path / "export", "jsonl", audit.EventFilter(), cfg.tz, "auditor1")
+    _, rows, sources = audit.read_export(tmp_path / "export")
     fired = {json.loads(r["body"])["firing_id"]: json.loads(r["body"]) for r in rows if r["name"] == "rule.fired"}
     rendered = next(json.loads(r["body"]) for r in rows if r["name"] == "message.rendered")
     src = sources[rendered["data"]["template_source"]]
     assert audit.reproduce(fired[rendered["firing_id"]], rendered, src)[1] == rendered["data"]["text"]
     rendered["data"]["text"] += " 保本"
     assert audit.reproduce(fired[rendered["firing_id"]], rendered, src)[1] != rendered["data"]["text"]
-    path = tmp_path / "events.jsonl"
+    path = tmp_path / "export" / "events.jsonl"
     path.write_text(path.read_text(encoding="utf-8").replace("客户C001", "客户C00X"), encoding="utf-8")
-    problems = audit.check_export(tmp_path).problems
+    problems = audit.check_export(tmp_path / "export").problems
     assert "events.jsonl: sha256 differs from the manifest" in problems
     assert any("hash does not match its body" in p for p in problems)
 
@@ -370,7 +371,7 @@ def test_audit_commands(sqlite_engine: Engine, cfg: Config, tmp_path) -> None:
     r = steward("--database", url, "audit", "check-export", str(tmp_path / "x"))
     assert r.returncode == 0 and f"{messages} messages rendered again identically" in r.stdout
     r = steward("--database", url, "audit", "export", "--out", str(tmp_path / "y"), "--format", "xml")
-    assert r.returncode == 2 and "--format: expected csv or jsonl, got 'xml'" in r.stderr
+    assert r.returncode == 2 and "--format: unknown format 'xml'" in r.stderr
     with unprotected(sqlite_engine) as c:
         c.execute(EVENT.delete().where(EVENT.c.seq == 5))
     r = steward("--database", url, "audit", "verify")

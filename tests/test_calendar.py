@@ -36,8 +36,8 @@ def test_exchange_calendars_knows_spring_festival_2026(sqlite_engine: Engine) ->
 def test_coverage_warning_is_loud_and_says_how_to_add_the_year(sqlite_engine: Engine, cfg: Config) -> None:
     with sqlite_engine.begin() as conn:
         trading_calendar.sync(conn, "XSHG", date(2026, 11, 1), date(2027, 3, 1))  # the package stops at 2026-12-31
-    assert coverage_warning(sqlite_engine, cfg, date(2026, 11, 22)) is None  # 39 days left
-    msg = coverage_warning(sqlite_engine, cfg, date(2026, 12, 5))
+    assert coverage_warning(sqlite_engine, cfg, date(2026, 11, 1)) is None  # 60 days left
+    msg = coverage_warning(sqlite_engine, cfg, date(2026, 11, 2))  # 59
     assert msg is not None and msg.startswith("TRADING CALENDAR GAP") and "ends on 2026-12-31" in msg
     assert "steward calendar set 2027-01-01 --through YYYY-12-31 --open --weekdays" in msg
 

@@ -95,3 +95,21 @@ def test_template_hash_changes_with_any_locale_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("value", "masked"), [("6222021234567890", "************7890"), ("123", "***"), (None, "")])
 def test_mask(value: str | None, masked: str) -> None:
     assert mask(value) == masked
+
+
+def test_firm_name_signature_and_opt_out_follow_the_client_locale(tmp_path: Path) -> None:
+    from engine.config.base import FirmConfig
+
+    (tmp_path / "hello").mkdir()
+    (tmp_path / "hello" / "zh-CN.j2").write_text("{{ firm.signature }}{{ client.name }}您好。{{ firm.opt_out }}", encoding="utf-8")
+    (tmp_path / "hello" / "en.j2").write_text("{{ firm.name }}: Dear {{ client.name }}. {{ firm.opt_out }}", encoding="utf-8")
+    firm = FirmConfig.model_validate({"name": "示例证券", "signature": "【示例证券】", "opt_out": "拒收请回复R",
+                                      "locales": {"en": {"name": "Example Securities", "opt_out": "Reply STOP to opt out."}}})
+    r = Renderer(tmp_path, "zh-CN", firm.model_dump())
+    assert not r.load(["hello"], ["name"])
+    ctx = {"client": {"name": "王芳"}, "advisor": {"id": "A1", "name": "李明"}, "rule": {"id": "r", "title": "t"}}
+    assert r.render("hello", "en", ctx)[1] == "Example Securities: Dear 王芳. Reply STOP to opt out."
+    assert r.render("hello", "zh-CN", ctx)[1] == "【示例证券】王芳您好。拒收请回复R"
+    assert r.render("hello", "es", ctx)[1].startswith("【示例证券】")  # no es template: zh-CN, with the zh-CN firm
+    with pytest.raises(ValueError, match="unknown locale"):
+        FirmConfig.model_validate({"locales": {"fr": {"name": "x"}}})

@@ -55,6 +55,7 @@ EVENT_NAMES: dict[str, str] = {
     "role.granted": "a user was given a role",
     "role.revoked": "a role was taken from a user",
     "client.viewed": "someone looked at a client's personal data",
+    "risk.assessed": "a risk questionnaire was saved and set the client's suitability level C1-C5",
     "client.exported": "someone exported client or audit data",
     "review.assigned": "a sent message or completed task was sampled for supervisory review",
     "review.decided": "a supervisor recorded a review decision and comment",
@@ -433,7 +434,7 @@ def _rendered(r: dict[str, Any], ruleset: Any, advisors: dict[str, dict[str, str
     context = {
         "advisor": advisors.get(aid or "", {"id": aid or "", "name": ""}),
         "rule": {"id": r["rule_id"], "title": rule.spec.title if rule else None},
-        "as_of": r["as_of"], "firm": ruleset.renderer.firm if ruleset is not None else None,
+        "as_of": r["as_of"], "firm": ruleset.renderer.firm_for(src[0] if src else r.get("locale") or "") if ruleset is not None else None,
     }
     data = {"template": name, "template_locale": src[0] if src else None, "template_source": src[1] if src else None,
             "locale": r.get("locale"), "context": context, "subject": r.get("subject"), "text": r.get("message")}

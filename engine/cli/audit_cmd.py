@@ -13,20 +13,36 @@ from rich.table import Table
 from engine.audit import log as auditlog
 from engine.supervision import browse as audit
 from engine.audit.log import Event, append
-from engine.cli.common import cfg, console, fail, open_db, parse_day, signed_in, user_errors, viewer
-from engine.errors import StewardError
+from engine.cli import listing
+from engine.cli.common import cfg, console, fail, open_db, parse_day, progress_bar, signed_in, user_errors, viewer
+from engine.errors import StewardError, did_you_mean
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _filter(**kw: Any) -> audit.EventFilter:
     try:
-        return audit.EventFilter.model_validate({k: v for k, v in kw.items() if v is not None})
+        return audit.EventFilter.model_validate({k: v for k, v in _normalise(kw).items() if v is not None})
     except ValidationError as e:
-        msgs = [f"--{'.'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}"
+        msgs = [f"{_OPTION.get('.'.join(map(str, err['loc'])), '--' + '.'.join(map(str, err['loc'])).replace('_', '-'))}: "
+                f"{err['msg'].removeprefix('Value error, ')}"
                 f"{'' if isinstance(err.get('input'), dict) else ' (got ' + repr(err.get('input')) + ')'}"
                 for err in e.errors()]
         raise StewardError("; ".join(m.replace("--: ", "") for m in msgs)) from None
+
+
+_OPTION = {"name": "--event", "date_from": "--from", "date_to": "--to", "rule_class": "--class", "": ""}
+"""EventFilter field -> the option a user typed."""
+_CHOICES = {"segment": ("--segment", ("core", "maintenance", "dormant", "settled", "dead"), "segment"),
+            "rule_class": ("--class", ("service", "marketing"), "rule class"),
+            "channel": ("--channel", ("sms", "email", "im", "phone"), "channel")}
+
+
+def _normalise(kw: dict[str, Any]) -> dict[str, Any]:
+    """Values with a fixed set are matched case-insensitively (`--segment Dormant`), typos get a did-you-mean."""
+    for key, (option, known, what) in _CHOICES.items():
+        kw[key] = listing.choice(option, kw.get(key), known, what)
+    return kw
 
 
 _NAME = typer.Option(None, "--event", help="event name, e.g. rule.fired, message.suppressed, send.attempted")
@@ -39,8 +55,8 @@ _CLASS = typer.Option(None, "--class", help="service or marketing")
 _CHANNEL = typer.Option(None, "--channel", help="sms, email, im, phone")
 _STATUS = typer.Option(None, "--status", help="pending, open, suppressed, sent, ...")
 _REASON = typer.Option(None, "--reason", help="reason code, e.g. OPTED_OUT_MARKETING")
-_FROM = typer.Option(None, "--from", help="first day YYYY-MM-DD (branch time zone)")
-_TO = typer.Option(None, "--to", help="last day YYYY-MM-DD, inclusive")
+_FROM = typer.Option(None, "--from", help="first evaluation day YYYY-MM-DD (events without one: by time, branch zone)")
+_TO = typer.Option(None, "--to", help="last evaluation day YYYY-MM-DD, inclusive")
 
 
 @app.command("list")
@@ -48,24 +64,33 @@ def list_(
     name: str = _NAME, rule: str = _RULE, rule_version: str = _VERSION, advisor: str = _ADVISOR, client: str = _CLIENT,
     segment: str = _SEGMENT, rule_class: str = _CLASS, channel: str = _CHANNEL, status: str = _STATUS,
     reason: str = _REASON, date_from: str = _FROM, date_to: str = _TO,
-    limit: int = typer.Option(50, "--limit", min=1),
+    limit: int = listing.limit_option(),
+    page: int = listing.page_option(),
 ) -> None:
-    """Audit events, newest first, filtered."""
+    """Audit events, newest first, filtered; a page at a time with the total.
+
+    Examples:
+
+      steward audit list --event rule.fired --limit 20
+
+      steward audit list --client C000001 --from 2026-06-01 --segment Dormant
+    """
     with user_errors():
         f = _filter(name=name, rule=rule, rule_version=rule_version, advisor=advisor, client=client, segment=segment,
                     rule_class=rule_class, channel=channel, status=status, reason=reason, date_from=date_from, date_to=date_to)
         c = cfg()
         eng = open_db(c)
         with eng.connect() as conn:
-            rows = audit.list_events(conn, f, c.tz, limit)
-    t = Table(title=f"Audit events ({len(rows)} shown, newest first)")
-    for col in ("id", "time", "event", "actor", "client", "advisor", "rule", "version", "channel", "status", "reason"):
-        t.add_column(col, no_wrap=True)
+            total = audit.count_events(conn, f, c.tz)
+            rows = audit.list_events(conn, f, c.tz, limit, offset=(page - 1) * limit)
+    t = Table(title="Audit events, newest first", caption=listing.page_caption("events", len(rows), total, page, limit))
+    for col in ("id", f"time ({c.timezone})", "event", "actor", "client", "advisor", "rule", "version", "channel", "status", "reason"):
+        t.add_column(col, overflow="fold")
     for r in rows:
-        t.add_row(str(r.seq), f"{r.at.astimezone(c.tz):%Y-%m-%d %H:%M}", r.name, r.actor, r.client_id or "",
+        t.add_row(str(r.seq), listing.zoned(r.at, c.tz), r.name, r.actor, r.client_id or "",
                   r.advisor_id or "", r.rule_id or "", (r.rule_hash or "")[:10], r.channel or "", r.status or "", r.reason or "")
     console.print(t)
-    if not rows:
+    if not total:
         console.print("No events match. Run [bold]steward run[/] (or [bold]steward demo[/]) first, or widen the filters.")
 
 
@@ -74,7 +99,12 @@ def show(
     event_id: int = typer.Argument(..., help="event id from `steward audit list`"),
     unmask: str = typer.Option(None, "--unmask", help="show restricted personal data; give the reason (logged)"),
 ) -> None:
-    """One event in full, with its place in the chain."""
+    """One event in full, with its place in the chain.
+
+    Example:
+
+      steward audit show 1
+    """
     from engine.audit import retention
 
     with user_errors():
@@ -116,7 +146,12 @@ def show(
 def verify_(
     head: list[str] = typer.Option([], "--head", help="a published head SEQ:HASH that must still be in the chain"),
 ) -> None:
-    """Walk the whole chain; report the first broken link (edited, deleted or reordered rows)."""
+    """Walk the whole chain; report the first broken link (edited, deleted or reordered rows).
+
+    Example:
+
+      steward audit verify
+    """
     with user_errors():
         heads = []
         for h in head:
@@ -136,21 +171,36 @@ def verify_(
 @app.command("export")
 def export_(
     out: Path = typer.Option(..., "--out", help="folder to write events, sources and manifest.json into"),
-    fmt: str = typer.Option("jsonl", "--format", help="csv or jsonl"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv (UTF-8 with BOM, opens in Excel) or xlsx"),
     name: str = _NAME, rule: str = _RULE, rule_version: str = _VERSION, advisor: str = _ADVISOR, client: str = _CLIENT,
     segment: str = _SEGMENT, rule_class: str = _CLASS, channel: str = _CHANNEL, status: str = _STATUS,
     reason: str = _REASON, date_from: str = _FROM, date_to: str = _TO,
 ) -> None:
-    """Write audit events for a regulator: events, rule and template sources, manifest with the chain head."""
+    """Write audit events for a regulator: events, rule and template sources, manifest with the chain head.
+
+    --from/--to select by evaluation day. The folder must be new or empty: an earlier export is
+    never overwritten. Spreadsheet cells that start with = + - @ are written as text.
+
+    Examples:
+
+      steward audit export --out var/export-2026-06 --from 2026-06-01 --to 2026-06-30
+
+      steward audit export --out var/export-2026-06-xlsx --format xlsx --from 2026-06-01 --to 2026-06-30
+    """
     with user_errors():
-        if fmt not in ("csv", "jsonl"):
-            raise StewardError(f"--format: expected csv or jsonl, got {fmt!r}")
+        fmt = listing.choice("--format", fmt, audit.EXPORT_FORMATS, "format") or "jsonl"
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise StewardError(f"--out: {out} already exists and is not empty; choose a new folder "
+                               "(an earlier export is never overwritten)")
         f = _filter(name=name, rule=rule, rule_version=rule_version, advisor=advisor, client=client, segment=segment,
                     rule_class=rule_class, channel=channel, status=status, reason=reason, date_from=date_from, date_to=date_to)
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
-            m = audit.export(conn, out, fmt, f, c.tz, viewer(conn))
+            total = audit.count_events(conn, f, c.tz) + 1  # and the export's own client.exported event
+            with progress_bar("exporting", total) as bar:  # a bar on a terminal, quiet in a pipe
+                task = bar.add_task("exporting audit events", total=total)
+                m = audit.export(conn, out, fmt, f, c.tz, viewer(conn), progress=lambda n: bar.advance(task, n))
     console.print(f"{m['events']:,} events written to {out} ({fmt}); chain head #{m['chain_head']['seq']} "
                   f"{m['chain_head']['hash']}" + ("" if m["chain_verified"] else f"; [red]chain broken: {m['chain_problem']}[/]"),
                   highlight=False)
@@ -158,7 +208,12 @@ def export_(
 
 @app.command("check-export")
 def check_export(out: Path = typer.Argument(..., exists=True, file_okay=False, help="folder written by audit export")) -> None:
-    """Check an export by itself: file hashes, event hashes, and every message rendered again byte for byte."""
+    """Check an export by itself: file hashes, event hashes, and every message rendered again byte for byte.
+
+    Example:
+
+      steward audit check-export var/export-2026-06
+    """
     with user_errors():
         res = audit.check_export(out)
     for p in res.problems:
@@ -172,30 +227,80 @@ def check_export(out: Path = typer.Argument(..., exists=True, file_okay=False, h
 
 @app.command("firings")
 def firings(
-    rule: str = typer.Option(None, "--rule", help="only this rule id"),
+    rule: str = typer.Option(None, "--rule", help="only this rule id (any case; a typo gets a did-you-mean)"),
     client: str = typer.Option(None, "--client", help="only this client id"),
+    advisor: str = typer.Option(None, "--advisor", help="only the firings of this advisor's clients"),
     as_of: str = typer.Option(None, "--date", help="only this evaluation date YYYY-MM-DD"),
-    status: str = typer.Option(None, "--status", help="pending, open, failed, ..."),
-    limit: int = typer.Option(50, "--limit", min=1),
+    status: str = typer.Option(None, "--status", help="pending, open, suppressed, sent, failed, ..."),
+    limit: int = listing.limit_option(),
+    page: int = listing.page_option(),
 ) -> None:
-    """Recorded firings, newest first."""
+    """Recorded firings, newest first, a page at a time with the total.
+
+    Examples:
+
+      steward audit firings --rule dormant_activation
+
+      steward audit firings --advisor A001 --page 2
+
+      steward audit firings --client C000001 --limit 10
+    """
+    from engine.language.rules import rule_files
+    from engine.models import Advisor, Client
+
     with user_errors():
-        eng = open_db(cfg())
+        c = cfg()
+        eng = open_db(c)
+        day = parse_day(as_of, c, "--date") if as_of else None
         with eng.connect() as conn:
-            rows = audit.list_firings(conn, rule, client, as_of, status, limit)
-    t = Table(title=f"Firings ({len(rows)} shown, newest first)")
-    widths = {"id": (4, None), "date": (10, 10), "rule": (12, 26), "client": (7, 12), "status": (6, 9), "text": (10, 40)}
-    for col, (lo, hi) in widths.items():
-        t.add_column(col, overflow="ellipsis", no_wrap=True, min_width=lo, max_width=hi)
+            rules = {p.stem for p in rule_files(c.rules_paths)} | set(audit.known_values(conn, "rule_id"))
+            where = {
+                "rule_id": listing.choice("--rule", rule, rules, "rule"),
+                "client_id": _exists(conn, Client, "--client", client, "client"),
+                "advisor_id": _exists(conn, Advisor, "--advisor", advisor, "advisor"),
+                "as_of": day,
+                "status": listing.choice("--status", status, audit.known_values(conn, "status"), "status"),
+            }
+            rows, total = audit.firings_page(conn, where, limit, (page - 1) * limit)
+    t = Table(title="Firings, newest first", caption=listing.page_caption("firings", len(rows), total, page, limit))
+    room = console.width - 78  # what the fixed columns leave for the text (rich squeezes them otherwise)
+    for col, width in {"id": 5, "date": 10, "rule": 18, "client": 8, "advisor": 7, "status": 8}.items():
+        t.add_column(col, overflow="ellipsis", no_wrap=True, width=width)
+    if room >= 8:
+        t.add_column("text", overflow="ellipsis", no_wrap=True, max_width=room)
     for r in rows:
         text = (r.message or r.error or r.reason or "").replace("\n", " ")
-        t.add_row(str(r.id), str(r.as_of), r.rule_id, r.client_id, r.status, text[:80] + ("…" if len(text) > 80 else ""))
+        cells = [str(r.id), str(r.as_of), r.rule_id, r.client_id, r.advisor_id or "", r.status]
+        t.add_row(*cells, *([text[:200]] if room >= 8 else []))
     console.print(t)
+
+
+def _exists(conn: Any, model: Any, option: str, value: str | None, what: str) -> str | None:
+    """The id as stored (case-insensitive), or an error with the nearest id."""
+    from sqlalchemy import func, select
+
+    if value is None:
+        return None
+    table = model.__table__
+    col = table.c.id
+    found = conn.execute(select(col).where(col.in_({value, value.upper()})).limit(1)).scalar()  # by the key's index
+    if found is None:
+        found = conn.execute(select(col).where(func.upper(col) == value.upper()).limit(1)).scalar()
+    if found is not None:
+        return str(found)
+    near = [r[0] for r in conn.execute(select(col).where(col.like(value[:1].upper() + "%")).limit(5000))]
+    hint = did_you_mean(value.upper(), near)
+    raise StewardError(f"{option}: no {what} {value!r} in the database{hint}")
 
 
 @app.command("firing")
 def firing(firing_id: int = typer.Argument(..., help="firing id from `steward audit firings`")) -> None:
-    """One firing in full: rule version, template version, facts, rendered words."""
+    """One firing in full: rule version, template version, facts, rendered words.
+
+    Example:
+
+      steward audit firing 1
+    """
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:
@@ -225,7 +330,12 @@ def retention_(
     """What retention is due under the regulator profile; legal holds; restriction of personal data.
 
     Reporting needs no sign-in; --apply, --hold and --release act as the signed-in compliance user.
-    Example: steward audit retention --hold C001 --reason "case 2026-17"
+
+    Examples:
+
+      steward audit retention
+
+      steward audit retention --hold C000001 --reason "court order 12"
     """
     from engine.audit import retention
 

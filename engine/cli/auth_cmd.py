@@ -41,7 +41,7 @@ def login(name: str = typer.Argument(..., help="your user name, e.g. li.wei"),
 
 
 def logout() -> None:
-    """Revoke your token and delete the token file."""
+    """Revoke your token and delete the token file. Example: steward logout"""
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
@@ -53,7 +53,7 @@ def logout() -> None:
 
 
 def whoami() -> None:
-    """Who your token says you are, with your roles."""
+    """Who your token says you are, with your roles. Example: steward whoami"""
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
@@ -65,7 +65,8 @@ def whoami() -> None:
                   f"{s.expires_at:%Y-%m-%d %H:%M} UTC", highlight=False)
 
 
-def passwd(old: str = typer.Option(..., "--old", prompt="Current password", hide_input=True),
+def passwd(old: str = typer.Option(..., "--old", prompt="Current password", hide_input=True,
+                                   help="your current password (asked for when not given)"),
            new: str = typer.Option(..., "--new", prompt="New password", hide_input=True,
                                    confirmation_prompt=True, help=f"at least {auth.MIN_PASSWORD} characters")) -> None:
     """Choose a new password (signed in). Example: steward passwd"""
@@ -79,7 +80,7 @@ def passwd(old: str = typer.Option(..., "--old", prompt="Current password", hide
 
 @tokens_app.command("list")
 def tokens_list() -> None:
-    """Your live CLI tokens (hash prefix only; the secrets are never stored)."""
+    """Your live CLI tokens (hash prefix only; the secrets are never stored). Example: steward tokens list"""
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:

@@ -49,13 +49,13 @@ def open_db(c: Config) -> Engine:
     return eng
 
 
-def parse_day(value: str | None, c: Config) -> date:
+def parse_day(value: str | None, c: Config, option: str = "--as-of") -> date:
     if value is None:
         return clock.now().astimezone(c.tz).date()
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise StewardError(f"--as-of: expected a date as YYYY-MM-DD, got {value!r}") from None
+        raise StewardError(f"{option}: expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
 def fail(message: str, code: int = 2) -> None:

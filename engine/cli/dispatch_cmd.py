@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from engine import clock
+from engine.cli import listing
 from engine.cli.common import cfg, console, fail, open_db, parse_day, signed_in, user_errors
 from engine.errors import StewardError
 
@@ -28,7 +29,12 @@ def register(app: typer.Typer) -> None:
 
 @dispatch_app.command("run")
 def run() -> None:
-    """One dispatcher pass: release held messages that are due, then send what is queued."""
+    """One dispatcher pass: release held messages that are due, then send what is queued.
+
+    Example:
+
+      steward dispatch run
+    """
     from engine.dispatch.outbox import dispatch_once
     from engine.dispatch.release import release_due
     from scheduler.jobs import approved_rules
@@ -44,19 +50,27 @@ def run() -> None:
 
 
 @dispatch_app.command("list")
-def list_(state_: str = typer.Option(None, "--state", help="held, queued, sending, sent, dead, dropped, uncertain"),
-          limit: int = typer.Option(50, "--limit", min=1)) -> None:
-    """Outbox rows, newest first, with counts per state (dead letters: --state dead)."""
+def list_(state_: str = typer.Option(None, "--state", help="held, queued, sending, sent, dead, dropped, uncertain (any case)"),
+          limit: int = listing.limit_option(), page: int = listing.page_option()) -> None:
+    """Outbox rows, newest first, with counts per state (dead letters: --state dead).
+
+    Example:
+
+      steward dispatch list --state dead
+    """
     from engine.dispatch.outbox import OUTBOX
 
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:
             counts: dict[str, int] = dict(conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)).all())
-            q = select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
-            rows = list(conn.execute(q.where(OUTBOX.c.state == state_) if state_ else q))
+            state = listing.choice("--state", state_, ("held", "queued", "sending", "sent", "dead", "dropped", "uncertain"),
+                                   "state")
+            q = select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit).offset((page - 1) * limit)
+            rows = list(conn.execute(q.where(OUTBOX.c.state == state) if state else q))
+    total = counts.get(state, 0) if state else sum(counts.values())
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "The outbox is empty.")
-    t = Table(title=f"Outbox ({len(rows)} shown)")
+    t = Table(title="Outbox, newest first", caption=listing.page_caption("rows", len(rows), total, page, limit))
     for col in ("id", "kind", "rule", "client", "channel", "state", "reason", "attempts", "receipt / error"):
         t.add_column(col, overflow="fold")
     for r in rows:
@@ -67,7 +81,12 @@ def list_(state_: str = typer.Option(None, "--state", help="held, queued, sendin
 
 @dispatch_app.command("retry")
 def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message")) -> None:
-    """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed."""
+    """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed.
+
+    Example:
+
+      steward dispatch retry 42
+    """
     from engine.dispatch.outbox import retry_dead
 
     with user_errors():
@@ -83,7 +102,12 @@ def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncerta
 @dispatch_app.command("resolve")
 def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain message"),
             receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID")) -> None:
-    """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`)."""
+    """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`).
+
+    Example:
+
+      steward dispatch resolve 42 --receipt "<id@mail.example>"
+    """
     from engine.dispatch.outbox import mark_sent_by_hand
 
     with user_errors():
@@ -102,7 +126,9 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
             on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)")) -> None:
     """Record the outcome of a call task as the signed-in advisor (writes a contact row; a callback sets callback_done).
 
-    Example: steward outcome 1234 --outcome reached --note "will top up margin"
+    Example:
+
+      steward outcome 1234 --outcome reached --note "will top up margin"
     """
     from engine.pipeline.recording import FIRING
     from engine.servicing.task_outcomes import record_outcome
@@ -121,9 +147,14 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
 
 
 @dnc_app.command("add")
-def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client", "--source", help="client, national, regulator"),
-            note: str = typer.Option(None, "--note")) -> None:
-    """Put a phone number on the do-not-call list."""
+def dnc_add(phone: str = typer.Argument(..., help="phone number as the client gave it, e.g. 13800138000"), source: str = typer.Option("client", "--source", help="client, national, regulator"),
+            note: str = typer.Option(None, "--note", help="why, e.g. how the request came in")) -> None:
+    """Put a phone number on the do-not-call list.
+
+    Example:
+
+      steward dnc add 13800138000 --note "asked on the phone"
+    """
     from engine.dispatch.tables import DoNotCall
 
     t = DoNotCall.__table__  # type: ignore[attr-defined]
@@ -137,8 +168,13 @@ def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client
 
 
 @dnc_app.command("remove")
-def dnc_remove(phone: str = typer.Argument(...)) -> None:
-    """Take a phone number off the do-not-call list."""
+def dnc_remove(phone: str = typer.Argument(..., help="phone number on the list")) -> None:
+    """Take a phone number off the do-not-call list.
+
+    Example:
+
+      steward dnc remove 13800138000
+    """
     from engine.dispatch.tables import DoNotCall
 
     t = DoNotCall.__table__  # type: ignore[attr-defined]
@@ -154,7 +190,12 @@ def dnc_remove(phone: str = typer.Argument(...)) -> None:
 
 @dnc_app.command("list")
 def dnc_list() -> None:
-    """The do-not-call list."""
+    """The do-not-call list.
+
+    Example:
+
+      steward dnc list
+    """
     from engine.dispatch.tables import DoNotCall
 
     t = DoNotCall.__table__  # type: ignore[attr-defined]
@@ -168,7 +209,12 @@ def dnc_list() -> None:
 
 
 def webhook(port: int = typer.Option(None, "--port", help="override dispatch.webhook.port")) -> None:
-    """Serve the gateway's inbound webhook (POST /inbound): opt-out replies take effect at once."""
+    """Serve the gateway's inbound webhook (POST /inbound): opt-out replies take effect at once.
+
+    Example:
+
+      steward webhook --port 8090
+    """
     from engine.dispatch.webhook import server
 
     with user_errors():
@@ -184,7 +230,12 @@ def webhook(port: int = typer.Option(None, "--port", help="override dispatch.web
 @report_app.command("effectiveness")
 def effectiveness(start: str = typer.Option(None, "--from", help="first firing day (default: 30 days ago)"),
                   end: str = typer.Option(None, "--to", help="last firing day (default: today)")) -> None:
-    """Per rule: fired, sent (tasks: created), held, dropped, and the outcome rate."""
+    """Per rule: fired, sent (tasks: created), held, dropped, and the outcome rate.
+
+    Example:
+
+      steward report effectiveness --from 2026-06-01 --to 2026-06-30
+    """
     from engine.supervision import effectiveness as rep
 
     with user_errors():

@@ -14,6 +14,11 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("write")
 def write(docs_dir: Path = typer.Option(Path("docs"), "--dir", help="docs folder")) -> None:
-    """Regenerate docs/facts.md (and any other generated page) from the code."""
+    """Regenerate docs/facts.md (and any other generated page) from the code.
+
+    Example:
+
+      steward docs write
+    """
     for p in docgen.write_all(docs_dir):
         console.print(f"wrote {p}")

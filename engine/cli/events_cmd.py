@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from engine.compliance import review
+from engine.cli import listing
 from engine.cli.common import cfg as load_cfg
 from engine.cli.common import console, err_console, fail, open_db, user_errors
 from engine.events import store
@@ -41,7 +42,12 @@ def _summary(s: EventService) -> str:
 @app.command("post")
 def post(file: Path = typer.Argument(..., help="JSON lines, one event each (docs/events.md)"),
          process: bool = typer.Option(True, "--process/--no-process", help="process now (else a running `events serve` does)")) -> None:
-    """Store the events of FILE (each id once), then process every stored event and due deadline."""
+    """Store the events of FILE (each id once), then process every stored event and due deadline.
+
+    Example:
+
+      steward events post events.jsonl --process
+    """
     with user_errors():
         c = load_cfg()
         if not file.is_file():
@@ -71,7 +77,12 @@ def post(file: Path = typer.Argument(..., help="JSON lines, one event each (docs
 
 @app.command("serve")
 def serve(port: int = typer.Option(None, "--port", help="override events.port")) -> None:
-    """Run the intake endpoint and the engine thread (replays stored events first) until Ctrl-C."""
+    """Run the intake endpoint and the engine thread (replays stored events first) until Ctrl-C.
+
+    Example:
+
+      steward events serve --port 8091
+    """
     from engine.events.http import IntakeServer
 
     with user_errors():
@@ -90,7 +101,12 @@ def serve(port: int = typer.Option(None, "--port", help="override events.port"))
 
 @app.command("replay")
 def replay() -> None:
-    """Process every stored-but-unprocessed event, then fire due deadlines."""
+    """Process every stored-but-unprocessed event, then fire due deadlines.
+
+    Example:
+
+      steward events replay
+    """
     with user_errors():
         c = load_cfg()
         eng = open_db(c)
@@ -101,25 +117,46 @@ def replay() -> None:
 
 
 @app.command("list")
-def list_(status: str = typer.Option(None, "--status", help="stored, processed or failed"),
-          limit: int = typer.Option(50, "--limit")) -> None:
-    """Stored events, newest first."""
+def list_(status: str = typer.Option(None, "--status", help="stored, processed or failed (any case)"),
+          limit: int = listing.limit_option(), page: int = listing.page_option()) -> None:
+    """Stored events, newest first, as a table with the total per status.
+
+    Example:
+
+      steward events list --status failed --limit 20
+    """
+    from sqlalchemy import func
+
     with user_errors():
-        eng = open_db(load_cfg())
-        q = select(store.EVENT).order_by(store.EVENT.c.seq.desc()).limit(limit)
-        if status:
-            q = q.where(store.EVENT.c.status == status)
-        t = Table("seq", "id", "type", "client", "at", "status", "firings", "error")
+        c = load_cfg()
+        eng = open_db(c)
+        state = listing.choice("--status", status, ("stored", "processed", "failed"), "status")
+        where = [store.EVENT.c.status == state] if state else []
         with eng.connect() as conn:
-            for r in conn.execute(q):
-                t.add_row(str(r.seq), r.event_id, r.type, r.client_id, str(r.occurred_at), r.status, str(r.firings), r.error or "")
-            console.print(t)
-            console.print(store.counts(conn))
+            total = int(conn.execute(select(func.count()).select_from(store.EVENT).where(*where)).scalar() or 0)
+            rows = list(conn.execute(select(store.EVENT).where(*where).order_by(store.EVENT.c.seq.desc())
+                                     .limit(limit).offset((page - 1) * limit)))
+            per_status = store.counts(conn)
+    t = Table("seq", "id", "type", "client", f"occurred ({c.timezone})", "status", "firings", "error",
+              title="Stored events, newest first", caption=listing.page_caption("events", len(rows), total, page, limit))
+    for r in rows:
+        t.add_row(str(r.seq), r.event_id, r.type, r.client_id, listing.zoned(r.occurred_at, c.tz), r.status,
+                  str(r.firings), r.error or "")
+    console.print(t)
+    counts = Table("status", "events", title="All stored events by status")
+    for k, v in sorted(per_status.items()):
+        counts.add_row(k, f"{v:,}")
+    console.print(counts)
 
 
 @app.command("retry")
 def retry() -> None:
-    """Put failed events back to stored (then `events replay` or a running serve processes them)."""
+    """Put failed events back to stored (then `events replay` or a running serve processes them).
+
+    Example:
+
+      steward events retry
+    """
     with user_errors():
         eng = open_db(load_cfg())
         with eng.begin() as conn:
@@ -128,7 +165,12 @@ def retry() -> None:
 
 @app.command("check")
 def check() -> None:
-    """Load and check every event rule and its templates as in the working files (what a submit would propose)."""
+    """Load and check every event rule and its templates as in the working files (what a submit would propose).
+
+    Example:
+
+      steward events check
+    """
     with user_errors():
         rs = load_event_rules(load_cfg())
         for r in rs.rules:
@@ -138,7 +180,12 @@ def check() -> None:
 
 @app.command("test")
 def test() -> None:
-    """Run the timed event rule tests (rules/events/tests) on the working files; each case in its own scratch database, nothing is sent."""
+    """Run the timed event rule tests (rules/events/tests) on the working files; each case in its own scratch database, nothing is sent.
+
+    Example:
+
+      steward events test
+    """
     from engine.events.ruletest import run_all
 
     with user_errors():

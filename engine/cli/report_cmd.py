@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -26,6 +28,45 @@ def register(app: typer.Typer) -> None:
     group.command("branch")(report_)
 
 
+REPORT_COLUMNS = {
+    "per-rule": ("rule_id", "fired", "sent", "suppressed"),
+    "per-advisor": ("advisor_id", "fired", "sent", "suppressed"),
+    "kpis": ("week", "segment", "retained_assets", "churn_rate", "new_clients", "new_assets"),
+}
+
+
+def _tables(rep: Any) -> list[tuple[str, tuple[str, ...], list[list[Any]]]]:
+    counts = ("fired", "sent", "suppressed")
+    return [
+        ("per-rule", REPORT_COLUMNS["per-rule"], [[k, *(c.get(m, 0) for m in counts)] for k, c in sorted(rep.per_rule.items())]),
+        ("per-advisor", REPORT_COLUMNS["per-advisor"],
+         [[k, *(c.get(m, 0) for m in counts)] for k, c in sorted(rep.per_advisor.items())]),
+        ("kpis", REPORT_COLUMNS["kpis"], [[str(k["week"]), k["segment"], k["retained_assets"], k["churn_rate"],
+                                           k["new_clients"], k["new_assets"]] for k in rep.kpis]),
+    ]
+
+
+def write_tables(rep: Any, out: Path) -> list[Path]:
+    """The report's tables as named columns: one workbook, or one CSV (UTF-8 with BOM) per table."""
+    from engine import sheets
+
+    suffix = out.suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        raise StewardError(f"--out: {out} must end in .xlsx or .csv")
+    tables = _tables(rep)
+    paths = [out] if suffix == ".xlsx" else [out.with_name(f"{out.stem}-{name}.csv") for name, _, _ in tables]
+    for p in paths:
+        if p.exists():
+            raise StewardError(f"--out: {p} already exists; choose a new name (reports are never overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".xlsx":
+        sheets.write_xlsx(out, tables)
+    else:
+        for p, (_, header, rows) in zip(paths, tables):
+            sheets.write_csv(p, header, rows)
+    return paths
+
+
 def _counts(title: str, data: Mapping[str, Counter[str]]) -> Table:
     t = Table(title=title)
     for col in ("", "fired", "sent", "suppressed"):
@@ -39,8 +80,17 @@ def report_(
     start: str = typer.Option(None, "--from", help="first day YYYY-MM-DD (default: 4 weeks before --to)"),
     end: str = typer.Option(None, "--to", help="last day YYYY-MM-DD (default: today)"),
     outcome_days: int = typer.Option(30, "--outcome-days", min=1, help="days after a firing in which an outcome counts"),
+    out: Path = typer.Option(None, "--out", help="also write the tables: FILE.xlsx (one sheet each) or FILE.csv "
+                                                 "(FILE-per-rule.csv, FILE-per-advisor.csv, FILE-kpis.csv); never overwrites"),
 ) -> None:
-    """Firings, sends and suppressions per rule and advisor; callbacks; outcomes; KPIs by week and segment."""
+    """Firings, sends and suppressions per rule and advisor; callbacks; outcomes; KPIs by week and segment.
+
+    Examples:
+
+      steward report branch --from 2026-06-01 --to 2026-06-30
+
+      steward report branch --from 2026-06-01 --to 2026-06-30 --out var/branch-2026-06.xlsx
+    """
     with user_errors():
         c = cfg()
         to = parse_day(end, c)
@@ -51,6 +101,8 @@ def report_(
         eng = open_db(c)
         with eng.connect() as conn:
             rep = report.build(conn, c, frm, to, kinds, outcome_days)
+        if out is not None:
+            written = write_tables(rep, out)
     console.print(f"[bold]Branch report {frm} .. {to}[/]")
     console.print(_counts("Per rule", rep.per_rule))
     console.print(_counts("Per advisor", rep.per_advisor))
@@ -70,3 +122,5 @@ def report_(
         t.add_row(str(k["week"]), k["segment"], f"{k['retained_assets']:,.0f}", churn, f"{k['new_clients']:,}",
                   f"{k['new_assets']:,.0f}")
     console.print(t)
+    if out is not None:
+        console.print(f"Wrote {', '.join(str(p) for p in written)}", highlight=False)

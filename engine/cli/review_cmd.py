@@ -106,7 +106,12 @@ def _changes(changes: list[review.Change]) -> None:
 
 @app.command("status")
 def status() -> None:
-    """The approved version, working files that differ from it (drafts), and open proposals."""
+    """The approved version, working files that differ from it (drafts), and open proposals.
+
+    Example:
+
+      steward review status
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)
@@ -132,7 +137,9 @@ def status() -> None:
 def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and why (the reviewer reads it)")) -> None:
     """Submit the current rules, templates and lint lists as a proposal (author role, signed in).
 
-    Example: steward review submit --note "dormant: 90 days, not 60"
+    Example:
+
+      steward review submit --note "dormant threshold 90 -> 120 days"
     """
     with user_errors():
         c = cfg()
@@ -149,7 +156,12 @@ def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and 
 
 @app.command("list")
 def list_(status_: str = typer.Option(None, "--status", help="submitted, approved or rejected")) -> None:
-    """Proposals, newest first."""
+    """Proposals, newest first.
+
+    Example:
+
+      steward review list --status submitted
+    """
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:
@@ -191,7 +203,9 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
          no_impact: bool = typer.Option(False, "--no-impact", help="skip the impact preview")) -> None:
     """A proposal in full: every changed file as a diff, the lint findings, and the impact preview.
 
-    Example: steward review show 3 --from 2026-11-01 --to 2026-11-20
+    Example:
+
+      steward review show 2 --from 2026-06-01 --to 2026-06-30
     """
     with user_errors():
         c = cfg()
@@ -233,10 +247,13 @@ def _proposal_ruleset(eng: Engine, c: Config, row: Any) -> RuleSet:
 
 
 @app.command("approve")
-def approve(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)")) -> None:
+def approve(proposal_id: int = typer.Argument(..., help="proposal id from `steward review list`"),
+            comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)")) -> None:
     """Approve a proposal: compliance role, signed in, not its author, no lint errors.
 
-    Example: steward review approve 3 --comment "wording checked against the prohibited list"
+    Example:
+
+      steward review approve 2 --comment "wording checked against the prohibited list"
     """
     with user_errors():
         c = cfg()
@@ -247,10 +264,13 @@ def approve(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m"
 
 
 @app.command("reject")
-def reject(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="what must change")) -> None:
+def reject(proposal_id: int = typer.Argument(..., help="proposal id from `steward review list`"),
+           comment: str = typer.Option(..., "--comment", "-m", help="what must change")) -> None:
     """Reject a proposal with a comment for its author (compliance role, signed in, not its author).
 
-    Example: steward review reject 3 --comment "guarantees a return: prohibited"
+    Example:
+
+      steward review reject 2 --comment "guarantees a return: prohibited"
     """
     with user_errors():
         c = cfg()
@@ -262,7 +282,12 @@ def reject(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m",
 def backtest(rule: str = typer.Argument(..., help="rule id"),
              start: str = typer.Option(..., "--from", help="first day YYYY-MM-DD"),
              end: str = typer.Option(..., "--to", help="last day YYYY-MM-DD")) -> None:
-    """Who one rule (as in the working files) would contact over real data, versus the approved version."""
+    """Who one rule (as in the working files) would contact over real data, versus the approved version.
+
+    Example:
+
+      steward rules backtest dormant_activation --from 2026-06-01 --to 2026-06-30
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)

@@ -21,9 +21,18 @@ app = typer.Typer(no_args_is_help=True)
 def score(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="answer sheet, YAML or JSON (docs/risk.md)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
-    save: bool = typer.Option(False, "--save", help="store the assessment for the sheet's client_id"),
+    save: bool = typer.Option(False, "--save", help="store the assessment and set the client's level C1-C5 (client_id must exist)"),
 ) -> None:
-    """Score an answer sheet: points per item, capacity and tolerance, recommended allocation."""
+    """Score an answer sheet: points per item, capacity and tolerance, recommended allocation,
+    and the suitability level C1-C5 it maps to (servicing.risk.suitability). The sheet's
+    format, the scoring and the mapping are explained in docs/risk.md.
+
+    Examples:
+
+      steward risk score answers.yaml
+
+      steward risk score answers.yaml --save
+    """
     with user_errors():
         c = cfg()
         sheet = risk.load_sheet(file)
@@ -44,20 +53,39 @@ def score(
     console.print(f"risk capacity  {profile.capacity:>3} ({profile.capacity_level})")
     console.print(f"risk tolerance {profile.tolerance:>3} ({profile.tolerance_level})")
     console.print(f"recommended allocation: low-risk {low}%, medium-risk {medium}%, high-risk {high}%")
+    console.print(f"suitability level {risk.suitability_level(profile, c.servicing.risk)} "
+                  "(servicing.risk.suitability, docs/risk.md)")
 
 
 def _save(c: Config, sheet: risk.AnswerSheet, profile: risk.RiskProfile) -> None:
+    """Store the assessment and set the client's level, in one transaction, with an audit event."""
+    from sqlalchemy import select, update
+
+    from engine.audit import log as auditlog
+    from engine.cli.common import viewer
+    from engine.errors import did_you_mean
     from engine.facts.tables import RiskAssessment
+    from engine.models import Client
 
     if not sheet.client_id:
-        raise StewardError("--save needs client_id in the answer sheet")
+        raise StewardError("--save needs client_id in the answer sheet (docs/risk.md)")
     day = sheet.assessed_on or clock.now().astimezone(c.tz).date()
     low, medium, high = profile.allocation
+    level = risk.suitability_level(profile, c.servicing.risk)
+    clients = Client.__table__  # type: ignore[attr-defined]
     eng = open_db(c)
     with eng.begin() as conn:
+        if conn.execute(select(clients.c.id).where(clients.c.id == sheet.client_id)).first() is None:
+            near = [r[0] for r in conn.execute(select(clients.c.id).where(clients.c.id.like(sheet.client_id[:1] + "%")).limit(5000))]
+            raise StewardError(f"client_id: no client {sheet.client_id!r} in the database{did_you_mean(sheet.client_id, near)}; "
+                               "nothing was saved (import the client first: `steward import`)")
         conn.execute(RiskAssessment.__table__.insert().values(  # type: ignore[attr-defined]
             client_id=sheet.client_id, assessed_on=day, capacity_score=profile.capacity,
             tolerance_score=profile.tolerance, capacity_level=profile.capacity_level,
             tolerance_level=profile.tolerance_level, alloc_low=low, alloc_medium=medium, alloc_high=high,
             answers=sheet.model_dump(mode="json")))
-    console.print(f"saved the assessment of {sheet.client_id} on {day}")
+        conn.execute(update(clients).where(clients.c.id == sheet.client_id).values(risk_level=level, risk_assessed_on=day))
+        auditlog.append(conn, [auditlog.Event("risk.assessed", actor=viewer(conn), client_id=sheet.client_id, data={
+            "assessed_on": day.isoformat(), "capacity": profile.capacity, "tolerance": profile.tolerance,
+            "capacity_level": profile.capacity_level, "tolerance_level": profile.tolerance_level, "risk_level": level})])
+    console.print(f"saved the assessment of {sheet.client_id} on {day}: risk level {level}")

@@ -22,7 +22,14 @@ def _dirs(directory: Path | None) -> list[Path] | None:
 @app.command("check")
 def check(directory: Path = typer.Argument(None, help="rules folder (default: from config)"),
           templates: Path = typer.Option(None, "--templates", help="templates folder")) -> None:
-    """Report every problem in every rule and template; exit 2 if any."""
+    """Report every problem in every rule and template; exit 2 if any.
+
+    Examples:
+
+      steward rules check
+
+      steward rules check rules/playbook
+    """
     with user_errors():
         c = cfg()
         ruleset, problems = check_ruleset(c, _dirs(directory), templates)
@@ -36,7 +43,12 @@ def check(directory: Path = typer.Argument(None, help="rules folder (default: fr
 @app.command("test")
 def test(directory: Path = typer.Argument(None, help="rules folder (default: from config)"),
          templates: Path = typer.Option(None, "--templates", help="templates folder")) -> None:
-    """Run the rule tests written as data in <rules>/tests/*.yaml."""
+    """Run the rule tests written as data in <rules>/tests/*.yaml.
+
+    Example:
+
+      steward rules test
+    """
     with user_errors():
         c = cfg()
         dirs = _dirs(directory) or c.rules_paths
@@ -59,7 +71,12 @@ def test(directory: Path = typer.Argument(None, help="rules folder (default: fro
 
 @app.command("list")
 def list_() -> None:
-    """List the rules with their class, action and cooldown."""
+    """List the rules with their class, action and cooldown.
+
+    Example:
+
+      steward rules list
+    """
     with user_errors():
         ruleset = load_ruleset(cfg())
     t = Table(title=f"Rules (version {ruleset.version})")

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from engine.facts import base as facts_mod
 from engine.pipeline import run as pipeline
-from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
+from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, user_errors
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config
-from engine.errors import Problem, SourceErrors, did_you_mean, rel
+from engine.errors import Problem, SourceErrors, StewardError, did_you_mean, rel
 from engine.language.loading import RuleSet, load_ruleset
 
 
@@ -77,23 +77,25 @@ def demo(
     seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: the latest trading day)"),
 ) -> None:
-    """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary."""
+    """Build a synthetic brokerage book in the database every other command uses, evaluate it once, print a summary.
+
+    Without --database that is config.yaml's database.url (var/steward.db), so every command
+    after it works on the demo book as typed. A database the demo built is rebuilt; one that
+    holds other clients is never touched.
+
+    Examples:
+
+      steward demo
+
+      steward demo --clients 20000 --seed 3
+    """
     from engine.demo import book as demo_mod
-    from engine.db import make_engine, upgrade
 
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c) if as_of else demo_mod.latest_session(c.calendar.exchange, parse_day(None, c))
         ruleset = load_ruleset(c)
-        if state.database:
-            eng = open_db(c)
-        else:
-            path = c.path("var/demo.db")
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
-            eng = make_engine(f"sqlite:///{path.resolve()}")
-            upgrade(eng)
-            console.print(f"Demo database: {rel(path)} (rebuilt)")
+        eng = _demo_database(c)
         with progress_bar("building", clients) as bar:
             task = bar.add_task(f"building {clients:,} clients", total=clients)
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
@@ -104,13 +106,47 @@ def demo(
         print_summary(s, ruleset)
         _print_samples(eng, s.run_id)
         tasks_cmd.print_overview(eng, c, day)  # each advisor's call list: capacity and segment budget
-        db = "" if state.database else "--database sqlite:///var/demo.db "
         console.print("Next, on this book:", highlight=False)
         for cmd, what in (("audit firings --rule dormant_activation", "browse the firings of one rule"),
                           ("audit firing ID", "one firing in full: rule version, facts, words"),
                           ("why CLIENT_ID", "why each rule did or did not fire for a client"),
+                          ("tasks --advisor A001", "an advisor's call list"),
                           ("audit verify", "check the tamper-evident audit chain")):
-            console.print(f"  [bold]steward {db}{cmd}[/]  {what}", highlight=False)
+            console.print(f"  [bold]steward {cmd}[/]  {what}", highlight=False)
+
+
+def _demo_database(c: Config) -> Any:
+    """The configured database, emptied first when the demo built it; refused when it holds other clients."""
+    from sqlalchemy import func, select
+
+    from engine.compliance.review import is_demo_database
+    from engine.db import make_engine, upgrade
+    from engine.models import Client
+
+    url = c.database_url
+    path = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") and ":memory:" not in url else None
+    eng = make_engine(url)
+    upgrade(eng)
+    with eng.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(Client.__table__)).scalar() or 0  # type: ignore[attr-defined]
+        demo_built = is_demo_database(conn)
+    if n and not demo_built:
+        eng.dispose()
+        raise StewardError(f"the database {eng.url.render_as_string(hide_password=True)} holds {n:,} clients the demo did not "
+                           "build: the demo never touches it. Build the demo elsewhere: "
+                           "`steward --database sqlite:///var/demo.db demo` (and pass the same --database afterwards)")
+    if n and path is not None:
+        eng.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        eng = make_engine(url)
+        upgrade(eng)
+        console.print(f"Demo database: {rel(path)} (rebuilt)")
+    elif n:
+        raise StewardError("the demo book is already in this database: drop it first (the demo deletes only SQLite files)")
+    else:
+        console.print(f"Demo database: {rel(path) if path else eng.url.render_as_string(hide_password=True)}")
+    return eng
 
 
 def _print_samples(eng: Any, run_id: int | None) -> None:
@@ -128,15 +164,41 @@ def _print_samples(eng: Any, run_id: int | None) -> None:
             console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
-def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV files (docs/import.md)")) -> None:
-    """Load CSV files into the database: all rows or, on any error, none."""
-    from engine.facts import importer
+def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of CSV or .xlsx files (docs/import.md)"),
+            encoding: str = typer.Option(None, "--encoding", help="encoding of the CSV files, e.g. gb18030 or gbk (default utf-8)"),
+            mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
+                                         help="YAML mapping of a back office's files, headers, units and codes (docs/import.md)")) -> None:
+    """Load a back office's files into the database: all rows or, on any error, none.
+
+    Without options the folder holds Steward's own files (clients.csv, holdings.csv, ...; UTF-8
+    CSV or .xlsx). --encoding reads other encodings; --mapping reads a back office's own export
+    (Chinese headers, 万元, 保守型..激进型) as docs/import.md explains.
+
+    Examples:
+
+      steward import exports/2026-06-15
+
+      steward import docs/examples/backoffice --mapping docs/examples/backoffice/mapping.yaml
+
+      steward import exports/gbk --encoding gb18030
+    """
+    import tempfile
+
+    from engine.facts import backoffice, importer
 
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        report = importer.import_dir(eng, directory)
-    t = Table(title=f"Imported {directory}")
+        if encoding is None and mapping is None and not any(p.suffix.lower() in (".xlsx", ".xlsm") for p in directory.iterdir()):
+            report = importer.import_dir(eng, directory)
+        else:
+            with tempfile.TemporaryDirectory(prefix="steward-import-") as tmp:
+                staged = backoffice.stage(directory, encoding, mapping, Path(tmp))
+                try:
+                    report = importer.import_dir(eng, Path(tmp))
+                except SourceErrors as e:
+                    raise SourceErrors(backoffice.relocate(e.problems, staged)) from None
+    t = Table(title=f"Imported {rel(directory)}")
     t.add_column("table")
     t.add_column("rows", justify="right")
     for name, n in report.counts.items():
@@ -145,15 +207,43 @@ def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, 
     console.print("Next: [bold]steward run[/] evaluates the rules over the imported book.")
 
 
-def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)")) -> None:
-    """Evaluate every client in the database once and record the firings."""
+def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+        force: bool = typer.Option(False, "--force", help="evaluate even a closed day or one past the trading calendar")) -> None:
+    """Evaluate every client in the database once and record the firings.
+
+    Refuses a day the trading calendar says is closed, or does not know, unless --force.
+
+    Examples:
+
+      steward run --as-of 2026-06-15
+
+      steward run --as-of 2026-06-13 --force   # a Saturday, on purpose
+    """
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)
         eng = open_db(c)
+        check_day(eng, c, day, force)
         ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.compliance.review)
         s = _run_with_progress(eng, c, ruleset, day)
     print_summary(s, ruleset)
+
+
+def check_day(eng: Any, c: Config, day: date, force: bool) -> None:
+    """Refuse a closed or unknown day unless forced; warn when the data is older than the day."""
+    from datetime import timedelta
+
+    from engine.facts import run_day, trading_calendar
+
+    with eng.begin() as conn:
+        trading_calendar.ensure(conn, c.calendar.exchange, day - timedelta(days=90), day)
+        checked = run_day.check(conn, c.calendar.exchange, day)
+    for w in checked.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    if checked.refusal and not force:
+        raise StewardError(checked.refusal)
+    if checked.refusal:
+        err_console.print(f"[yellow]--force: evaluating anyway.[/] {checked.refusal}", highlight=False, soft_wrap=True)
 
 
 def read_facts_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -194,7 +284,12 @@ def evaluate(
     templates: Path = typer.Option(None, "--templates", help="templates folder (default: from config)"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
 ) -> None:
-    """Dry run without a database: print each firing as one JSON line."""
+    """Dry run without a database: print each firing as one JSON line.
+
+    Example:
+
+      steward evaluate --facts facts.jsonl --as-of 2026-06-15
+    """
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)

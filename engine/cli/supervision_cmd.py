@@ -17,7 +17,12 @@ def register(root: typer.Typer) -> None:
 
 @app.command("sample")
 def sample(day: str = typer.Option(None, "--date", help="day whose sent messages and done tasks to sample (default: today)")) -> None:
-    """Draw the day's risk-based sample and assign each item to a supervisor who is not its sender."""
+    """Draw the day's risk-based sample and assign each item to a supervisor who is not its sender.
+
+    Example:
+
+      steward supervision sample --date 2026-06-15
+    """
     with user_errors():
         c = cfg()
         d = parse_day(day, c)
@@ -38,7 +43,12 @@ def queue(
     overdue: bool = typer.Option(False, "--overdue", help="only reviews past their due date"),
     show_all: bool = typer.Option(False, "--all", help="decided reviews too"),
 ) -> None:
-    """Open reviews (oldest due first); overdue ones are marked."""
+    """Open reviews (oldest due first); overdue ones are marked.
+
+    Example:
+
+      steward supervision queue --overdue
+    """
     with user_errors():
         c = cfg()
         today = parse_day(None, c)
@@ -66,7 +76,9 @@ def review(
 ) -> None:
     """Record a decision and comment on one sampled item, as the signed-in supervisor.
 
-    Example: steward supervision review 12 --decision follow_up --comment "advisor promised a return"
+    Example:
+
+      steward supervision review 7 --decision ok --comment "wording fine"
     """
     with user_errors():
         eng = open_db(cfg())

@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 
 
 def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="tasks", help="The advisor's call list for a day; record a task's outcome.")
+    root.add_typer(app, name="tasks")  # help: the callback's docstring, with its examples
 
 
 app.command("done")(outcome)
@@ -30,11 +30,22 @@ def tasks(
     advisor: str = typer.Option(None, "--advisor", "-a", help="advisor id whose call list to show"),
     day: str = typer.Option(None, "--date", help="day of the list YYYY-MM-DD (default: today)"),
 ) -> None:
-    """Show an advisor's call list: open tasks by priority within capacity and the segment budget."""
+    """The advisor's call list for a day; record a task's outcome (`tasks done`).
+
+    Open tasks by priority within capacity and the segment budget.
+
+    Examples:
+
+      steward tasks --advisor A001
+
+      steward tasks done 42 --outcome reached
+
+      steward tasks --advisor A001 --date 2026-06-15
+    """
     if ctx.invoked_subcommand is not None:
         return
     if advisor is None:
-        fail("--advisor ID is required (e.g. steward tasks --advisor A01 --date 2026-11-20)")
+        fail("--advisor ID is required (e.g. steward tasks --advisor A001 --date 2026-11-20)")
     with user_errors():
         c = cfg()
         d = parse_day(day, c)

@@ -44,7 +44,11 @@ def add(name: str = typer.Argument(..., help="user name, e.g. li.wei (case and w
         advisor: str = typer.Option(None, "--advisor", help="advisors: their advisor id (they see only its clients)")) -> None:
     """Add a user with a one-time password (admin, signed in). The first user of a database must be an admin.
 
-    Example: steward users add li.wei --role compliance --name "Li Wei"
+    Examples:
+
+      steward users add admin --role admin
+
+      steward users add li.wei --role compliance --name "Li Wei"
     """
     holder: dict[str, str] = {}
 
@@ -87,32 +91,59 @@ def password(name: str = typer.Argument(..., help="user name")) -> None:
 
 
 @app.command("grant")
-def grant(name: str, role: str) -> None:
-    """Give a user a role (admin; recorded in the audit log). Example: steward users grant li.wei supervisor"""
+def grant(name: str = typer.Argument(..., help="user name, e.g. li.wei"),
+          role: str = typer.Argument(..., help=f"one of {', '.join(users.ROLES)}")) -> None:
+    """Give a user a role (admin, signed in; recorded in the audit log).
+
+    Example:
+
+      steward users grant li.wei supervisor
+    """
     _show(_write("users grant", lambda c, a: users.grant(c, a, name, role)), "updated")
 
 
 @app.command("revoke")
-def revoke(name: str, role: str) -> None:
-    """Take a role from a user (admin; recorded in the audit log). Example: steward users revoke li.wei author"""
+def revoke(name: str = typer.Argument(..., help="user name, e.g. li.wei"),
+           role: str = typer.Argument(..., help=f"one of {', '.join(users.ROLES)}")) -> None:
+    """Take a role from a user (admin, signed in; recorded in the audit log).
+
+    Example:
+
+      steward users revoke li.wei author
+    """
     _show(_write("users revoke", lambda c, a: users.revoke(c, a, name, role)), "updated")
 
 
 @app.command("deactivate")
-def deactivate(name: str) -> None:
-    """Stop a user from acting (records stay; their sessions and tokens stop working)."""
+def deactivate(name: str = typer.Argument(..., help="user name, e.g. li.wei")) -> None:
+    """Stop a user from acting (records stay; their sessions and tokens stop working).
+
+    Example:
+
+      steward users deactivate li.wei
+    """
     _show(_write("users deactivate", lambda c, a: users.set_active(c, a, name, False)), "deactivated")
 
 
 @app.command("activate")
-def activate(name: str) -> None:
-    """Let a deactivated user act again."""
+def activate(name: str = typer.Argument(..., help="user name, e.g. li.wei")) -> None:
+    """Let a deactivated user act again.
+
+    Example:
+
+      steward users activate li.wei
+    """
     _show(_write("users activate", lambda c, a: users.set_active(c, a, name, True)), "activated")
 
 
 @app.command("list")
 def list_() -> None:
-    """Every user with their roles."""
+    """Every user with their roles.
+
+    Example:
+
+      steward users list
+    """
     with user_errors():
         eng = open_db(cfg())
         with eng.connect() as conn:

@@ -36,7 +36,14 @@ def why(
     day: str = typer.Option(None, "--date", help="evaluation date YYYY-MM-DD (default: the latest evaluated day)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of text"),
 ) -> None:
-    """For one client and day: every rule, whether it fired, and if not which condition failed."""
+    """For one client and day: every rule, whether it fired, and if not which condition failed.
+
+    Examples:
+
+      steward why C000001
+
+      steward why C000001 --date 2026-06-15 --json
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)

@@ -90,6 +90,8 @@ COMMANDS: dict[str, str] = {
     "tasks done": "calls.outcome",
     "supervision sample": SERVICE, "supervision queue": PUBLIC, "supervision review": "supervision.decide",
     "calendar sync": SERVICE, "calendar show": PUBLIC, "calendar set": "calendar.manage",
+    "calendar import": "review.submit", "calendar pending": PUBLIC, "calendar approve": "review.decide",
+    "calendar reject": "review.decide",
     "dispatch run": SERVICE, "dispatch list": PUBLIC, "dispatch retry": "outbox.retry",
     "dispatch resolve": "outbox.retry",
     "dnc add": "dnc.manage", "dnc remove": "dnc.manage", "dnc list": PUBLIC,

@@ -267,8 +267,8 @@ def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change]
         if approved is None:
             raise NothingApproved(
                 "nothing is approved yet, so nothing runs: an author submits the rules and templates with "
-                "`steward review submit --as AUTHOR --note ...`, and a compliance reviewer approves them with "
-                "`steward review approve ID --as REVIEWER --comment ...` (docs/compliance.md)")
+                "`steward review submit --note ...` (signed in as an author), and a compliance reviewer approves them with "
+                "`steward review approve ID --comment ...` (docs/compliance.md)")
         root = materialise(conn, cfg, approved.manifest, approved.content_hash)
     c, rules, templates = snapshot_config(cfg, root)
     return load_ruleset(c, rules, templates), unapproved(cfg, approved), approved
@@ -282,8 +282,8 @@ def approved_event_rules(engine: Engine, cfg: Config) -> tuple[EventRuleSet, lis
             raise NothingApproved(
                 "nothing is approved yet, so no event is processed (stored events wait and are processed once a "
                 "version is approved): an author submits the rules, event rules and templates with "
-                "`steward review submit --as AUTHOR --note ...`, and a compliance reviewer approves them with "
-                "`steward review approve ID --as REVIEWER --comment ...`; then `steward events replay` (docs/compliance.md)")
+                "`steward review submit --note ...` (signed in as an author), and a compliance reviewer approves them with "
+                "`steward review approve ID --comment ...`; then `steward events replay` (docs/compliance.md)")
         root = materialise(conn, cfg, approved.manifest, approved.content_hash)
     c, _, templates = snapshot_config(cfg, root)
     return load_event_rules(c, templates_dir=templates), unapproved(cfg, approved), approved
@@ -416,6 +416,13 @@ def text_diff(path: str, old: bytes | None, new: bytes | None) -> str:
 
 
 DEMO_AUTHOR, DEMO_REVIEWER, DEMO_ADMIN = "author", "compliance", "admin"
+
+
+def is_demo_database(conn: Connection) -> bool:
+    """True when `steward demo` built this database (its bootstrap proposal is there)."""
+    row = conn.execute(select(PROPOSAL.c.id).where(PROPOSAL.c.author == DEMO_AUTHOR,
+                                                   PROPOSAL.c.note.like("demo bootstrap:%")).limit(1)).first()
+    return row is not None
 
 
 def demo_bootstrap(engine: Engine, cfg: Config) -> int | None:

@@ -54,10 +54,36 @@ class CalendarConfig(_Model):
     """exchange-calendars code whose sessions are the trading days."""
 
 
+class FirmLocale(_Model):
+    """What a client reading one language sees; a key left out falls back to `firm.<key>`."""
+
+    name: str | None = None
+    signature: str | None = None
+    opt_out: str | None = None
+
+
 class FirmConfig(_Model):
     name: str = "示例证券"
     signature: str = "【示例证券】"
     """SMS signature required on Chinese marketing messages."""
+    opt_out: str = ""
+    """The opt-out line templates may show (`{{ firm.opt_out }}`)."""
+    locales: dict[str, FirmLocale] = {}
+    """Per message locale (zh-CN, zh-TW, en, es): name, signature and opt-out line for that language."""
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, v: dict[str, FirmLocale]) -> dict[str, FirmLocale]:
+        unknown = sorted(set(v) - set(LOCALES))
+        if unknown:
+            raise ValueError(f"unknown locale(s) {', '.join(unknown)}: use {', '.join(LOCALES)}")
+        return v
+
+    def for_locale(self, locale: str) -> dict[str, str]:
+        """name, signature and opt_out as a client reading `locale` sees them."""
+        base = {"name": self.name, "signature": self.signature, "opt_out": self.opt_out}
+        over = self.locales.get(locale)
+        return {k: (getattr(over, k) if over and getattr(over, k) is not None else v) for k, v in base.items()}
 
 
 class EvaluationConfig(_Model):

@@ -100,7 +100,8 @@ class SchedulerConfig(_M):
     escalation_at: str = "09:00"
     misfire_grace_seconds: int = Field(default=82800, ge=1)
     """How late a missed run may still start (default 23 h: a machine down at 17:00 catches up next morning)."""
-    calendar_horizon_days: int = Field(default=30, ge=1)
+    calendar_horizon_days: int = Field(default=60, ge=1)
+    """Alert (log, `steward scheduler --status`, `calendar show`) when the trading calendar ends within this many days."""
     lock_key: int = 0x53544557
     """PostgreSQL advisory lock key shared by all schedulers of one database."""
     lock_file: str = "var/scheduler.lock"

@@ -54,6 +54,9 @@ class ValueQuadrantConfig(_M):
     future_age_max: int = Field(45, ge=0)
 
 
+DEFAULT_SUITABILITY = tuple(tuple(f"C{min(t, c) + 1}" for c in range(5)) for t in range(5))
+
+
 class RiskConfig(_M):
     bands: tuple[int, int, int, int] = (20, 40, 60, 80)
     """Lower bounds of medium-low, medium, medium-high and high (scores 0-100)."""
@@ -61,6 +64,9 @@ class RiskConfig(_M):
     """5 x 5 table: row = tolerance level, column = capacity level, cell = low/medium/high %."""
     product_buckets: dict[str, Bucket] = Field(
         default_factory=lambda: dict[str, Bucket](R1="low", R2="low", R3="medium", R4="high", R5="high"))
+    suitability: tuple[tuple[str, ...], ...] = DEFAULT_SUITABILITY
+    """5 x 5 table: row = tolerance level, column = capacity level, cell = the client's level C1..C5
+    (docs/risk.md). Default: the lower of the two levels, so neither capacity nor tolerance is exceeded."""
 
     @model_validator(mode="after")
     def _shape(self) -> RiskConfig:
@@ -72,6 +78,11 @@ class RiskConfig(_M):
             for c, cell in enumerate(row):
                 if sum(cell) != 100:
                     raise ValueError(f"allocation[{t}][{c}] = {list(cell)} must add up to 100")
+        if len(self.suitability) != 5 or any(len(row) != 5 for row in self.suitability):
+            raise ValueError("suitability must be 5 rows (tolerance) of 5 cells (capacity)")
+        bad = sorted({c for row in self.suitability for c in row} - {"C1", "C2", "C3", "C4", "C5"})
+        if bad:
+            raise ValueError(f"suitability cells are C1..C5, got {', '.join(bad)}")
         if set(self.product_buckets) != {"R1", "R2", "R3", "R4", "R5"}:
             raise ValueError("product_buckets must map each of R1..R5 to low, medium or high")
         return self

@@ -222,7 +222,7 @@ def write_csv(directory: Path, cfg: Config, clients: int, seed: int, as_of: date
         totals["product"] = len(SYMBOLS)
         for n, rows in _chunks(rng, seed, clients, market, cfg.servicing.risk):
             for t, batch in rows.items():
-                writers[t].writerows([_cell(r[c]) for c in cols[t]] for r in batch)
+                writers[t].writerows([_cell(r.get(c)) for c in cols[t]] for r in batch)
             _count(totals, rows)
             if progress is not None:
                 progress(n)

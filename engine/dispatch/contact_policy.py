@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
 from engine.config.base import Config
-from engine.config.dispatch import Window, parse_period
+from engine.config.dispatch import parse_period
+from engine.facts import client_time
 from engine.dispatch.tables import DoNotCall
 from engine import clock
 from engine.models import Client, Consent
@@ -43,23 +45,12 @@ def now_of(ctx: StageContext) -> datetime:
     return now if isinstance(now, datetime) else clock.now()
 
 
-def window_of(cfg: Config) -> Window:
-    return getattr(cfg.dispatch.contact_windows, cfg.regulator_profile)  # type: ignore[no-any-return]
+# Windows are the client's local time: engine.facts.client_time (the branch zone when a client has none).
+window_of, in_window, next_open = client_time.window_of, client_time.in_window, client_time.next_open
 
 
-def in_window(cfg: Config, now: datetime) -> bool:
-    w, local = window_of(cfg), now.astimezone(cfg.tz)
-    return w.start <= local.time().replace(tzinfo=None) < w.end
-
-
-def next_open(cfg: Config, now: datetime, days_later: int = 0) -> datetime:
-    """The next moment the window opens (in UTC), at least `days_later` local days after now."""
-    w, local = window_of(cfg), now.astimezone(cfg.tz)
-    day = local.date() + timedelta(days=days_later)
-    opening = datetime.combine(day, w.start, tzinfo=cfg.tz)
-    if days_later == 0 and local.time().replace(tzinfo=None) >= w.start:
-        opening = datetime.combine(day + timedelta(days=1), w.start, tzinfo=cfg.tz)
-    return opening.astimezone(timezone.utc)  # stored as UTC: SQLite keeps no offset
+def client_zone(cfg: Config, d: Decision) -> ZoneInfo:
+    return client_time.zone(cfg, d.match.facts.get("timezone"))
 
 
 def bypasses_window(d: Decision) -> bool:
@@ -150,15 +141,15 @@ class ContactWindowStage:
                 continue
             spec = d.match.rule.spec
             ctx.cache[RULES][spec.id] = (bypasses_window(d), spec.outside_window)
-            w = window_of(ctx.cfg)
-            if in_window(ctx.cfg, now):
+            w, tz = window_of(ctx.cfg), client_zone(ctx.cfg, d)
+            if in_window(ctx.cfg, now, tz):
                 d.passed(self.name)
             elif bypasses_window(d):
                 d.passed(self.name, f"WINDOW_BYPASS_URGENT: urgent service notice sent outside {w.start:%H:%M}-{w.end:%H:%M}")
             elif spec.outside_window == "drop":
                 d.block(self.name, "dropped", "WINDOW_CLOSED", f"outside {w.start:%H:%M}-{w.end:%H:%M} and the rule says drop")
             else:
-                until = next_open(ctx.cfg, now)
+                until = next_open(ctx.cfg, now, tz=tz)
                 ctx.cache[HOLDS][(spec.id, _cid(d))] = (until, "WINDOW_QUIET_HOURS")
                 d.trail.append({"stage": self.name, "outcome": "held", "reason": "WINDOW_QUIET_HOURS",
                                 "detail": f"held until {until.isoformat()}"})

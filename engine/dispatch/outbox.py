@@ -207,16 +207,26 @@ def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetim
     s.retried += 1
 
 
+def _client_zone(conn: Connection, cfg: Config, client_id: str | None) -> Any:
+    """The client's own zone (windows are their local time), else the branch's."""
+    from engine.facts.client_time import zone
+    from engine.models import Client
+
+    name = conn.execute(select(Client.__table__.c.timezone).where(Client.__table__.c.id == client_id)).scalar()  # type: ignore[attr-defined]
+    return zone(cfg, name)
+
+
 def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: str, s: DispatchSummary) -> bool:
     """Send-time checks: contact window, recipient. False when the row was held or dropped."""
-    if row.kind == "client" and not row.bypass_window and not contact_policy.in_window(cfg, now):
+    tz = _client_zone(conn, cfg, row.client_id) if row.kind == "client" else cfg.tz
+    if row.kind == "client" and not row.bypass_window and not contact_policy.in_window(cfg, now, tz):
         if row.outside_window == "drop":
             _append(conn, row.id, {"state": "dropped", "phase": None, "reason": "WINDOW_CLOSED"},
                     event(now, "dropped", "WINDOW_CLOSED", "outside the contact window at send time"), worker)
             _set_firing(conn, _own_firing(row), "dropped", "WINDOW_CLOSED")
             s.dropped += 1
             return False
-        until = contact_policy.next_open(cfg, now)
+        until = contact_policy.next_open(cfg, now, tz=tz)
         _append(conn, row.id, {"state": "held", "phase": None, "reason": "WINDOW_QUIET_HOURS", "not_before": until,
                                "attempts": row.attempts - 1},
                 event(now, "held", "WINDOW_QUIET_HOURS", f"outside the contact window at send time; until {until.isoformat()}"), worker)

@@ -143,6 +143,7 @@ def _t(model: Any) -> Any:
     FactField("name", STRING, "identity", "The client's name (for greetings in templates)."),
     FactField("advisor_id", STRING, "identity", "Id of the client's advisor; null when unassigned."),
     FactField("locale", STRING, "identity", "Language of the client's messages: zh-CN, zh-TW, en or es."),
+    FactField("timezone", STRING, "identity", "The client's IANA time zone (config `timezone` when the client has none)."),
     FactField("age", NUMBER, "identity", "Age in whole years on the evaluation date; null without a birth date."),
     FactField("birth_date", DATE, "identity", "Birth date (templates only)."),
     FactField("opened_on", DATE, "identity", "Account opening date (templates only)."),
@@ -160,7 +161,7 @@ def _client_rows(ctx: FactContext) -> Select[Any]:
     c = _t(Client)
     return (
         select(
-            c.c.id, c.c.name, c.c.advisor_id, c.c.locale, c.c.birth_date, c.c.opened_on,
+            c.c.id, c.c.name, c.c.advisor_id, c.c.locale, c.c.timezone, c.c.birth_date, c.c.opened_on,
             c.c.risk_level, c.c.lowest_category, c.c.risk_assessed_on,
         )
         .where(ctx.in_batch(c.c.id), c.c.opened_on <= ctx.as_of)
@@ -174,12 +175,13 @@ def _age(born: date | None, on: date) -> int | None:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def _identity_facts(row: Any, as_of: date, default_locale: str) -> Facts:
+def _identity_facts(row: Any, as_of: date, default_locale: str, default_zone: str) -> Facts:
     return {
         "client_id": row.id,
         "name": row.name,
         "advisor_id": row.advisor_id,
         "locale": row.locale or default_locale,
+        "timezone": row.timezone or default_zone,
         "age": _age(row.birth_date, as_of),
         "birth_date": row.birth_date,
         "opened_on": row.opened_on,
@@ -375,7 +377,7 @@ def _compute(conn: Connection, cfg: Config, as_of: date, lo: str, hi: str, windo
              extra: dict[str, Any]) -> dict[str, Facts]:
     """Facts of the clients with ids in [lo, hi]: identity rows, then every provider in bulk."""
     ctx = FactContext(conn, cfg, as_of, lo, hi, window_start, extra)
-    batch = {r.id: _identity_facts(r, as_of, cfg.default_locale) for r in conn.execute(_client_rows(ctx))}
+    batch = {r.id: _identity_facts(r, as_of, cfg.default_locale, cfg.timezone) for r in conn.execute(_client_rows(ctx))}
     for p in _PROVIDERS:
         p.compute(ctx, batch)
     return batch

@@ -155,6 +155,19 @@ Symbol = Annotated[str, PField(min_length=1, max_length=32)]
 Text = Annotated[str, PField(min_length=1)]
 RiskLevel = Annotated[str, AfterValidator(_one_of(*RISK_LEVELS))]
 Locale = Annotated[str, AfterValidator(_one_of(*LOCALES))]
+
+
+def _zone(v: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"expected an IANA time zone such as Asia/Shanghai or America/New_York (got {v!r})") from None
+    return v
+
+
+TimeZone = Annotated[str, PField(max_length=64), AfterValidator(_zone)]
 Side = Annotated[str, AfterValidator(_one_of(*SIDES))]
 CashKind = Annotated[str, AfterValidator(_one_of(*CASH_KINDS))]
 Channel = Annotated[str, AfterValidator(_one_of(*CHANNELS))]
@@ -195,6 +208,7 @@ class ClientRow(_Row):
     risk_level: RiskLevel | None = None
     lowest_category: Flag = False
     risk_assessed_on: Day | None = None
+    timezone: TimeZone | None = None
 
 
 class HoldingRow(_Row):

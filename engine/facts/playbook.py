@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine.facts import festivals
+from engine.facts import client_time, festivals
 from engine.facts import segments
 from engine.facts import trading_calendar
 from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, providers, segment_of
@@ -130,8 +130,9 @@ def _calendar_days(ctx: FactContext, batch: dict[str, Facts]) -> None:
     for f in batch.values():
         born = f.get("birth_date")
         if born:
-            b = festivals.next_birthday(born, ctx.as_of)
-            f["days_to_birthday"], f["birthday_due"] = (b - ctx.as_of).days, b < nxt or b == ctx.as_of
+            today = client_time.client_today(ctx.cfg, ctx.as_of, f.get("timezone"))  # the client's own date
+            b = festivals.next_birthday(born, today)
+            f["days_to_birthday"], f["birthday_due"] = (b - today).days, b < nxt or b == today
         else:
             f["days_to_birthday"], f["birthday_due"] = None, False
         f["festival_due"], f["next_festival"] = due, name

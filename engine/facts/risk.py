@@ -63,6 +63,11 @@ class AnswerSheet(BaseModel):
     own_performance: str
 
 
+def suitability_level(p: "RiskProfile", cfg: RiskConfig) -> str:
+    """The client's level C1..C5 from the profile, through `servicing.risk.suitability` (docs/risk.md)."""
+    return cfg.suitability[LEVELS.index(p.tolerance_level)][LEVELS.index(p.capacity_level)]
+
+
 @dataclass(frozen=True)
 class RiskProfile:
     items: tuple[tuple[str, str, int], ...]

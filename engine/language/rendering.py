@@ -127,11 +127,11 @@ CONTEXT_VARIABLES = {
     "advisor": "the client's advisor: id, name",
     "rule": "the rule that fired: id, title",
     "as_of": "the evaluation date",
-    "firm": "the firm: name, signature",
+    "firm": "the firm as the client's language shows it: name, signature, opt_out (config firm.locales)",
 }
 ADVISOR_KEYS = ("id", "name")
 RULE_KEYS = ("id", "title")
-FIRM_KEYS = ("name", "signature")
+FIRM_KEYS = ("name", "signature", "opt_out")
 _BABEL_LOCALE = {"zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW", "en": "en_US", "es": "es_ES"}
 _LOCALES: dict[str, Locale] = {}
 
@@ -215,10 +215,14 @@ class TemplateSet:
 class Renderer:
     """Compiles every template once; renders with per-locale formatting filters."""
 
-    def __init__(self, templates_dir: Path, default_locale: str, firm: Mapping[str, str]):
+    def __init__(self, templates_dir: Path, default_locale: str, firm: Mapping[str, Any]):
         self.dir = templates_dir
         self.default_locale = default_locale
-        self.firm = dict(firm)
+        base = {k: str(v) for k, v in firm.items() if k in FIRM_KEYS and v is not None}
+        self.firm = {"opt_out": "", **base}
+        self._by_locale: dict[str, dict[str, str]] = {
+            loc: {**self.firm, **{k: str(v) for k, v in (over or {}).items() if k in FIRM_KEYS and v is not None}}
+            for loc, over in (firm.get("locales") or {}).items()}
         self.env = _make_env()
         self._compiled: dict[tuple[str, str], Any] = {}
         self.sets: dict[str, TemplateSet] = {}
@@ -290,6 +294,10 @@ class Renderer:
 
     # -------------------------------------------------------------- rendering
 
+    def firm_for(self, locale: str) -> dict[str, str]:
+        """The firm's name, signature and opt-out line in `locale` (config firm.locales), else the defaults."""
+        return self._by_locale.get(locale, self.firm)
+
     def render(self, name: str, locale: str, context: Mapping[str, Any]) -> tuple[str | None, str]:
         """(subject, text) in the client's locale, falling back to the default locale."""
         tmpl = self._compiled.get((name, locale))
@@ -297,7 +305,7 @@ class Renderer:
             locale = self.default_locale
             tmpl = self._compiled[(name, locale)]
         ctx = dict(context)
-        ctx["firm"] = self.firm
+        ctx["firm"] = self.firm_for(locale)
         ctx.update(_formatters(locale))
         token = _BUDGET.set(_Budget(time.monotonic() + MAX_RENDER_SECONDS))
         gen: Any = None

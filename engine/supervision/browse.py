@@ -7,7 +7,7 @@ import csv
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -15,12 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
 from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
-from engine import clock
+from engine import clock, sheets
 from engine.errors import did_you_mean
 from engine.pipeline.recording import FIRING
 from engine.language.rendering import Renderer
@@ -38,6 +38,19 @@ def list_firings(conn: Connection, rule: str | None = None, client: str | None =
     if status:
         q = q.where(FIRING.c.status == status)
     return list(conn.execute(q))
+
+
+def firings_page(conn: Connection, where: dict[str, Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    """Firings matching `where` (column -> value; None ignored), newest first: one page and the total."""
+    conds = [FIRING.c[k] == v for k, v in where.items() if v is not None]
+    total = int(conn.execute(select(func.count()).select_from(FIRING).where(*conds)).scalar() or 0)
+    rows = conn.execute(select(FIRING).where(*conds).order_by(FIRING.c.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def known_values(conn: Connection, column: str) -> list[str]:
+    """The distinct values of a firing column (for did-you-mean on filters)."""
+    return [r[0] for r in conn.execute(select(FIRING.c[column]).distinct()) if r[0] is not None]
 
 
 def get_firing(conn: Connection, firing_id: int) -> Any:
@@ -74,7 +87,7 @@ class EventFilter(BaseModel):
     reason: str | None = None
     date_from: date | None = None
     date_to: date | None = None
-    """Inclusive, in the branch's time zone, on the event time."""
+    """Inclusive. Events of an evaluation by their evaluation day (`as_of`); others by event time, branch zone."""
 
     @model_validator(mode="after")
     def _range(self) -> EventFilter:
@@ -99,19 +112,27 @@ def _where(q: Any, f: EventFilter, tz: ZoneInfo) -> Any:
             q = q.where(col == v)
     if f.rule_version:
         q = q.where(c.rule_hash.like(f.rule_version.lower() + "%"))
+    # An event of an evaluation (firings, renders, sends) belongs to its evaluation day, whenever it
+    # was written: a 12-31 run recorded on 01-01 is in December's export. Other events: by time.
     if f.date_from:
-        q = q.where(c.at >= _day_start(f.date_from, tz))
+        q = q.where(or_(c.as_of >= f.date_from, and_(c.as_of.is_(None), c.at >= _day_start(f.date_from, tz))))
     if f.date_to:
-        q = q.where(c.at < _day_start(f.date_to + timedelta(days=1), tz))
+        q = q.where(or_(c.as_of <= f.date_to,
+                        and_(c.as_of.is_(None), c.at < _day_start(f.date_to + timedelta(days=1), tz))))
     return q
 
 
-def list_events(conn: Connection, f: EventFilter, tz: ZoneInfo, limit: int | None = 50, newest_first: bool = True) -> list[Any]:
+def list_events(conn: Connection, f: EventFilter, tz: ZoneInfo, limit: int | None = 50, newest_first: bool = True,
+                offset: int = 0) -> list[Any]:
     q = _where(select(EVENT), f, tz)
     q = q.order_by(EVENT.c.seq.desc() if newest_first else EVENT.c.seq)
     if limit:
-        q = q.limit(limit)
+        q = q.limit(limit).offset(offset)
     return list(conn.execute(q))
+
+
+def count_events(conn: Connection, f: EventFilter, tz: ZoneInfo) -> int:
+    return int(conn.execute(_where(select(func.count()).select_from(EVENT), f, tz)).scalar() or 0)
 
 
 def iter_events(conn: Connection, f: EventFilter, tz: ZoneInfo) -> Iterator[Any]:
@@ -174,6 +195,7 @@ def reproduce(fired: dict[str, Any], rendered: dict[str, Any], template_source: 
 
 # ------------------------------------------------------------------ export for a regulator
 
+EXPORT_FORMATS = ("jsonl", "csv", "xlsx")
 EXPORT_COLUMNS = ("seq", "name", "at", "actor", "client_id", "advisor_id", "rule_id", "rule_hash", "template_hash",
                   "firing_id", "as_of", "segment", "rule_class", "channel", "status", "reason", "prev_hash", "hash", "body")
 
@@ -186,34 +208,43 @@ def _cell(v: Any) -> Any:
     return v.isoformat() if isinstance(v, (date, datetime)) else v
 
 
-def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str]) -> tuple[int, int | None, int | None]:
-    n, first, last = 0, None, None
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh) if fmt == "csv" else None
-        if writer:
-            writer.writerow(EXPORT_COLUMNS)
+def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str],
+                  progress: Callable[[int], None] | None = None) -> tuple[int, int | None, int | None]:
+    seen = {"n": 0, "first": None, "last": None}
+
+    def records() -> Iterator[dict[str, Any]]:
         for r in rows:
-            rec = {k: _cell(getattr(r, k)) for k in EXPORT_COLUMNS}
             data = json.loads(r.body).get("data") or {}
             sources.update(h for h in (data.get("rule_source"), data.get("template_source")) if isinstance(h, str))
-            if writer:
-                writer.writerow([rec[k] for k in EXPORT_COLUMNS])
-            else:
+            seen["n"] = int(seen["n"] or 0) + 1
+            seen["first"], seen["last"] = seen["first"] or r.seq, r.seq
+            if progress is not None:
+                progress(1)
+            yield {k: _cell(getattr(r, k)) for k in EXPORT_COLUMNS}
+
+    if fmt == "csv":
+        sheets.write_csv(path, EXPORT_COLUMNS, ([rec[k] for k in EXPORT_COLUMNS] for rec in records()))
+    elif fmt == "xlsx":
+        sheets.write_xlsx(path, [("events", EXPORT_COLUMNS, ([rec[k] for k in EXPORT_COLUMNS] for rec in records()))])
+    else:
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            for rec in records():
                 fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
-            n, first, last = n + 1, first or r.seq, r.seq
-    return n, first, last
+    return int(seen["n"] or 0), seen["first"], seen["last"]
 
 
-def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, actor: str) -> dict[str, Any]:
+def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, actor: str,
+           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write events.<fmt>, sources.jsonl and manifest.json (with the chain head) to `out`."""
-    if fmt not in ("csv", "jsonl"):
-        raise ValueError(f"--format must be csv or jsonl, got {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    sheets.refuse_existing(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     append(conn, [Event("client.exported", actor=actor, client_id=f.client,
                         data={"what": "audit events", "format": fmt, "filters": f.model_dump(mode="json", exclude_none=True)})])
     sources: set[str] = set()
     events_path = out / f"events.{fmt}"
-    n, first, last = _write_events(iter_events(conn, f, tz), events_path, fmt, sources)
+    n, first, last = _write_events(iter_events(conn, f, tz), events_path, fmt, sources, progress)
     with (out / "sources.jsonl").open("w", encoding="utf-8") as fh:
         for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)
                                           .where(BLOB.c.sha256.in_(sorted(sources))).order_by(BLOB.c.sha256)):
@@ -231,14 +262,29 @@ def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, 
     return manifest
 
 
+def _xlsx_records(path: Path) -> list[dict[str, Any]]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True)
+    try:
+        it = wb.worksheets[0].iter_rows(values_only=True)
+        header = [str(h) for h in next(it)]
+        return [{k: ("" if v is None else str(v)) for k, v in zip(header, row)} for row in it]
+    finally:
+        wb.close()
+
+
 def read_export(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     path = out / f"events.{manifest['format']}"
-    with path.open(encoding="utf-8", newline="") as fh:
-        if manifest["format"] == "csv":
-            rows = list(csv.DictReader(fh))
-        else:
-            rows = [json.loads(line) for line in fh if line.strip()]
+    if manifest["format"] == "xlsx":
+        rows = _xlsx_records(path)
+    else:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            if manifest["format"] == "csv":
+                rows = list(csv.DictReader(fh))
+            else:
+                rows = [json.loads(line) for line in fh if line.strip()]
     with (out / "sources.jsonl").open(encoding="utf-8") as fh:
         sources = {s["sha256"]: s["body"] for s in map(json.loads, fh) if s}
     return manifest, rows, sources
