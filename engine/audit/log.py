@@ -232,16 +232,32 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
 
 
 def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, str]:
-    """Store texts not yet stored; returns sha256 -> text for all given."""
+    """Store texts not yet stored; returns sha256 -> text for all given.
+
+    Idempotent under concurrency: blobs are content-addressed, so two writers storing the
+    same text at once (two shards, the nightly run and the event engine) both succeed;
+    the insert skips a key that exists (ON CONFLICT DO NOTHING on SQLite and PostgreSQL)
+    instead of checking first and racing on the primary key.
+    """
     by_hash = {sha256_text(t): t for t in texts}
     if not by_hash:
         return by_hash
     have = {r[0] for r in conn.execute(select(BLOB.c.sha256).where(BLOB.c.sha256.in_(list(by_hash))))}
     now = datetime.now(timezone.utc)
-    new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in by_hash.items() if h not in have]
+    new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in sorted(by_hash.items()) if h not in have]
     if new:
-        conn.execute(BLOB.insert(), new)
+        conn.execute(_insert_ignoring_duplicates(conn, BLOB), new)
     return by_hash
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def get_blob(conn: Connection, sha256: str) -> str | None:
