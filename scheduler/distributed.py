@@ -98,6 +98,7 @@ def enqueue_day(engine: Engine, cfg: Config, config_path: str | None, day: date,
                 batch_size: int | None = None) -> Enqueued:
     """The leader's part: open the run and defer one job per client id range."""
     url = engine.url.render_as_string(hide_password=False)
+    _conninfo(url)  # refuse before anything is written
     ruleset = jobs.approved_rules(engine, cfg)
     plan = shards.plan(engine, day, n_shards, min_shard)
     run_id, _ = pipeline.start(engine, cfg, ruleset, day, "run", now)

@@ -129,3 +129,21 @@ def test_a_killed_shard_is_completed_exactly_once_by_running_the_day_again(
     assert len(partial["firings"]) < len(expected["firings"])
     assert done == expected  # nothing lost, nothing twice
     ref.dispose()
+
+
+def test_the_scheduler_runs_the_night_with_its_configured_workers_and_refuses_shard_jobs_on_sqlite(
+        sqlite_engine: Engine, cfg: Config) -> None:
+    from engine.compliance import review
+    from scheduler import jobs
+    from tests import book
+
+    eng = sqlite_engine
+    book.build(eng)
+    review.demo_bootstrap(eng, cfg)
+    two = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"workers": 2})})
+    assert jobs.evaluate_day(eng, two, book.AS_OF).startswith("run ")
+    jobs_cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"shard_jobs": 2})})
+    with pytest.raises(ValueError, match="distributed shards need PostgreSQL"):
+        jobs.evaluate_day(eng, jobs_cfg, book.AS_OF)
+    with eng.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM evaluation_run")).scalar() == 1  # nothing opened for it
