@@ -13,6 +13,7 @@ from rich.table import Table
 
 from engine.facts import base as facts_mod
 from engine.pipeline import run as pipeline
+from engine.pipeline import shards
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, state, user_errors
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config
@@ -27,12 +28,12 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
 
 
-def _run_with_progress(eng: Any, c: Config, ruleset: RuleSet, as_of: date) -> pipeline.RunSummary:
+def _run_with_progress(eng: Any, c: Config, ruleset: RuleSet, as_of: date, workers: int = 1) -> pipeline.RunSummary:
     with eng.connect() as conn:
         total = facts_mod.count_clients(conn, as_of)
     with progress_bar("evaluating", total) as bar:
         task = bar.add_task(f"evaluating {as_of}", total=total)
-        return pipeline.run(eng, c, ruleset, as_of, progress=lambda n: bar.advance(task, n))
+        return shards.run_sharded(eng, c, ruleset, as_of, workers, progress=lambda n: bar.advance(task, n))
 
 
 def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
@@ -145,14 +146,29 @@ def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, 
     console.print("Next: [bold]steward run[/] evaluates the rules over the imported book.")
 
 
-def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)")) -> None:
-    """Evaluate every client in the database once and record the firings."""
+def run(
+    as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+    workers: int = typer.Option(0, "--workers", "-w", min=0,
+                                help="processes sharing the book by client id range (0: one per core; "
+                                     f"a shard gets at least {shards.MIN_SHARD:,} clients)"),
+) -> None:
+    """Evaluate every client in the database once and record the firings.
+
+    Examples:
+
+        steward run --as-of 2026-11-20
+
+        steward run --as-of 2026-11-20 --workers 2
+
+    With several workers the results are those of one process (docs/operations.md). If a
+    worker fails, what the others recorded is kept: run the same day again to complete it.
+    """
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)
         eng = open_db(c)
         ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.compliance.review)
-        s = _run_with_progress(eng, c, ruleset, day)
+        s = _run_with_progress(eng, c, ruleset, day, workers or shards.default_workers())
     print_summary(s, ruleset)
 
 
