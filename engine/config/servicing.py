@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SegmentName = Literal["core", "maintenance", "dormant", "settled", "dead"]
 Channel = Literal["phone", "sms", "email", "im"]
 Bucket = Literal["low", "medium", "high"]
+Cell = Literal["large_short_term", "large_stable", "large_static", "medium_short_term", "medium_stable",
+               "medium_static", "small_short_term", "small_stable", "small_static"]
+Quadrant = Literal["gold", "rising_star", "maintain", "give_up"]
+DEFAULT_IMPORTANT_CELLS: tuple[Cell, ...] = (
+    "large_short_term", "large_stable", "large_static", "medium_short_term", "medium_stable", "medium_static",
+    "small_short_term")
+"""Large, medium and short-term cells are "important" (DOMAIN.md, 002)."""
 
 # Rows: tolerance level low..high; columns: capacity level low..high; cells: low/medium/high %.
 # The cell depends only on the sum of the two level indexes (DOMAIN.md).
@@ -133,6 +140,10 @@ class ServicingConfig(_M):
     risk: RiskConfig = RiskConfig()
     call_list: CallListConfig = CallListConfig()
     playbooks: dict[SegmentName, SegmentPlaybook] = Field(default_factory=_default_playbooks)
+    important_cells: tuple[Cell, ...] = DEFAULT_IMPORTANT_CELLS
+    """Capital x turnover cells whose clients are important (fact `important_cell`)."""
+    activation_sequence: tuple[str, ...] = ("dormant_activation", "dormant_research_share", "dormant_phone_visit")
+    """Rule ids of the dormant activation steps, in order (fact `activation_step`)."""
 
     @model_validator(mode="after")
     def _ages(self) -> ServicingConfig:

@@ -221,6 +221,13 @@ class Market:
 # ------------------------------------------------------------------ one client
 
 
+def _same_day(day: date, year: int) -> date:
+    try:
+        return date(year, day.month, day.day)
+    except ValueError:  # 29 February in a common year
+        return date(year, 2, 28)
+
+
 def _lognormal(rng: random.Random, mu: float, sigma: float, lo: float, hi: float) -> float:
     return min(hi, max(lo, math.exp(rng.gauss(mu, sigma))))
 
@@ -258,6 +265,12 @@ class ClientMaker:
         self.outflow, self.birthday, self.new = t["outflow"], t["birthday"], t["new"]
         self.mispriced, self.drift, self.downgrade = t["mispriced"], t["drift"], t["downgrade"]
         self.margin_ready, self.related = t["margin_ready"], t["related"]
+        # Traits added later draw from their own rng, so books of earlier seeds stay as they were.
+        self.rng2 = random.Random(seed * 7919 + 15)
+        n2 = 2 if n >= 50 else 0
+        kinds = self.plan.kind
+        self.anniversary = _pick(self.rng2, [i for i in range(n) if kinds[i] == "active"], 0.03, n2)
+        self.activation = _pick(self.rng2, [i for i in range(n) if kinds[i] == "dormant"], 0.04, 2 * n2)
 
     def advisors(self) -> list[dict[str, Any]]:
         out = []
@@ -314,6 +327,9 @@ class ClientMaker:
         opened = self._opened(kind, p.risk[i])
         if i in self.margin_ready:
             opened = min(opened, self.m.as_of - timedelta(days=_int(rng, 250, 900)))
+        if i in self.anniversary:  # the account's anniversary falls on the evaluation date
+            years = max(2, round((self.m.as_of - opened).days / 365))
+            opened = _same_day(self.m.as_of, self.m.as_of.year - years)
         level = _weighted(rng, RISK_LEVELS, _RISK_CUM) if i not in self.margin_ready else _one(rng, ("C4", "C5"))
         assessed = self._assessed(opened, p.risk[i])
         zh = locale.startswith("zh")
@@ -494,6 +510,13 @@ class ClientMaker:
                    "outcome": _one(rng, ("reached", "no_answer", "left_message"))}
         if row is not None:
             out["contact"].append({"id": f"{cid}-K01", "client_id": cid, "by_user": adv, **row})
+        step = self.activation.get(i)
+        if step is not None:  # activation steps recorded in the firm's CRM before Steward ran
+            done = (("dormant_activation", 20),) if step % 2 == 0 else (("dormant_activation", 45),
+                                                                          ("dormant_research_share", 20))
+            for k, (kind, back) in enumerate(done):
+                out["contact"].append({"id": f"{cid}-A{k + 1:02d}", "client_id": cid, "by_user": adv, "kind": kind,
+                                       "contacted_on": as_of - timedelta(days=back), "outcome": "sent"})
 
     def _consents(self, cid: str, opened: date, has_email: bool, out: Rows) -> None:
         rng, c = self.rng, out["consent"]

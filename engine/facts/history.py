@@ -1,0 +1,76 @@
+"""Fact providers: where a client stands in the servicing sequences, and account anniversaries.
+
+The dormant activation sequence (tools tutorial, research share, advisor's visit) is read
+back from what already happened, not kept as state: the firings of the sequence rules
+that reached the client (or are on their way) and contacts imported from the firm's CRM
+whose kind is a step's rule id, both since the client's latest trade. A trade restarts
+the count, so the sequence stops once the client trades and starts again from the first
+step if the client falls idle again.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, union_all
+
+from engine.facts import festivals
+from engine.facts.base import BOOL, NUMBER, FactContext, FactField, Facts, ProviderSet
+from engine.facts.playbook import next_session
+from engine.models import Contact, Firing
+
+FIRING = Firing.__table__  # type: ignore[attr-defined]
+CONTACT = Contact.__table__  # type: ignore[attr-defined]
+NOT_REACHED = ("suppressed", "deferred", "dropped", "failed")
+"""Firing statuses of a step that did not reach the client: the step is still to do."""
+
+PROVIDERS = ProviderSet()
+"""The providers this module declares; engine.composition registers them."""
+
+
+@PROVIDERS.provider(
+    "servicing_sequence",
+    FactField("activation_step", NUMBER, "service", "Steps of the dormant activation sequence (servicing.activation_sequence) that reached the client since the latest trade (or since opening): 0 none, 1 tools tutorial, 2 research share, 3 advisor's visit. Read from the sequence rules' firings (not suppressed, deferred, dropped or failed) and from contacts whose kind is a step's rule id."),
+    FactField("days_since_activation_step", NUMBER, "service", "Days since the latest step counted in activation_step; null when activation_step is 0."),
+)
+def _servicing_sequence(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    steps = ctx.cfg.servicing.activation_sequence
+    rank = {rule_id: k + 1 for k, rule_id in enumerate(steps)}
+    fired = (select(FIRING.c.client_id, FIRING.c.rule_id.label("step"), FIRING.c.as_of.label("day"))
+             .where(FIRING.c.rule_id.in_(steps), FIRING.c.status.not_in(NOT_REACHED),
+                    FIRING.c.as_of < ctx.as_of, ctx.in_batch(FIRING.c.client_id)))
+    imported = (select(CONTACT.c.client_id, CONTACT.c.kind.label("step"), CONTACT.c.contacted_on.label("day"))
+                .where(CONTACT.c.kind.in_(steps), CONTACT.c.contacted_on < ctx.as_of,
+                       ctx.in_batch(CONTACT.c.client_id)))
+    both = union_all(fired, imported).subquery()
+    done: dict[str, list[tuple[str, date]]] = {}
+    for cid, step, day in ctx.conn.execute(
+            select(both.c.client_id, both.c.step, func.max(both.c.day)).group_by(both.c.client_id, both.c.step)):
+        done.setdefault(cid, []).append((step, day))
+    for cid, f in batch.items():
+        idle = f.get("days_since_last_trade")
+        since = ctx.as_of - timedelta(days=idle) if idle is not None else f.get("opened_on")
+        reached = [(rank[s], d) for s, d in done.get(cid, []) if since is None or d >= since]
+        if not reached:
+            f["activation_step"], f["days_since_activation_step"] = 0, None
+            continue
+        step, day = max(reached)
+        f["activation_step"], f["days_since_activation_step"] = step, (ctx.as_of - day).days
+
+
+@PROVIDERS.provider(
+    "anniversaries",
+    FactField("account_years", NUMBER, "calendar", "Whole years since the account opened."),
+    FactField("anniversary_due", BOOL, "calendar", "True when an account anniversary (one year or more) falls today or before the next trading day (a small occasion for maintenance clients)."),
+)
+def _anniversaries(ctx: FactContext, batch: dict[str, Facts]) -> None:
+    nxt = next_session(ctx)
+    for f in batch.values():
+        opened = f.get("opened_on")
+        if opened is None:
+            f["account_years"], f["anniversary_due"] = None, False
+            continue
+        years = ctx.as_of.year - opened.year - ((ctx.as_of.month, ctx.as_of.day) < (opened.month, opened.day))
+        nxt_anniv = festivals.next_birthday(opened, ctx.as_of)
+        f["account_years"] = years
+        f["anniversary_due"] = nxt_anniv.year > opened.year and (nxt_anniv == ctx.as_of or nxt_anniv < nxt)
