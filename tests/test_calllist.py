@@ -215,3 +215,17 @@ def test_bad_call_list_config_names_the_key() -> None:
         {"urgent_priority": 200})
     assert "budget shares add up to 1.20; they must not exceed 1" in problems(
         {"budget": [{"segments": ["core"], "share": 0.7}, {"segments": ["settled"], "share": 0.5}]})
+
+
+def test_important_cells_and_valuable_quadrants_score_higher(db: Engine, cfg: Config) -> None:
+    setup(db, capacity=3)
+    plain = add(db, 2, "core", priority=55)
+    important = add(db, 1, "core", priority=50, important_cell=True)
+    gold = add(db, 1, "core", priority=40, important_cell=True, value_quadrant="gold")
+    give_up = add(db, 1, "core", priority=54, value_quadrant="give_up")
+    cl = build(db, cfg)
+    assert [e.task.firing_id for e in cl.entries] == important + gold + plain[:1]  # a tie goes to the lower id
+    assert [e.score for e in cl.entries] == [60, 60, 55]
+    assert give_up[0] in {e.task.firing_id for e in cl.carried}
+    flat = cfg.servicing.model_copy(update={"call_list": CallListConfig(important_bonus=0, quadrant_bonus={})})
+    assert calllist.bonus(cl.entries[0].task, flat.call_list) == 0

@@ -89,6 +89,10 @@ class BudgetGroup(_M):
     share: float = Field(ge=0, le=1)
 
 
+def _quadrant_bonus() -> dict[Quadrant, int]:
+    return {"gold": 10, "rising_star": 10}
+
+
 class CallListConfig(_M):
     budget: tuple[BudgetGroup, ...] = (
         BudgetGroup(segments=("core", "dormant"), share=0.6),
@@ -99,6 +103,11 @@ class CallListConfig(_M):
     """Priority points a task gains per trading day it waits, so nothing waits forever."""
     urgent_priority: int = Field(90, ge=0, le=101)
     """Tasks of this priority or higher go on the list first, before the segment shares (101: none)."""
+    important_bonus: int = Field(10, ge=0, le=100)
+    """Score points for a task whose client is in an important capital x turnover cell."""
+    quadrant_bonus: dict[Quadrant, int] = Field(
+        default_factory=lambda: _quadrant_bonus())
+    """Score points per current x future value quadrant of the task's client (others: 0)."""
 
     @model_validator(mode="after")
     def _sum(self) -> CallListConfig:
@@ -132,6 +141,10 @@ def _default_playbooks() -> dict[SegmentName, SegmentPlaybook]:
     }
 
 
+def _give_up_channels() -> dict[Quadrant, tuple[Channel, ...]]:
+    return {"give_up": ("sms", "email", "im")}
+
+
 class ServicingConfig(_M):
     capital_turnover: CapitalTurnoverConfig = CapitalTurnoverConfig()
     value_quadrant: ValueQuadrantConfig = ValueQuadrantConfig()
@@ -142,6 +155,11 @@ class ServicingConfig(_M):
     playbooks: dict[SegmentName, SegmentPlaybook] = Field(default_factory=_default_playbooks)
     important_cells: tuple[Cell, ...] = DEFAULT_IMPORTANT_CELLS
     """Capital x turnover cells whose clients are important (fact `important_cell`)."""
+    quadrant_channels: dict[Quadrant, tuple[Channel, ...]] = Field(
+        default_factory=lambda: _give_up_channels())
+    """Channels marketing may use per value quadrant (give-up clients: self-service, no advisor's call)."""
+    quadrant_exempt_tags: tuple[str, ...] = ("retention", "activation")
+    """Rules with one of these tags ignore quadrant_channels: keeping and waking clients is not developing them."""
     activation_sequence: tuple[str, ...] = ("dormant_activation", "dormant_research_share", "dormant_phone_visit")
     """Rule ids of the dormant activation steps, in order (fact `activation_step`)."""
 

@@ -306,6 +306,9 @@ class ClientMaker:
             value = max(value, rng.uniform(100_000, 400_000))
         if i in self.margin_ready:
             value = max(value, rng.uniform(650_000, 3_000_000))
+        step = self.activation.get(i)
+        if step is not None and step % 2 == 1:  # high current value: the advisor's visit is not self-service
+            value = max(value, self.rng2.uniform(550_000, 2_000_000))
         return value
 
     def _playbook(self, i: int, cid: str, kind: str, row: dict[str, Any], out: Rows) -> None:

@@ -96,6 +96,13 @@ def groups_of(cfg: CallListConfig) -> dict[str, str]:
     return {s: "+".join(g.segments) for g in cfg.budget for s in g.segments}
 
 
+def bonus(task: Task, cfg: CallListConfig) -> int:
+    """Score points for the client's value: an important capital x turnover cell, a gold or rising-star quadrant."""
+    points = cfg.important_bonus if task.facts.get("important_cell") is True else 0
+    quadrant = task.facts.get("value_quadrant")
+    return points + (cfg.quadrant_bonus.get(quadrant, 0) if isinstance(quadrant, str) else 0)  # type: ignore[call-overload]
+
+
 def quotas(cfg: CallListConfig, capacity: int) -> dict[str, int]:
     """Slots per group: shares of the capacity, rounded by largest remainder (they add up to it)."""
     shares = {"+".join(g.segments): g.share for g in cfg.budget}
@@ -205,7 +212,7 @@ def build(conn: Connection, cfg: Config, advisor_id: str, day: date, persist: bo
 
     def entry(t: Task) -> Entry:
         w = waited(t.as_of)
-        return Entry(0, t, group.get(t.segment or "", OTHER), "", t.priority + cl_cfg.aging_per_day * w, w)
+        return Entry(0, t, group.get(t.segment or "", OTHER), "", t.priority + cl_cfg.aging_per_day * w + bonus(t, cl_cfg), w)
 
     pinned = [Entry(r.position, t, r.budget_group, r.slot, r.score, waited(t.as_of)) for r, t in pinned_rows]
     entries, carried = allocate([entry(t) for t in tasks], pinned, int(adv.daily_capacity), cl_cfg)
