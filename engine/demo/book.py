@@ -154,7 +154,7 @@ def _products(conn: Connection) -> int:
     """Add the demo symbols to the product master (symbols already there are left alone)."""
     t = Product.__table__  # type: ignore[attr-defined]
     have = {r[0] for r in conn.execute(select(t.c.symbol))}
-    rows = [r for r in demo_playbook.product_rows(SYMBOLS) if r["symbol"] not in have]
+    rows = [r for r in demo_playbook.product_rows(SYMBOLS + (demo_playbook.SMALL_CAP,)) if r["symbol"] not in have]
     if rows:
         conn.execute(t.insert(), rows)
     return len(rows)
@@ -218,8 +218,9 @@ def write_csv(directory: Path, cfg: Config, clients: int, seed: int, as_of: date
         cols = {spec.table.name: list(spec.model.model_fields) for spec in FILES.values()}
         for t, w in writers.items():
             w.writerow(cols[t])
-        writers["product"].writerows([_cell(r[c]) for c in cols["product"]] for r in demo_playbook.product_rows(SYMBOLS))
-        totals["product"] = len(SYMBOLS)
+        products = demo_playbook.product_rows(SYMBOLS + (demo_playbook.SMALL_CAP,))
+        writers["product"].writerows([_cell(r[c]) for c in cols["product"]] for r in products)
+        totals["product"] = len(products)
         for n, rows in _chunks(rng, seed, clients, market, cfg.servicing.risk):
             for t, batch in rows.items():
                 writers[t].writerows([_cell(r[c]) for c in cols[t]] for r in batch)

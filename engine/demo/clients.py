@@ -271,6 +271,11 @@ class ClientMaker:
         kinds = self.plan.kind
         self.anniversary = _pick(self.rng2, [i for i in range(n) if kinds[i] == "active"], 0.03, n2)
         self.activation = _pick(self.rng2, [i for i in range(n) if kinds[i] == "dormant"], 0.04, 2 * n2)
+        self.large_holder = _pick(self.rng2, [i for i in range(n) if kinds[i] == "hnw"], 0.5, n2)
+        regular = [i for i in range(n) if kinds[i] == "regular" and i not in self.plan.traits["drift"]
+                   and i not in self.plan.traits["concentrated"] and i not in self.downgrade]
+        self.scattered = _pick(self.rng2, regular, 0.02, n2)
+        self.cash_heavy = _pick(self.rng2, [i for i in regular if i not in self.scattered], 0.02, n2)
 
     def advisors(self) -> list[dict[str, Any]]:
         out = []
@@ -306,6 +311,8 @@ class ClientMaker:
             value = max(value, rng.uniform(100_000, 400_000))
         if i in self.margin_ready:
             value = max(value, rng.uniform(650_000, 3_000_000))
+        if i in self.scattered or i in self.cash_heavy:
+            value = max(value, self.rng2.uniform(400_000, 900_000))
         step = self.activation.get(i)
         if step is not None and step % 2 == 1:  # high current value: the advisor's visit is not self-service
             value = max(value, self.rng2.uniform(550_000, 2_000_000))
@@ -317,8 +324,10 @@ class ClientMaker:
         if row["risk_assessed_on"] is not None:
             out["risk_assessment"].append(demo_playbook.assessment_row(
                 rng, i + 1, cid, row["risk_assessed_on"], row["birth_date"], i in self.drift, self.risk_cfg))
-        if i in self.related or rng.random() < 0.6:
-            out["client_profile"].append(demo_playbook.profile_row(rng, cid, kind, i in self.related))
+        if i in self.related or rng.random() < 0.6 or i in self.margin_ready:
+            prof = demo_playbook.profile_row(rng, cid, kind, i in self.related)
+            prof.update(demo_playbook.margin_fields(self.rng2, i in self.margin_ready))
+            out["client_profile"].append(prof)
         rank = self.outflow.get(i)
         if rank is not None and rank % 4 == 1:
             out["aml_review"].append(demo_playbook.aml_row(rng, cid, as_of, still_open=True))
@@ -378,6 +387,12 @@ class ClientMaker:
 
     def _positions(self, i: int, kind: str) -> tuple[list[float], float]:
         """Weights of the positions and the cash share of the client's value."""
+        weights, cash = self._drawn_positions(i, kind)
+        if i in self.cash_heavy:  # most of the account idle in cash
+            return weights, 0.65 + 0.25 * self.rng2.random()
+        return weights, cash
+
+    def _drawn_positions(self, i: int, kind: str) -> tuple[list[float], float]:
         rng = self.rng
         if i in self.concentrated:
             return ([1.0] if rng.random() < 0.5 else [0.8, 0.2]), rng.uniform(0.02, 0.15)
@@ -410,6 +425,17 @@ class ClientMaker:
             if opened <= m.d1:
                 h.append({"as_of": m.d1, "client_id": cid, "symbol": sym, "quantity": q, "cost": cost,
                           "close_price": m.prev[sym]})
+        if i in self.scattered:  # many tiny holdings on top: over-diversified
+            for sym in self.rng2.sample([x for x in m.by_price if x not in qty and m.close[x] * 100 <= value * 0.007], 12):
+                q = 100.0 * max(1, round(value * self.rng2.uniform(0.002, 0.007) / m.close[sym] / 100))
+                for day, close in ((m.d0, m.close[sym]), (m.d1, m.prev[sym])):
+                    h.append({"as_of": day, "client_id": cid, "symbol": sym, "quantity": q, "cost": m.close[sym],
+                              "close_price": close})
+        if i in self.large_holder:  # close to 5% of a small listed company
+            sym, _name, close = demo_playbook.SMALL_CAP
+            q = round(demo_playbook.SMALL_CAP_SHARES * self.rng2.uniform(0.041, 0.049), -2)
+            for day in (m.d0, m.d1):
+                h.append({"as_of": day, "client_id": cid, "symbol": sym, "quantity": q, "cost": close, "close_price": close})
         out["cash_balance"].append({"as_of": m.d0, "client_id": cid, "amount": round(value * cash, 2)})
         return list(qty)
 

@@ -248,6 +248,7 @@ class ProductRow(_Row):
     name: Text
     risk: ProductRisk
     type: ProductType
+    shares_outstanding: NonNegative | None = None
 
 
 class RiskAssessmentRow(_Row):
@@ -276,6 +277,9 @@ class ClientProfileRow(_Row):
     investor_class: InvestorClass = "ordinary"
     related_party: Flag = False
     annual_income: NonNegative | None = None
+    third_party_custody: Flag | None = None
+    experience_years: NonNegative | None = None
+    serious_default: Flag | None = None
 
 
 class AmlReviewRow(_Row):

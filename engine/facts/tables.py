@@ -25,6 +25,8 @@ class Product(SQLModel, table=True):
     """Product risk level R1..R5."""
     type: str = Field(max_length=16)
     """stock, bond, fund, wealth, margin, ..."""
+    shares_outstanding: float | None = None
+    """Listed company's total shares (stocks); a holding's stake is quantity / this."""
 
 
 class RiskAssessment(SQLModel, table=True):
@@ -58,6 +60,12 @@ class ClientProfile(SQLModel, table=True):
     """Shareholder or related party of the firm (not eligible for margin)."""
     annual_income: float | None = None
     """Declared annual income, CNY."""
+    third_party_custody: bool | None = None
+    """Trading funds are under third-party custody at a bank (margin eligibility); null: unknown."""
+    experience_years: float | None = None
+    """Years of securities investment experience (margin eligibility); null: unknown."""
+    serious_default: bool | None = None
+    """A serious default on record (no margin); null: unknown."""
 
 
 class AmlReview(SQLModel, table=True):
