@@ -128,6 +128,8 @@ class SegmentPlaybook(_M):
     channels: tuple[Channel, ...] = ("phone", "sms", "email", "im")
     cadence_days: int = Field(0, ge=0)
     """At most one marketing firing per this many days (0: no limit beyond each rule's cooldown)."""
+    exceptions: tuple[str, ...] = ()
+    """Marketing rules that reach the segment even when `marketing` is false or `rules` does not list them."""
 
 
 def _default_playbooks() -> dict[SegmentName, SegmentPlaybook]:
@@ -137,7 +139,7 @@ def _default_playbooks() -> dict[SegmentName, SegmentPlaybook]:
         "dormant": SegmentPlaybook(channels=("phone", "sms", "im"), cadence_days=14),
         "settled": SegmentPlaybook(channels=("sms", "email", "im"), cadence_days=30,
                                    rules=("birthday_greeting", "festival_greeting")),
-        "dead": SegmentPlaybook(marketing=False, rules=(), channels=()),
+        "dead": SegmentPlaybook(marketing=False, rules=(), channels=(), exceptions=("winback_call",)),
     }
 
 
@@ -162,6 +164,8 @@ class ServicingConfig(_M):
     """Rules with one of these tags ignore quadrant_channels: keeping and waking clients is not developing them."""
     activation_sequence: tuple[str, ...] = ("dormant_activation", "dormant_research_share", "dormant_phone_visit")
     """Rule ids of the dormant activation steps, in order (fact `activation_step`)."""
+    winback_rules: tuple[str, ...] = ("winback_call",)
+    """Rule ids whose firings count as win-back attempts (fact `winback_attempts`)."""
 
     @model_validator(mode="after")
     def _ages(self) -> ServicingConfig:

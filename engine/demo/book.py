@@ -32,7 +32,7 @@ from engine.demo import playbook as demo_playbook
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.facts.importer import FILES
+from engine.facts.importer import FILES, sync_sequence
 from engine.models import Client, TradingDay
 from engine.facts.tables import Product
 from engine.config.servicing import RiskConfig
@@ -186,6 +186,8 @@ def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date
             _count(totals, rows)
             if progress is not None:
                 progress(n)
+        for spec in FILES.values():  # rows carry explicit ids: PostgreSQL's sequences move past them
+            sync_sequence(conn, spec.table)
     return DemoSummary(as_of, clients, totals.get("advisor", 0), totals, time.perf_counter() - started)
 
 

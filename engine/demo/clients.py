@@ -276,6 +276,9 @@ class ClientMaker:
                    and i not in self.plan.traits["concentrated"] and i not in self.downgrade]
         self.scattered = _pick(self.rng2, regular, 0.02, n2)
         self.cash_heavy = _pick(self.rng2, [i for i in regular if i not in self.scattered], 0.02, n2)
+        self.left = _pick(self.rng2, [i for i in range(n) if kinds[i] == "dead"], 0.05, n2)
+        self.pleased = _pick(self.rng2, [i for i in range(n) if kinds[i] == "core"], 0.3, n2)
+        self.follow_up = _pick(self.rng2, [i for i in range(n) if kinds[i] in ("regular", "active", "core")], 0.02, n2)
 
     def advisors(self) -> list[dict[str, Any]]:
         out = []
@@ -539,6 +542,7 @@ class ClientMaker:
                    "outcome": _one(rng, ("reached", "no_answer", "left_message"))}
         if row is not None:
             out["contact"].append({"id": f"{cid}-K01", "client_id": cid, "by_user": adv, **row})
+        self._history(i, cid, adv, out)
         step = self.activation.get(i)
         if step is not None:  # activation steps recorded in the firm's CRM before Steward ran
             done = (("dormant_activation", 20),) if step % 2 == 0 else (("dormant_activation", 45),
@@ -546,6 +550,26 @@ class ClientMaker:
             for k, (kind, back) in enumerate(done):
                 out["contact"].append({"id": f"{cid}-A{k + 1:02d}", "client_id": cid, "by_user": adv, "kind": kind,
                                        "contacted_on": as_of - timedelta(days=back), "outcome": "sent"})
+
+    def _history(self, i: int, cid: str, adv: str, out: Rows) -> None:
+        """Win-back, positive outcomes and follow-ups from the firm's records (the book's second rng)."""
+        r2, as_of = self.rng2, self.m.as_of
+        if i in self.left:  # moved most assets to another firm: the win-back population
+            out["cash_movement"].append({"id": f"{cid}-W01", "client_id": cid, "kind": "transfer_out",
+                                         "moved_on": as_of - timedelta(days=_int(r2, 10, 90)),
+                                         "amount": round(r2.uniform(100_000, 800_000), 2)})
+        if i in self.pleased:  # a satisfied core client: a referral request may follow
+            out["contact"].append({"id": f"{cid}-P01", "client_id": cid, "by_user": adv, "kind": "callback",
+                                   "contacted_on": as_of - timedelta(days=_int(r2, 2, 20)), "outcome": "positive"})
+        rank = self.follow_up.get(i)
+        if rank is not None:  # a follow-up planned in an earlier call, due today or a few days ago
+            said = as_of - timedelta(days=_int(r2, 10, 30))
+            out["client_record"].append({"id": 2 * i + 1, "client_id": cid, "recorded_on": said, "kind": "need",
+                                         "text": "retirement plan", "firing_id": None, "due_on": None,
+                                         "done_on": None, "by_user": adv})
+            out["client_record"].append({"id": 2 * i + 2, "client_id": cid, "recorded_on": said, "kind": "follow_up",
+                                         "text": "retirement plan", "firing_id": None,
+                                         "due_on": as_of - timedelta(days=rank % 3), "done_on": None, "by_user": adv})
 
     def _consents(self, cid: str, opened: date, has_email: bool, out: Rows) -> None:
         rng, c = self.rng, out["consent"]

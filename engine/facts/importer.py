@@ -31,7 +31,9 @@ from engine.models import (
     CHANNELS, PURPOSES, RISK_LEVELS, Advisor, CashBalance, CashMovement, Client, Consent, Contact,
     Holding, MarginSnapshot, Trade,
 )
-from engine.facts.tables import INVESTOR_CLASSES, PRODUCT_RISKS, AmlReview, ClientProfile, Product, RiskAssessment
+from engine.facts.tables import (
+    INVESTOR_CLASSES, PRODUCT_RISKS, RECORD_KINDS, AmlReview, ClientProfile, ClientRecord, Product, RiskAssessment,
+)
 from engine.facts.risk import LEVELS as RISK_PROFILE_LEVELS
 
 CHUNK = 5_000
@@ -234,6 +236,18 @@ class ContactRow(_Row):
     by_user: Id | None = None
 
 
+class ClientRecordRow(_Row):
+    id: Count
+    client_id: Id
+    recorded_on: Day
+    kind: Annotated[str, AfterValidator(_one_of(*RECORD_KINDS))]
+    text: Text
+    firing_id: Count | None = None
+    due_on: Day | None = None
+    done_on: Day | None = None
+    by_user: Id | None = None
+
+
 class ConsentRow(_Row):
     client_id: Id
     channel: Channel
@@ -336,6 +350,7 @@ FILES: dict[str, FileSpec] = {s.name: s for s in (
     FileSpec("risk_assessments.csv", RiskAssessmentRow, _tab(RiskAssessment), _TO_CLIENT),
     FileSpec("client_profiles.csv", ClientProfileRow, _tab(ClientProfile), _TO_CLIENT),
     FileSpec("aml_reviews.csv", AmlReviewRow, _tab(AmlReview), _TO_CLIENT),
+    FileSpec("client_records.csv", ClientRecordRow, _tab(ClientRecord), _TO_CLIENT),
 )}
 """Known files in import (and write) order."""
 
@@ -505,7 +520,7 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         conn.execute(stmt, rows[i:i + CHUNK])
 
 
-def _sync_sequence(conn: Connection, table: Table) -> None:
+def sync_sequence(conn: Connection, table: Table) -> None:
     """After rows with explicit integer ids, move PostgreSQL's id sequence past them."""
     keys = list(table.primary_key.columns)
     if conn.dialect.name != "postgresql" or len(keys) != 1 or not isinstance(keys[0].type, Integer):
@@ -549,6 +564,6 @@ def import_dir(engine: Engine, directory: Path) -> ImportReport:
         for name, spec in FILES.items():
             if name in parsed:
                 _upsert(conn, spec.table, [row for _, row in parsed[name].rows])
-                _sync_sequence(conn, spec.table)
+                sync_sequence(conn, spec.table)
                 counts[spec.table.name] = len(parsed[name].rows)
     return ImportReport(counts)

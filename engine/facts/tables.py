@@ -100,3 +100,32 @@ class CallListEntry(SQLModel, table=True):
     score: int
     """Priority plus aging points on that day."""
     created_at: datetime
+
+
+RECORD_KINDS = ("need", "service", "follow_up")
+
+
+class ClientRecord(SQLModel, table=True):
+    """The client dynamic record (客户动态表): needs raised, services given, follow-ups planned.
+
+    Written with each task outcome (`steward outcome --need ... --follow-up DATE`); an open
+    follow-up (done_on empty) due on or before a day makes the fact `follow_up_due` true,
+    and the next recorded outcome for the client closes it.
+    """
+
+    __tablename__ = "client_record"
+    __table_args__ = (Index("ix_client_record_client_day", "client_id", "recorded_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=64)
+    recorded_on: date
+    kind: str = Field(max_length=16)
+    """need, service or follow_up."""
+    text: str
+    firing_id: int | None = None
+    """The task whose outcome recorded it."""
+    due_on: date | None = None
+    """Follow-ups: the day the next contact is due."""
+    done_on: date | None = None
+    """Follow-ups: the day a later outcome closed it."""
+    by_user: str | None = Field(default=None, max_length=64)

@@ -46,6 +46,8 @@ _LAST = f"{NAME}.last_marketing"
 
 def exclusion(playbook: SegmentPlaybook, segment: str, rule_id: str, channel: str) -> tuple[str | None, str]:
     """(reason code or None when the playbook allows it, human detail) for one marketing firing."""
+    if rule_id in playbook.exceptions:
+        return None, f"segment {segment} playbook lets {rule_id} through (exceptions)"
     if not playbook.marketing:
         return SEGMENT_EXCLUDED, f"segment {segment}: service notices only (servicing.playbooks.{segment}.marketing)"
     if "*" not in playbook.rules and rule_id not in playbook.rules:
