@@ -143,6 +143,11 @@ def _default_playbooks() -> dict[SegmentName, SegmentPlaybook]:
     }
 
 
+class ReviewConfig(_M):
+    cycle: Literal["weekly", "monthly", "quarterly"] = "weekly"
+    """Cycle of the effect review (`steward report effect`)."""
+
+
 def _give_up_channels() -> dict[Quadrant, tuple[Channel, ...]]:
     return {"give_up": ("sms", "email", "im")}
 
@@ -164,6 +169,7 @@ class ServicingConfig(_M):
     """Rules with one of these tags ignore quadrant_channels: keeping and waking clients is not developing them."""
     activation_sequence: tuple[str, ...] = ("dormant_activation", "dormant_research_share", "dormant_phone_visit")
     """Rule ids of the dormant activation steps, in order (fact `activation_step`)."""
+    review: ReviewConfig = ReviewConfig()
     winback_rules: tuple[str, ...] = ("winback_call",)
     """Rule ids whose firings count as win-back attempts (fact `winback_attempts`)."""
 
