@@ -73,3 +73,17 @@ def test_effect_command_writes_csv(sqlite_engine: Engine, cfg: Config, tmp_path:
     r = steward("--database", str(sqlite_engine.url), "report", "effect", "--cycle", "daily")
     assert r.returncode != 0 and "--cycle: expected weekly, monthly or quarterly, got 'daily'" in r.stderr
 
+
+
+def test_effect_review_on_eight_demo_weeks(tmp_path: Path, full_cfg: Config) -> None:
+    from engine.demo import book as demo
+    from tests.test_demo import fresh
+    eng = fresh(tmp_path, "w.db")
+    demo.build_book(eng, full_cfg, clients=80, seed=5, as_of=D, weeks=8)
+    with eng.connect() as c:
+        reviews = effect.review(c, full_cfg, D - timedelta(days=53), D, "weekly")  # from Monday 28 September
+    assert len(reviews) == 8
+    moved = [sum(n for (a, b), n in rev.moves.items() if a != b and a != "new") for rev in reviews]
+    assert sum(1 for m in moved if m) >= 4, moved  # segments change from week to week
+    assets = [sum(r["assets_after"] for r in rev.segments) for rev in reviews]
+    assert all(a > 0 for a in assets) and len(set(assets)) == len(assets)  # each week from its own snapshot

@@ -63,9 +63,9 @@ def _empty_rows() -> Rows:
 
 
 def _chunks(rng: random.Random, seed: int, clients: int, market: Market,
-            risk_cfg: RiskConfig) -> Iterator[tuple[int, Rows]]:
+            risk_cfg: RiskConfig, weeks: int = 0) -> Iterator[tuple[int, Rows]]:
     """(clients in the chunk, rows per table); advisors come with the first chunk."""
-    gen = ClientMaker(rng, seed, clients, market, risk_cfg)
+    gen = ClientMaker(rng, seed, clients, market, risk_cfg, weeks)
     rows = _empty_rows()
     rows["advisor"] = gen.advisors()
     for start in range(0, clients, CLIENTS_PER_CHUNK):
@@ -168,10 +168,12 @@ def _insert(conn: Connection, rows: Rows) -> None:
 
 
 def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date,
-               progress: Progress | None = None) -> DemoSummary:
+               progress: Progress | None = None, weeks: int = 0) -> DemoSummary:
     """Write a synthetic book of `clients` clients into an empty, migrated database.
 
     Also seeds the trading calendar and adds the demo symbols to the product master.
+    `weeks` > 0 adds holdings and cash snapshots at the end of each of that many earlier
+    weeks, so weekly reviews (`steward report effect`) see segments as of each week.
     """
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -181,7 +183,7 @@ def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date
             raise StewardError("the database already holds clients: build the demo book into an empty database")
         market = Market.make(rng, as_of, _seed_calendar(conn, cfg.calendar.exchange, as_of))
         totals["product"] = _products(conn)
-        for n, rows in _in_background(_chunks(rng, seed, clients, market, cfg.servicing.risk)):
+        for n, rows in _in_background(_chunks(rng, seed, clients, market, cfg.servicing.risk, weeks)):
             _insert(conn, rows)
             _count(totals, rows)
             if progress is not None:

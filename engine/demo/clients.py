@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from faker import Faker
 
+from engine.demo import history as demo_history
 from engine.demo import playbook as demo_playbook
 from engine.config.servicing import RiskConfig
 
@@ -252,8 +253,12 @@ _VALUE: dict[str, Callable[[random.Random], float]] = {
 class ClientMaker:
     """Builds the rows of one client at a time from the shared seeded rng."""
 
-    def __init__(self, rng: random.Random, seed: int, n: int, market: Market, risk_cfg: RiskConfig) -> None:
+    def __init__(self, rng: random.Random, seed: int, n: int, market: Market, risk_cfg: RiskConfig,
+                 weeks: int = 0) -> None:
         self.rng, self.n, self.m, self.risk_cfg = rng, n, market, risk_cfg
+        self.week_ends = sorted({max(d for d in market.days if d <= market.as_of - timedelta(days=7 * k))
+                                 for k in range(1, weeks + 1)} - {market.d0, market.d1})
+        """Earlier week ends with a snapshot of holdings and cash (weekly reviews)."""
         self.plan = _Plan.deal(rng, n)
         self.names = _Names(seed)
         self.width = max(6, len(str(n)))
@@ -428,6 +433,7 @@ class ClientMaker:
             if opened <= m.d1:
                 h.append({"as_of": m.d1, "client_id": cid, "symbol": sym, "quantity": q, "cost": cost,
                           "close_price": m.prev[sym]})
+        demo_history.weekly(self, cid, opened, qty, value * cash, out)
         if i in self.scattered:  # many tiny holdings on top: over-diversified
             for sym in self.rng2.sample([x for x in m.by_price if x not in qty and m.close[x] * 100 <= value * 0.007], 12):
                 q = 100.0 * max(1, round(value * self.rng2.uniform(0.002, 0.007) / m.close[sym] / 100))
@@ -542,7 +548,7 @@ class ClientMaker:
                    "outcome": _one(rng, ("reached", "no_answer", "left_message"))}
         if row is not None:
             out["contact"].append({"id": f"{cid}-K01", "client_id": cid, "by_user": adv, **row})
-        self._history(i, cid, adv, out)
+        demo_history.records(self, i, cid, adv, out)
         step = self.activation.get(i)
         if step is not None:  # activation steps recorded in the firm's CRM before Steward ran
             done = (("dormant_activation", 20),) if step % 2 == 0 else (("dormant_activation", 45),
@@ -550,26 +556,6 @@ class ClientMaker:
             for k, (kind, back) in enumerate(done):
                 out["contact"].append({"id": f"{cid}-A{k + 1:02d}", "client_id": cid, "by_user": adv, "kind": kind,
                                        "contacted_on": as_of - timedelta(days=back), "outcome": "sent"})
-
-    def _history(self, i: int, cid: str, adv: str, out: Rows) -> None:
-        """Win-back, positive outcomes and follow-ups from the firm's records (the book's second rng)."""
-        r2, as_of = self.rng2, self.m.as_of
-        if i in self.left:  # moved most assets to another firm: the win-back population
-            out["cash_movement"].append({"id": f"{cid}-W01", "client_id": cid, "kind": "transfer_out",
-                                         "moved_on": as_of - timedelta(days=_int(r2, 10, 90)),
-                                         "amount": round(r2.uniform(100_000, 800_000), 2)})
-        if i in self.pleased:  # a satisfied core client: a referral request may follow
-            out["contact"].append({"id": f"{cid}-P01", "client_id": cid, "by_user": adv, "kind": "callback",
-                                   "contacted_on": as_of - timedelta(days=_int(r2, 2, 20)), "outcome": "positive"})
-        rank = self.follow_up.get(i)
-        if rank is not None:  # a follow-up planned in an earlier call, due today or a few days ago
-            said = as_of - timedelta(days=_int(r2, 10, 30))
-            out["client_record"].append({"id": 2 * i + 1, "client_id": cid, "recorded_on": said, "kind": "need",
-                                         "text": "retirement plan", "firing_id": None, "due_on": None,
-                                         "done_on": None, "by_user": adv})
-            out["client_record"].append({"id": 2 * i + 2, "client_id": cid, "recorded_on": said, "kind": "follow_up",
-                                         "text": "retirement plan", "firing_id": None,
-                                         "due_on": as_of - timedelta(days=rank % 3), "done_on": None, "by_user": adv})
 
     def _consents(self, cid: str, opened: date, has_email: bool, out: Rows) -> None:
         rng, c = self.rng, out["consent"]
