@@ -108,6 +108,12 @@ class CallListConfig(_M):
     quadrant_bonus: dict[Quadrant, int] = Field(
         default_factory=lambda: _quadrant_bonus())
     """Score points per current x future value quadrant of the task's client (others: 0)."""
+    advisor_minutes: int = Field(0, ge=0)
+    """Minutes of calls per advisor and day; > 0 puts the segment budget in minutes, 0 in task slots."""
+    default_task_minutes: int = Field(10, ge=1)
+    """Minutes a call task takes unless task_minutes names its rule."""
+    task_minutes: dict[str, int] = Field(default_factory=dict)
+    """Minutes per rule id, e.g. {core_monthly_report: 30, dormant_phone_visit: 20}."""
 
     @model_validator(mode="after")
     def _sum(self) -> CallListConfig:
