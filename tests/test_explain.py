@@ -73,9 +73,8 @@ def test_why_explains_cooldown_and_missing_runs(sqlite_engine: Engine, cfg: Conf
     later = book.AS_OF + timedelta(days=8)
     run(sqlite_engine, cfg, load_ruleset(cfg), later)
     _, v = _why(sqlite_engine, cfg, "C002", later)
-    assert v["concentrated_position"].note == (
-        "condition holds, but held back by cooldown: last fired 2026-11-20 (cooldown 30d, next possible 2026-12-20)")
-    assert v["dormant_activation"].note == "condition does not hold"  # step 1 reached: the sequence moved on
+    assert v["dormant_activation"].note == (
+        "condition holds, but held back by cooldown: last fired 2026-11-20 (cooldown 90d, next possible 2027-02-18)")
 
 
 def test_why_unknown_or_not_yet_open_client(sqlite_engine: Engine, cfg: Config) -> None:

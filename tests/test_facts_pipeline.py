@@ -79,10 +79,9 @@ def test_run_records_firings_once_and_holds_cooldown(loaded: Engine, cfg: Config
     again = run(loaded, cfg, rs, book.AS_OF)
     assert again.firings == 0 and again.skipped_duplicate == 4
     later = run(loaded, cfg, rs, book.AS_OF + timedelta(days=8))
-    # callback task re-issues after its 7-day cooldown; the concentration notices hold for 30 days;
-    # dormant activation no longer matches: its first step reached C002 (activation_step 1)
+    # callback task re-issues after its 7-day cooldown; the others hold for 30 and 90 days.
     assert dict(later.per_rule) == {"new_account_callback": 2}  # C001 again, and C005 now open
-    assert later.skipped_cooldown == 2
+    assert later.skipped_cooldown == 3
     with loaded.connect() as c:
         assert c.execute(select(func.count()).select_from(FIRING)).scalar() == 6
 

@@ -27,15 +27,25 @@ def _fired(eng: Engine, cfg: Config, as_of: date) -> set[str]:
     return {r for r, n in s.per_rule.items() if n}
 
 
+def _sent(eng: Engine) -> None:
+    """The dispatcher sent what was pending."""
+    with eng.begin() as c:
+        c.execute(update(Firing.__table__).where(Firing.__table__.c.status == "pending")  # type: ignore[attr-defined]
+                  .values(status="sent"))
+
+
 def test_sequence_steps_follow_each_other_and_a_trade_stops_them(db: Engine, full_cfg: Config) -> None:
     book.build(db)  # C002: dormant with 100,000, last trade 100 days ago
     assert _facts(db, full_cfg, D)["C002"]["activation_step"] == 0
     assert "dormant_activation" in _fired(db, full_cfg, D)
+    assert _facts(db, full_cfg, D + timedelta(days=14))["C002"]["activation_step"] == 0  # not sent yet
+    _sent(db)
     later = D + timedelta(days=14)
     f = _facts(db, full_cfg, later)["C002"]
     assert (f["activation_step"], f["days_since_activation_step"]) == (1, 14)
     fired = _fired(db, full_cfg, later)
     assert "dormant_research_share" in fired and "dormant_activation" not in fired
+    _sent(db)
     assert _facts(db, full_cfg, later + timedelta(days=1))["C002"]["activation_step"] == 2
     with db.begin() as c:  # the client trades: the count restarts from the trade
         c.execute(Trade.__table__.insert(), [{  # type: ignore[attr-defined]
@@ -51,6 +61,7 @@ def test_a_suppressed_step_does_not_count_and_an_imported_one_does(db: Engine, f
     with db.begin() as c:
         c.execute(update(Firing.__table__).where(  # type: ignore[attr-defined]
             Firing.__table__.c.rule_id == "dormant_activation").values(status="suppressed"))  # type: ignore[attr-defined]
+    _sent(db)
     assert _facts(db, full_cfg, D + timedelta(days=14))["C002"]["activation_step"] == 0
     with db.begin() as c:
         c.execute(Contact.__table__.insert(), [  # type: ignore[attr-defined]
@@ -73,3 +84,11 @@ def test_account_anniversary(db: Engine, cfg: Config) -> None:
     assert f["C003"]["anniversary_due"] is False and f["C003"]["account_years"] == 7
     assert f["C004"]["anniversary_due"] is False  # opened 12 days ago: no anniversary yet
     assert _facts(db, cfg, D + timedelta(days=3))["C002"]["anniversary_due"] is False
+
+
+def test_a_step_counts_once_sent(db: Engine, full_cfg: Config) -> None:
+    book.build(db)
+    _fired(db, full_cfg, D)  # pending: waiting in the outbox (or held overnight) is not reaching the client
+    assert _facts(db, full_cfg, D + timedelta(days=1))["C002"]["activation_step"] == 0
+    _sent(db)
+    assert _facts(db, full_cfg, D + timedelta(days=1))["C002"]["activation_step"] == 1

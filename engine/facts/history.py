@@ -24,8 +24,10 @@ FIRING = Firing.__table__  # type: ignore[attr-defined]
 CONTACT = Contact.__table__  # type: ignore[attr-defined]
 RECORD = ClientRecord.__table__  # type: ignore[attr-defined]
 MOVE = CashMovement.__table__  # type: ignore[attr-defined]
-NOT_REACHED = ("suppressed", "deferred", "dropped", "failed")
-"""Firing statuses of a step that did not reach the client: the step is still to do."""
+REACHED = ("sent", "delivered", "open", "done")
+"""Firing statuses of a step that reached the client (a message sent, a task on the advisor's
+list). A message still pending, held or deferred has not: else its own release from the
+outbox would find its condition gone."""
 
 PROVIDERS = ProviderSet()
 """The providers this module declares; engine.composition registers them."""
@@ -33,14 +35,14 @@ PROVIDERS = ProviderSet()
 
 @PROVIDERS.provider(
     "servicing_sequence",
-    FactField("activation_step", NUMBER, "service", "Steps of the dormant activation sequence (servicing.activation_sequence) that reached the client since the latest trade (or since opening): 0 none, 1 tools tutorial, 2 research share, 3 advisor's visit. Read from the sequence rules' firings (not suppressed, deferred, dropped or failed) and from contacts whose kind is a step's rule id."),
+    FactField("activation_step", NUMBER, "service", "Steps of the dormant activation sequence (servicing.activation_sequence) that reached the client since the latest trade (or since opening): 0 none, 1 tools tutorial, 2 research share, 3 advisor's visit. Read from the sequence rules' firings that reached the client (a message sent or delivered, a task open or done) and from contacts whose kind is a step's rule id."),
     FactField("days_since_activation_step", NUMBER, "service", "Days since the latest step counted in activation_step; null when activation_step is 0."),
 )
 def _servicing_sequence(ctx: FactContext, batch: dict[str, Facts]) -> None:
     steps = ctx.cfg.servicing.activation_sequence
     rank = {rule_id: k + 1 for k, rule_id in enumerate(steps)}
     fired = (select(FIRING.c.client_id, FIRING.c.rule_id.label("step"), FIRING.c.as_of.label("day"))
-             .where(FIRING.c.rule_id.in_(steps), FIRING.c.status.not_in(NOT_REACHED),
+             .where(FIRING.c.rule_id.in_(steps), FIRING.c.status.in_(REACHED),
                     FIRING.c.as_of < ctx.as_of, ctx.in_batch(FIRING.c.client_id)))
     imported = (select(CONTACT.c.client_id, CONTACT.c.kind.label("step"), CONTACT.c.contacted_on.label("day"))
                 .where(CONTACT.c.kind.in_(steps), CONTACT.c.contacted_on < ctx.as_of,
@@ -110,7 +112,7 @@ def _client_record(ctx: FactContext, batch: dict[str, Facts]) -> None:
 @PROVIDERS.provider(
     "winback",
     FactField("days_since_transfer_out", NUMBER, "activity", "Days since the latest transfer out to another firm; null if none."),
-    FactField("winback_attempts", NUMBER, "service", "Firings of the win-back rules (servicing.winback_rules) since the latest transfer out that were not suppressed, deferred, dropped or failed."),
+    FactField("winback_attempts", NUMBER, "service", "Firings of the win-back rules (servicing.winback_rules) since the latest transfer out that reached the client (sent, delivered, open or done)."),
     FactField("winback_declined", BOOL, "service", "True when a call since the latest transfer out was recorded as declined (the win-back stops)."),
     FactField("inflow_since_transfer_out", NUMBER, "activity", "Deposits since the latest transfer out, CNY (the win-back's outcome); null without a transfer out."),
 )
@@ -126,7 +128,7 @@ def _winback(ctx: FactContext, batch: dict[str, Facts]) -> None:
         lo = min(last_out.values())
         for cid, day in ctx.conn.execute(
                 select(FIRING.c.client_id, FIRING.c.as_of)
-                .where(FIRING.c.rule_id.in_(ctx.cfg.servicing.winback_rules), FIRING.c.status.not_in(NOT_REACHED),
+                .where(FIRING.c.rule_id.in_(ctx.cfg.servicing.winback_rules), FIRING.c.status.in_(REACHED),
                        FIRING.c.as_of >= lo, FIRING.c.as_of < ctx.as_of, ctx.in_batch(FIRING.c.client_id))):
             attempts.setdefault(cid, []).append(day)
         declined = {r[0]: r[1] for r in ctx.conn.execute(
