@@ -77,8 +77,12 @@ def demo(
     clients: int = typer.Option(2000, "--clients", "-n", min=50, help="clients in the synthetic book"),
     seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: the latest trading day)"),
+    weeks: int = typer.Option(0, "--weeks", min=0, max=16, help="also write holdings and cash at the end of this many earlier weeks (for `steward report effect`)"),
 ) -> None:
-    """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary."""
+    """Build a synthetic brokerage book in var/demo.db, evaluate it once, print a summary.
+
+    Example: steward demo --clients 5000 --weeks 8, then steward --database sqlite:///var/demo.db report effect
+    """
     from engine.demo import book as demo_mod
     from engine.db import make_engine, upgrade
 
@@ -98,7 +102,7 @@ def demo(
         with progress_bar("building", clients) as bar:
             task = bar.add_task(f"building {clients:,} clients", total=clients)
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
-                                       progress=lambda n: bar.advance(task, n))
+                                       progress=lambda n: bar.advance(task, n), weeks=weeks)
         console.print(f"Built {book}")
         ruleset = review_cmd.demo_ruleset(eng, c)  # demo users approve the shipped pack; only approved content runs
         s = _run_with_progress(eng, c, ruleset, day)
