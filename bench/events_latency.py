@@ -12,6 +12,8 @@ resident memory is sampled along the way (it must stay flat).
 
     .venv/bin/python bench/events_latency.py --seconds 60 --rate 200
     .venv/bin/python bench/events_latency.py --seconds 300 --rate 200 --replay-events 72000
+    .venv/bin/python bench/events_latency.py --seconds 60 --rate 200 \
+        --database postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
+import sys
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -33,11 +35,13 @@ from engine.composition import install
 from engine.compliance import review
 from engine.facts import trading_calendar
 from engine.config.base import load_config
-from engine.db import make_engine, upgrade
 from engine.events import store
 from engine.language.event_schema import AnyEvent, parse_event
 from engine.events.service import EventService
 from engine.models import Advisor, Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_engine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -88,7 +92,8 @@ def baseline(eng: Engine, ids: list[str], n: int = 500) -> list[float]:
     return out
 
 
-def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float) -> dict[str, list[float]]:
+def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float,
+              drain_limit: float = 120.0) -> dict[str, list[float]]:
     intake: dict[str, float] = {}
     lat: dict[str, list[float]] = {"all": [], "firing": []}
 
@@ -101,26 +106,38 @@ def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float
 
     s = EventService(eng, cfg, on_processed=done)
     s.start()
-    stop, finished = threading.Event(), threading.Event()
+    finished = threading.Event()
+    failure: list[BaseException] = []
 
     def producer() -> None:
-        n, start = 0, time.monotonic()
-        while time.monotonic() - start < seconds:
-            due = start + n / rate
-            if time.monotonic() < due:
-                time.sleep(due - time.monotonic())
-            ev = _event(n, ids, "live-")
-            intake[ev.id] = time.monotonic()
-            s.post([ev])
-            n += 1
-        finished.set()
+        try:
+            n, start = 0, time.monotonic()
+            while time.monotonic() - start < seconds:
+                # max(0, ...): when posting falls behind the schedule the wait is negative, and a
+                # negative sleep raises ValueError, which used to kill this thread silently.
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+                ev = _event(n, ids, "live-")
+                intake[ev.id] = time.monotonic()
+                s.post([ev])
+                n += 1
+        except BaseException as e:  # noqa: BLE001 - reported by the main loop
+            failure.append(e)
+        finally:
+            finished.set()
 
-    th = threading.Thread(target=producer, name="producer")
+    th = threading.Thread(target=producer, name="producer", daemon=True)
     th.start()
+    # Bounded: the producer's time, then at most `drain_limit` seconds to empty the queue.
+    deadline = time.monotonic() + seconds + drain_limit
     while not (finished.is_set() and s.queue.empty()):
+        if time.monotonic() > deadline:
+            print(f"gave up: {s.queue.qsize()} events still queued {drain_limit:.0f} s after the producer stopped "
+                  "(the engine cannot keep up with this rate)")
+            break
         s.drain(timeout=0.05)
-    th.join()
-    stop.set()
+    th.join(timeout=5)
+    if failure:
+        raise RuntimeError(f"the producer thread failed: {failure[0]!r}") from failure[0]
     return lat
 
 
@@ -143,18 +160,20 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--clients", type=int, default=20000)
     ap.add_argument("--replay-events", type=int, default=20000)
-    ap.add_argument("--database", default=None, help="SQLAlchemy URL of an empty database (default: a scratch SQLite file)")
+    ap.add_argument("--database", default=None,
+                    help="a PostgreSQL URL: a scratch database is created beside it and dropped after "
+                         "(default: a scratch SQLite file)")
+    ap.add_argument("--drain-limit", type=float, default=120.0,
+                    help="seconds allowed to empty the queue after the producer stops")
     a = ap.parse_args()
     cfg = load_config(ROOT / "config.yaml")
-    with tempfile.TemporaryDirectory() as d:
-        eng = make_engine(a.database or f"sqlite:///{Path(d) / 'bench.db'}")
-        upgrade(eng)
+    with scratch_engine(a.database) as eng:
         review.demo_bootstrap(eng, cfg)  # only approved event rules run: approve the shipped pack (as `steward demo` does)
         ids = _book(eng, a.clients)
         base = baseline(eng, ids)
         b50 = statistics.median(base) * 1000
         print(f"baseline (store one event, own transaction): p50 {b50:.2f} ms  p99 {_pct(base, 0.99):.2f} ms")
-        lat = sustained(eng, cfg, ids, a.seconds, a.rate)
+        lat = sustained(eng, cfg, ids, a.seconds, a.rate, a.drain_limit)
         for k, xs in lat.items():
             p50, p99 = _pct(xs, 0.5), _pct(xs, 0.99)
             print(f"{k:>7}: n={len(xs)} p50 {p50:.2f} ms ({p50 / b50:.1f}x baseline)  p99 {p99:.2f} ms ({p99 / b50:.1f}x)  max {_pct(xs, 1.0):.1f} ms")
@@ -162,7 +181,6 @@ def main() -> None:
         if rss:
             first, mid, last = rss[0][1], rss[len(rss) // 2][1], rss[-1][1]
             print(f"replay RSS MB: after 1st event {first:.1f}, middle {mid:.1f}, end {last:.1f}, peak {max(r for _, r in rss):.1f}")
-        eng.dispose()
 
 
 if __name__ == "__main__":

@@ -1,44 +1,61 @@
-"""Nightly-path benchmark: generate a book, evaluate it, report time per stage.
+"""Nightly-path benchmark: a synthetic book evaluated with 1 and N workers, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/nightly.py --clients 10000
-    .venv/bin/python bench/nightly.py --clients 100000 --database postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    .venv/bin/python bench/nightly.py                          # 10k and 100k, SQLite and PostgreSQL, 1 and 2 workers
+    .venv/bin/python bench/nightly.py --sizes 10000 --databases sqlite
+    .venv/bin/python bench/nightly.py --million                # adds 1,000,000 clients (long: ~1 h)
+    .venv/bin/python bench/nightly.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-The machine is shared and noisy, so figures are also given as ratios against a
-baseline measured in the same process: reading every client row once
-(`SELECT id, opened_on FROM client`), the floor cost of touching each client.
-It also compares compiled predicates with the durable-rules adapter on the same
-facts and rules.
+What is timed is the whole run as `steward run` does it, wall clock: setup (trading
+calendar, the run row), facts, matching, rendering, recording, the commit of every
+batch, and for N workers starting the processes and merging their results. Per-stage
+seconds are summed over batches and over workers (so with N workers they add up to more
+than the wall time). The clock is fixed (`now` = 10:30 Shanghai on the evaluation day),
+so the contact-window stage decides the same at any time of day.
+
+The machine is shared and noisy: every figure is also given as a ratio to a baseline
+measured in the same run, on the same database, just before each evaluation: reading
+every client row once (`SELECT id, opened_on FROM client`). Compare ratios, not seconds.
+Each evaluation runs on a fresh copy of the same book (SQLite: a file copy; PostgreSQL:
+CREATE DATABASE ... TEMPLATE), so 1 and N workers see the same data.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
-from datetime import date
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
 
 from engine.composition import install  # noqa: E402
-from engine.demo import book as demo  # noqa: E402
-from engine.pipeline import run as pipeline  # noqa: E402
-from engine.facts import base as facts  # noqa: E402
-from engine.config.base import load_config  # noqa: E402
+from engine.config.base import Config, load_config  # noqa: E402
 from engine.db import make_engine, upgrade  # noqa: E402
-from engine.language.loading import load_ruleset  # noqa: E402
+from engine.demo import book as demo  # noqa: E402
+from engine.language.loading import RuleSet, load_ruleset  # noqa: E402
+from engine.pipeline import shards  # noqa: E402
+
+NOW = datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc)
+STAGES = ("facts", "matching", "rendering", "recording", "commit")
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
-def _baseline(eng) -> float:  # type: ignore[no-untyped-def]
+def _baseline(eng: Engine) -> float:
     t = time.perf_counter()
     with eng.connect() as c:
         for _ in c.execute(text("SELECT id, opened_on FROM client")):
@@ -46,58 +63,123 @@ def _baseline(eng) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - t
 
 
-def _matchers(eng, cfg, ruleset, as_of: date, n: int) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
-    """Facts per second: compiled predicates vs the durable-rules adapter, same facts and rules."""
-    from engine.events.durable import DurableMatcher
+class Books:
+    """One built book per (database, size), cloned fresh for every evaluation."""
 
-    with eng.connect() as c:
-        sample = next(facts.iter_batches(c, cfg, as_of, batch_size=n))
-    rules = [r for r in ruleset.enabled if r.node is not None]
-    t = time.perf_counter()
-    compiled = [{r.id for r in rules if r.predicate(f)} for f in sample]
-    t_comp = time.perf_counter() - t
-    matcher = DurableMatcher([(r.id, r.node) for r in rules])
-    t = time.perf_counter()
-    durable = [matcher.match(f) for f in sample]
-    t_dur = time.perf_counter() - t
-    if durable != compiled:
-        raise SystemExit("durable-rules and compiled predicates disagree on the benchmark facts")
-    return len(sample) / t_comp, len(sample) / t_dur, len(sample)
+    def __init__(self, kind: str, pg_url: str, tmp: Path):
+        self.kind, self.pg_url, self.tmp = kind, pg_url, tmp
+        self.made: list[str] = []
+
+    def _admin(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+    def _url(self, name: str) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp / name}.db"
+        return f"{self.pg_url.rsplit('/', 1)[0]}/{name}"
+
+    def build(self, cfg: Config, clients: int, seed: int, as_of: date) -> tuple[str, float]:
+        name = f"steward_bench_{uuid.uuid4().hex[:8]}"
+        if self.kind == "postgresql":
+            with self._admin() as c:
+                c.execute(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        eng = make_engine(self._url(name))
+        upgrade(eng)
+        t = time.perf_counter()
+        demo.build_book(eng, cfg, clients=clients, seed=seed, as_of=as_of)
+        if self.kind == "postgresql":
+            with eng.begin() as c:
+                c.execute(text("ANALYZE"))
+        eng.dispose()
+        return name, time.perf_counter() - t
+
+    @contextmanager
+    def clone(self, name: str) -> Iterator[Engine]:
+        copy = f"{name}_{uuid.uuid4().hex[:4]}"
+        if self.kind == "sqlite":
+            shutil.copyfile(self.tmp / f"{name}.db", self.tmp / f"{copy}.db")
+        else:
+            with self._admin() as c:
+                c.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+        eng = make_engine(self._url(copy))
+        try:
+            yield eng
+        finally:
+            eng.dispose()
+            self.drop(copy)
+
+    def drop(self, name: str) -> None:
+        if self.kind == "sqlite":
+            for suffix in (".db", ".db-wal", ".db-shm"):
+                (self.tmp / f"{name}{suffix}").unlink(missing_ok=True)
+        else:
+            with self._admin() as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def evaluate(books: Books, name: str, cfg: Config, ruleset: RuleSet, as_of: date, workers: int) -> dict[str, Any]:
+    with books.clone(name) as eng:
+        base = _baseline(eng)
+        t = time.perf_counter()
+        s = shards.run_sharded(eng, cfg, ruleset, as_of, workers, now=NOW)
+        wall = time.perf_counter() - t
+    return {"workers": workers, "base": base, "wall": wall, "summary": s}
+
+
+def report(kind: str, clients: int, build: float, results: list[dict[str, Any]]) -> None:
+    print(f"\n== {kind}, {clients:,} clients (book built in {build:.0f} s, not counted)")
+    print(f"{'workers':>7} {'baseline s':>10} {'wall s':>8} {'x base':>8} {'clients/s':>10} {'firings':>9}  "
+          + "  ".join(f"{st:>9}" for st in STAGES) + f"  {'setup+other':>11}  {'speed-up':>8}")
+    one = results[0]["wall"]
+    for r in results:
+        s = r["summary"]
+        secs = [s.seconds.get(st, 0.0) for st in STAGES]
+        other = r["wall"] * r["workers"] - sum(secs) if r["workers"] > 1 else r["wall"] - sum(secs)
+        print(f"{r['workers']:>7} {r['base']:>10.3f} {r['wall']:>8.1f} {r['wall'] / r['base']:>8.0f} "
+              f"{s.clients / r['wall']:>10,.0f} {s.firings:>9,}  "
+              + "  ".join(f"{x:>5.1f} {x / sum(secs):>3.0%}" for x in secs)
+              + f"  {other:>11.1f}  {one / r['wall']:>7.2f}x")
+    per_client = [r["wall"] / r["summary"].clients * 1e6 for r in results]
+    print("   µs per client (wall): " + ", ".join(f"{r['workers']}w {p:,.0f}" for r, p in zip(results, per_client)))
 
 
 def main() -> None:
     install()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=10_000)
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated book sizes")
+    ap.add_argument("--million", action="store_true", help="also 1,000,000 clients")
+    ap.add_argument("--databases", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    ap.add_argument("--pg-url", default=os.environ.get("STEWARD_BENCH_PG_URL",
+                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+                    help="a PostgreSQL database to create scratch databases from")
+    ap.add_argument("--workers", default=f"1,{shards.default_workers()}", help="comma-separated worker counts")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--as-of", default="2026-11-20")
-    ap.add_argument("--database", help="database URL (default: a fresh SQLite file in a temp folder)")
-    ap.add_argument("--durable-sample", type=int, default=5000, help="facts used for the durable-rules comparison")
     args = ap.parse_args()
     as_of = date.fromisoformat(args.as_of)
     cfg = load_config(ROOT / "config.yaml")
     ruleset = load_ruleset(cfg)
-    tmp = tempfile.TemporaryDirectory()
-    url = args.database or f"sqlite:///{tmp.name}/bench.db"
-    eng = make_engine(url)
-    upgrade(eng)
-    t = time.perf_counter()
-    demo.build_book(eng, cfg, clients=args.clients, seed=args.seed, as_of=as_of)
-    build = time.perf_counter() - t
-    base = _baseline(eng)
-    s = pipeline.run(eng, cfg, ruleset, as_of)
-    total = sum(s.seconds.values())
-    print(f"book: {args.clients:,} clients on {eng.dialect.name}, built in {build:.1f}s; rules: {len(ruleset.rules)}")
-    print(f"baseline (read every client row once): {base:.3f}s")
-    print(f"{'stage':<10} {'seconds':>9} {'x baseline':>11} {'share':>7}")
-    for stage, sec in s.seconds.items():
-        print(f"{stage:<10} {sec:9.2f} {sec / base:11.1f} {sec / total:7.0%}")
-    print(f"{'total':<10} {total:9.2f} {total / base:11.1f}")
-    print(f"clients/s: {s.clients / total:,.0f}; firings: {s.firings:,}; peak RSS: {_peak_mb():,.0f} MB")
-    comp, dur, n = _matchers(eng, cfg, ruleset, as_of, min(args.durable_sample, args.clients))
-    print(f"matching {n:,} facts x {len([r for r in ruleset.enabled if r.node is not None])} rules: compiled {comp:,.0f}/s, "
-          f"durable-rules {dur:,.0f}/s, compiled/durable = {comp / dur:.1f}x (answers identical)")
-    print(f"projection at this rate: 1,000,000 clients in {1_000_000 / (s.clients / total):,.0f}s (target 60s)")
+    sizes = [int(x) for x in args.sizes.split(",")] + ([1_000_000] if args.million else [])
+    workers = sorted({int(x) for x in args.workers.split(",")})
+    print(f"rules: {len(ruleset.rules)}; cores: {shards.default_workers()}; clock fixed at {NOW.isoformat()}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as d:
+        for kind in args.databases.split(","):
+            books = Books(kind, args.pg_url, Path(d))
+            try:
+                for n in sizes:
+                    name, build = books.build(cfg, n, args.seed, as_of)
+                    results = [evaluate(books, name, cfg, ruleset, as_of, w) for w in workers]
+                    report(kind, n, build, results)
+                    books.drop(name)
+            finally:
+                for name in books.made:
+                    books.drop(name)
+    print(f"\npeak RSS: this process {_peak_mb(resource.RUSAGE_SELF):,.0f} MB, "
+          f"largest worker {_peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from engine.dispatch import contact_policy, outbox
 from engine.dispatch.channels import builtin as channels
 from engine.facts import base as facts
 from engine.facts import docs as facts_docs
-from engine.facts import holdings, playbook
+from engine.facts import history, holdings, playbook, positions
 from engine.language import docs as rulesdoc
 from engine.pipeline import run as pipeline
 from engine.servicing import playbook_stage
@@ -70,7 +70,7 @@ def installed() -> bool:
 
 def _register() -> None:
     # Fact providers, in dependency order: later providers read fields of earlier ones.
-    for module in (facts, holdings, playbook):
+    for module in (facts, holdings, playbook, history, positions):
         for p in module.PROVIDERS.providers:
             facts.register_provider(p)
     # Policy stages order themselves by number: suitability 100, segment playbook 150,
@@ -79,8 +79,10 @@ def _register() -> None:
     playbook_stage.register()
     contact_policy.register()
     # Record hooks run in order, in the recording transaction.
-    pipeline.register_record_hook(auditlog.record_firings)  # audit events for every firing
     pipeline.register_record_hook(outbox.enqueue)  # a message firing and its outbox row commit together
+    # Last: the audit append takes the chain lock, held until the batch commits; what runs
+    # after it would make every other writer (shards, the event engine) wait longer.
+    pipeline.register_record_hook(auditlog.record_firings)  # audit events for every firing
     channels.register()  # email (SMTP), sms and im (HTTP gateway), phone (advisor task)
     docgen.register_doc("facts.md", facts_docs.facts_markdown)
     docgen.register_doc("rules.md", rulesdoc.rules_markdown)

@@ -61,7 +61,8 @@ class CashBalance(SQLModel, table=True):
 
 
 class Trade(SQLModel, table=True):
-    __table_args__ = (Index("ix_trade_date_client", "trade_date", "client_id"),)
+    __table_args__ = (Index("ix_trade_date_client", "trade_date", "client_id"),
+                      Index("ix_trade_client_date", "client_id", "trade_date"))
 
     id: str = Field(primary_key=True, max_length=64)
     client_id: str = Field(max_length=64)

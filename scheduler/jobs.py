@@ -66,9 +66,10 @@ def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
     return approved_ruleset(engine, cfg)[0]
 
 
-def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = False) -> str:
+def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = False,
+                 config_path: str | None = None) -> str:
     """Run the evaluation for `day` if it is a trading day; returns what happened."""
-    from engine.pipeline import run as pipeline  # heavy: only when a job runs
+    from engine.pipeline import shards  # heavy: only when a job runs
 
     exchange = cfg.calendar.exchange
     with engine.begin() as conn:
@@ -81,18 +82,25 @@ def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = Fal
         if not rules:
             return "skipped: no urgent rules"
         ruleset = replace(ruleset, rules=rules)
-    s = pipeline.run(engine, cfg, ruleset, day, mode="intraday" if urgent_only else "run")
+    if not urgent_only and cfg.evaluation.shard_jobs > 0:
+        from scheduler import distributed  # PostgreSQL deployments with shard workers (docs/operations.md)
+
+        enq = distributed.enqueue_day(engine, cfg, config_path, day, cfg.evaluation.shard_jobs)
+        distributed.await_day(engine, enq, timeout=cfg.evaluation.shard_jobs_wait_minutes * 60.0)
+        return f"run {enq.run_id}: {len(enq.shards)} shard jobs done"
+    s = shards.run_sharded(engine, cfg, ruleset, day, cfg.evaluation.workers or shards.default_workers(),
+                           mode="intraday" if urgent_only else "run")
     return f"run {s.run_id}: {s.clients} clients, {s.firings} firings"
 
 
-def nightly_slot(engine: Engine, cfg: Config, day: date) -> str:
+def nightly_slot(engine: Engine, cfg: Config, day: date, config_path: str | None = None) -> str:
     """The nightly evaluation of `day`, once per day across every scheduler."""
     slot = day.isoformat()
     if not claim_slot(engine, "nightly", slot):
         log.info("nightly %s: already run by another instance", slot)
         return "already run"
     try:
-        detail = evaluate_day(engine, cfg, day)
+        detail = evaluate_day(engine, cfg, day, config_path=config_path)
     except Exception as e:
         finish_slot(engine, "nightly", slot, "failed", f"{type(e).__name__}: {e}")
         raise
@@ -104,7 +112,7 @@ def nightly_slot(engine: Engine, cfg: Config, day: date) -> str:
 def nightly(config_path: str | None, database_url: str | None) -> None:
     cfg, engine = context(config_path, database_url)
     try:
-        nightly_slot(engine, cfg, local_today(cfg))
+        nightly_slot(engine, cfg, local_today(cfg), config_path)
     finally:
         engine.dispose()
 

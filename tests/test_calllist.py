@@ -214,3 +214,34 @@ def test_bad_call_list_config_names_the_key() -> None:
         {"urgent_priority": 200})
     assert "budget shares add up to 1.20; they must not exceed 1" in problems(
         {"budget": [{"segments": ["core"], "share": 0.7}, {"segments": ["settled"], "share": 0.5}]})
+
+
+def test_important_cells_and_valuable_quadrants_score_higher(db: Engine, cfg: Config) -> None:
+    setup(db, capacity=3)
+    plain = add(db, 2, "core", priority=55)
+    important = add(db, 1, "core", priority=50, important_cell=True)
+    gold = add(db, 1, "core", priority=40, important_cell=True, value_quadrant="gold")
+    give_up = add(db, 1, "core", priority=54, value_quadrant="give_up")
+    cl = build(db, cfg)
+    assert [e.task.firing_id for e in cl.entries] == important + gold + plain[:1]  # a tie goes to the lower id
+    assert [e.score for e in cl.entries] == [60, 60, 55]
+    assert give_up[0] in {e.task.firing_id for e in cl.carried}
+    flat = cfg.servicing.model_copy(update={"call_list": CallListConfig(important_bonus=0, quadrant_bonus={})})
+    assert calllist.bonus(cl.entries[0].task, flat.call_list) == 0
+
+
+def test_the_budget_in_advisor_minutes(db: Engine, cfg: Config) -> None:
+    setup(db, capacity=20)
+    visits = add(db, 3, "dormant", rule="dormant_phone_visit")  # 20 minutes each
+    calls = add(db, 3, "maintenance")  # 10 minutes each (the default)
+    add(db, 2, "settled")
+    cl_cfg = CallListConfig(advisor_minutes=60, task_minutes={"dormant_phone_visit": 20})
+    c = cfg.model_copy(update={"servicing": cfg.servicing.model_copy(update={"call_list": cl_cfg})})
+    assert calllist.quotas(cl_cfg, 60) == {"core+dormant": 36, "maintenance": 18, "settled": 6, "other": 0}
+    cl = build(db, c)
+    ids = [e.task.firing_id for e in cl.entries]
+    # budget: one visit (20 of 36 min), one call (10 of 18), no settled call (10 > 6); spare: the best rest while
+    # minutes are left (a visit, 50 min; a third visit would pass 60; a call makes 60)
+    assert ids == visits[:1] + calls[:1] + visits[1:2] + calls[1:2]
+    assert [e.slot for e in cl.entries] == ["budget", "budget", "spare", "spare"]
+    assert sum(calllist.task_minutes(cl_cfg, e.task.rule_id) for e in cl.entries) == 60

@@ -34,7 +34,7 @@ def test_rules_check_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     r = steward("rules", "check", str(d))
     assert r.returncode == 2
     err = " ".join(r.stderr.split())
-    assert "aa.yaml:10: when: unknown fact field 'segmnt' (did you mean 'segment'?)" in err
+    assert "aa.yaml:12: when: unknown fact field 'segmnt' (did you mean 'segment'?)" in err
     assert "b.yaml:3: invalid YAML" in err
     assert "2 problem(s); nothing was run or written." in err
 

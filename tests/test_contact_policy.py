@@ -141,7 +141,8 @@ def _rules(tmp_path: Path, cfg: Config, *extra: str) -> RuleSet:
     base = (ROOT / "rules" / "dormant_activation.yaml").read_text(encoding="utf-8")
     for spec in extra:
         rid, *settings = spec.split(";")
-        text = base.replace("id: dormant_activation", f"id: {rid}")
+        # a variant is not a step of the activation sequence: it must not stop once step 1 went out
+        text = base.replace("id: dormant_activation", f"id: {rid}").replace("\n  and activation_step == 0", "")
         for s in settings:
             key, value = s.split("=")
             text = text.replace("  priority: 40", f"  priority: {value}") if key == "priority" else text + f"{key}: {value}\n"

@@ -47,6 +47,10 @@ def test_imported_rows_reach_the_facts(loaded: Engine, full_cfg: Config) -> None
     assert c001["top_product_risk"] == "R3"  # 600519 in the product master
     assert c003["related_party"] is True and c003["investor_class"] == "professional"
     assert c001["annual_income"] == 360000
+    # share count in the product master: 100 of 2,500 shares (a made-up count) is a 4% stake
+    assert (c001["max_stake"], c001["stake_symbol"]) == (0.04, "600519")
+    assert (c001["third_party_custody"], c001["experience_years"], c001["serious_default"]) == (True, 5.5, False)
+    assert (c003["third_party_custody"], c003["experience_years"], c003["serious_default"]) == (None, None, None)
 
 
 def test_new_assessments_are_numbered_after_the_imported_ones(loaded: Engine) -> None:

@@ -157,7 +157,8 @@ def test_unknown_file_is_named_with_the_known_ones(db: Engine, tmp_path: Path) -
     assert problems(db, d) == [
         f"{d}/client.csv: unknown import file (did you mean 'clients.csv'?); the known files are "
         "products.csv, advisors.csv, clients.csv, holdings.csv, cash_balances.csv, trades.csv, cash_movements.csv, "
-        "margin_snapshots.csv, contacts.csv, consents.csv, risk_assessments.csv, client_profiles.csv, aml_reviews.csv"
+        "margin_snapshots.csv, contacts.csv, consents.csv, risk_assessments.csv, client_profiles.csv, aml_reviews.csv, "
+        "client_records.csv"
     ]
 
 

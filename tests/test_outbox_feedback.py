@@ -82,7 +82,7 @@ def test_an_unanswered_call_keeps_the_task_open(ran: Engine, cfg: Config) -> Non
 
 def test_outcome_errors_say_what_to_do(ran: Engine) -> None:
     with ran.begin() as c:
-        with pytest.raises(StewardError, match="unknown outcome 'picked_up'; use one of reached, declined"):
+        with pytest.raises(StewardError, match="unknown outcome 'picked_up'; use one of reached, positive, declined"):
             record_outcome(c, _task(ran), "picked_up", None, book.AS_OF)
         with pytest.raises(StewardError, match="no task with id 999999"):
             record_outcome(c, 999999, "reached", None, book.AS_OF)

@@ -153,3 +153,33 @@ def test_a_segment_without_a_playbook_lets_marketing_through(loaded: Engine, ful
 ])
 def test_exclusion(playbook: SegmentPlaybook, rule: str, channel: str, reason: str | None) -> None:
     assert playbook_stage.exclusion(playbook, "core", rule, channel)[0] == reason
+
+
+def test_give_up_clients_get_no_advisor_call_by_default() -> None:
+    channels = Config.model_fields["servicing"].annotation().quadrant_channels  # type: ignore[misc,union-attr]
+    assert playbook_stage.quadrant_exclusion(channels, "give_up", "phone", "")[0] == playbook_stage.QUADRANT_CHANNEL
+    assert playbook_stage.quadrant_exclusion(channels, "give_up", "sms", "ok") == (None, "ok")
+    assert playbook_stage.quadrant_exclusion(channels, "gold", "phone", "ok") == (None, "ok")
+    assert playbook_stage.quadrant_exclusion(channels, None, "phone", "ok") == (None, "ok")
+
+
+def test_the_value_quadrant_limits_marketing_channels(loaded: Engine, full_cfg: Config) -> None:
+    sv = full_cfg.servicing.model_copy(update={"quadrant_channels": {"give_up": ("phone",)}, "quadrant_exempt_tags": ()})
+    c = full_cfg.model_copy(update={"servicing": sv})
+    run(loaded, c, load_ruleset(c), D)
+    f = firings(loaded)
+    act = f["dormant_activation", "P03"]
+    assert act.facts["value_quadrant"] == "give_up"
+    assert act.status == "suppressed" and act.reason == "PLAYBOOK_QUADRANT_CHANNEL"
+    assert "value quadrant give_up does not use sms" in trail(act)["detail"]
+    assert f["concentrated_position", "C002"].status == "pending"  # service notices are never held
+
+
+@pytest.mark.parametrize(("exempt", "reason"), [(("activation",), None), ((), "PLAYBOOK_QUADRANT_CHANNEL")])
+def test_retention_and_activation_ignore_the_quadrant(loaded: Engine, full_cfg: Config, exempt: tuple[str, ...],
+                                                      reason: str | None) -> None:
+    sv = full_cfg.servicing.model_copy(update={"quadrant_channels": {"give_up": ("email",)},
+                                                "quadrant_exempt_tags": exempt})
+    c = full_cfg.model_copy(update={"servicing": sv})
+    run(loaded, c, load_ruleset(c), D)
+    assert firings(loaded)["dormant_activation", "P03"].reason == reason  # dormant_activation is tagged activation

@@ -50,7 +50,9 @@ def test_churn_rate_counts_clients_whose_assets_went(sqlite_engine: Engine, cfg:
     with sqlite_engine.connect() as c:
         rep = report.build(c, cfg, D + timedelta(days=3), D + timedelta(days=7), {})
     rows = {k["segment"]: k for k in rep.kpis if k["week"] == book.date(2026, 11, 23)}
-    assert rows["dead"]["churn_rate"] == 1.0 and rows["maintenance"]["churn_rate"] == 0.0  # segments as of the last day
+    # churn counts by the segment before the week (C002 was dormant with 100,000), assets by the segment after
+    assert rows["dormant"]["churn_rate"] == 1.0 and rows["maintenance"]["churn_rate"] == 0.0
+    assert rows["dead"]["retained_assets"] == 0 and rows["dead"]["churn_rate"] is None
 
 
 def test_report_command(sqlite_engine: Engine, cfg: Config) -> None:

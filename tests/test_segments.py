@@ -29,8 +29,14 @@ def test_capital_turnover_cells(mv: float, vol: float, cell: str) -> None:
     assert segments.capital_turnover(mv, vol, CT) == cell
 
 
-def test_important_cells() -> None:
-    assert "large_short_term" in segments.IMPORTANT_CELLS and "small_static" not in segments.IMPORTANT_CELLS
+def test_important_cells_are_configuration() -> None:
+    from engine.config.servicing import ServicingConfig
+    cells = ServicingConfig().important_cells
+    assert {"large_short_term", "medium_stable", "medium_static", "small_short_term"} <= set(cells)
+    assert "small_static" not in cells and "small_stable" not in cells
+    assert ServicingConfig.model_validate({"important_cells": ["large_short_term"]}).important_cells == ("large_short_term",)
+    with pytest.raises(ValueError, match="important_cells"):
+        ServicingConfig.model_validate({"important_cells": ["huge_short_term"]})
 
 
 @pytest.mark.parametrize(("mv", "vol", "income", "flow", "age", "quadrant"), [

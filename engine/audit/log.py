@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import orjson
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -158,9 +160,21 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"audit data holds a {type(v).__name__}, which is not JSON: {v!r}")
 
 
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def canonical(obj: Any) -> str:
-    """The one JSON form hashes are computed over: sorted keys, no spaces, UTF-8 as is."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    """The one JSON form hashes are computed over: sorted keys, no spaces, UTF-8 as is.
+
+    orjson, about ten times faster than the standard library on the facts snapshots the
+    nightly run records. `verify` hashes the stored text and never re-encodes, so bodies
+    written by the earlier encoder (same keys and values; small floats as 1e-05 instead of
+    0.00001) verify unchanged.
+    """
+    try:
+        return orjson.dumps(obj, default=_json_default, option=_CANONICAL).decode("utf-8")
+    except orjson.JSONEncodeError as e:
+        raise TypeError(str(e.__cause__ or e)) from e
 
 
 def chain_hash(prev_hash: str, body: str) -> str:
@@ -207,12 +221,22 @@ def _record(e: Event, seq: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def _row(rec: dict[str, Any], at: datetime, as_of: date | None, prev: str) -> dict[str, Any]:
+_SEQ_MARK = -1
+"""Chain position written while encoding, before the chain lock is taken and seq is known."""
+
+
+def _encoded(e: Event, now: datetime) -> tuple[str, str, dict[str, Any]]:
+    """An event's canonical body split around its seq, and its filter columns: all the JSON
+    work, done before the chain lock so concurrent appenders wait only for hashing and insert."""
+    rec = _record(e, _SEQ_MARK, now)
     body = canonical(rec)
-    h = chain_hash(prev, body)
+    # Keys are sorted and "seq" is a top-level key after "data" (the only nested value), so
+    # the last occurrence of the marker is the top-level one.
+    mark = f',"seq":{_SEQ_MARK},'
+    cut = body.rindex(mark)
     row = {k: rec[k] for k in COLUMNS}
-    row.update(seq=rec["seq"], at=at, as_of=as_of, body=body, prev_hash=prev, hash=h)
-    return row
+    row.update(at=e.at or now, as_of=e.as_of)
+    return body[: cut + 7], body[cut + len(mark) - 1:], row
 
 
 def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list[int]:
@@ -221,12 +245,15 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
         return []
     _check(events)
     now = clock.now()
+    encoded = [_encoded(e, now) for e in events]
     seq, prev = _lock_and_head(conn)
     rows = []
-    for e in events:
+    for head, tail, row in encoded:
         seq += 1
-        row = _row(_record(e, seq, now), e.at or now, e.as_of, prev)
-        prev = row["hash"]
+        body = f"{head}{seq}{tail}"
+        h = chain_hash(prev, body)
+        row.update(seq=seq, body=body, prev_hash=prev, hash=h)
+        prev = h
         rows.append(row)
     for i in range(0, len(rows), chunk):
         conn.execute(EVENT.insert(), rows[i : i + chunk])
@@ -234,16 +261,32 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
 
 
 def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, str]:
-    """Store texts not yet stored; returns sha256 -> text for all given."""
+    """Store texts not yet stored; returns sha256 -> text for all given.
+
+    Idempotent under concurrency: blobs are content-addressed, so two writers storing the
+    same text at once (two shards, the nightly run and the event engine) both succeed;
+    the insert skips a key that exists (ON CONFLICT DO NOTHING on SQLite and PostgreSQL)
+    instead of checking first and racing on the primary key.
+    """
     by_hash = {sha256_text(t): t for t in texts}
     if not by_hash:
         return by_hash
     have = {r[0] for r in conn.execute(select(BLOB.c.sha256).where(BLOB.c.sha256.in_(list(by_hash))))}
     now = clock.now()
-    new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in by_hash.items() if h not in have]
+    new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in sorted(by_hash.items()) if h not in have]
     if new:
-        conn.execute(BLOB.insert(), new)
+        conn.execute(_insert_ignoring_duplicates(conn, BLOB), new)
     return by_hash
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def get_blob(conn: Connection, sha256: str) -> str | None:
@@ -426,8 +469,7 @@ def _suppressed(r: dict[str, Any]) -> Event:
     return Event("message.suppressed", data=data, **_common(r))
 
 
-def _rendered(r: dict[str, Any], ruleset: Any, advisors: dict[str, dict[str, str]]) -> tuple[Event, str | None]:
-    rule = ruleset.get(r["rule_id"]) if ruleset is not None else None
+def _rendered(r: dict[str, Any], ruleset: Any, rule: Any, advisors: dict[str, dict[str, str]]) -> tuple[Event, str | None]:
     name = rule.spec.action.template if rule else None
     src = _template_source(ruleset.renderer, name, r.get("locale") or "") if rule and name else None
     aid = (r.get("facts") or {}).get("advisor_id")
@@ -455,7 +497,7 @@ def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[s
         if r.get("status") in BLOCKED:
             events.append(_suppressed(r))
         elif r.get("message") is not None:
-            ev, tsrc = _rendered(r, ruleset, advisors)
+            ev, tsrc = _rendered(r, ruleset, rule, advisors)
             if tsrc is not None:
                 blobs["template"].add(tsrc)
             events.append(ev)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import typer
 from rich.table import Table
@@ -120,15 +120,25 @@ def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain me
     console.print(f"outbox row {row_id} marked sent.")
 
 
+def _follow_up_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise StewardError(f"--follow-up: expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
 def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"),
-            result: str = typer.Option(..., "--outcome", help="reached, declined, wrong_number, no_answer, callback_later"),
+            result: str = typer.Option(..., "--outcome", help="reached, positive (reached and satisfied), declined, wrong_number, no_answer, callback_later"),
             note: str = typer.Option(None, "--note", help="a short note kept with the contact record"),
-            on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)")) -> None:
-    """Record the outcome of a call task as the signed-in advisor (writes a contact row; a callback sets callback_done).
+            on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)"),
+            need: str = typer.Option(None, "--need", help="a need the client raised, kept in the client dynamic record"),
+            follow_up: str = typer.Option(None, "--follow-up", help="day YYYY-MM-DD of the next contact: a follow-up task is created then")) -> None:
+    """Record the outcome of a call task as the signed-in advisor (writes a contact row; a callback sets
+    callback_done) and the client dynamic record: the service, a need, the next follow-up.
 
-    Example:
-
-      steward outcome 1234 --outcome reached --note "will top up margin"
+    Example: steward outcome 42 --outcome reached --need "retirement plan" --follow-up 2026-12-04
     """
     from engine.pipeline.recording import FIRING
     from engine.servicing.task_outcomes import record_outcome
@@ -136,14 +146,18 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
     with user_errors():
         c = cfg()
         eng = open_db(c)
+        day = parse_day(on, c)
+        due = _follow_up_day(follow_up)
         with eng.begin() as conn:
             me = signed_in(conn, "outcome")
             owner = conn.execute(select(FIRING.c.advisor_id).where(FIRING.c.id == task_id)).scalar()
             if owner is not None and owner != me.advisor_id:
                 mine = me.advisor_id or "no advisor id: an admin links you with `steward users add NAME --advisor ID`"
                 raise StewardError(f"task {task_id} is on advisor {owner}'s list, not yours ({mine})")
-            r = record_outcome(conn, task_id, result, me.name, parse_day(on, c), note)
+            r = record_outcome(conn, task_id, result, me.name, day, note, need, due)
     console.print(f"task {r.firing_id} ({r.client_id}): {result} recorded as {r.contact_kind}; task is {r.task_status}.")
+    if due is not None:
+        console.print(f"follow-up due {due.isoformat()} (evaluation date, {c.timezone}): the run on that day creates a call task.")
 
 
 @dnc_app.command("add")

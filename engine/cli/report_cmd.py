@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         group = typer.Typer(no_args_is_help=True)
         app.add_typer(group, name="report", help="Reports on what the rules achieved.")
     group.command("branch")(report_)
+    group.command("effect")(effect_)
 
 
 REPORT_COLUMNS = {
@@ -82,6 +83,7 @@ def report_(
     outcome_days: int = typer.Option(30, "--outcome-days", min=1, help="days after a firing in which an outcome counts"),
     out: Path = typer.Option(None, "--out", help="also write the tables: FILE.xlsx (one sheet each) or FILE.csv "
                                                  "(FILE-per-rule.csv, FILE-per-advisor.csv, FILE-kpis.csv); never overwrites"),
+    csv_path: Path = typer.Option(None, "--csv", help="also write the weekly KPI rows to this CSV file"),
 ) -> None:
     """Firings, sends and suppressions per rule and advisor; callbacks; outcomes; KPIs by week and segment.
 
@@ -114,7 +116,7 @@ def report_(
     for kind, cnt in sorted(rep.outcomes.items()):
         word = "traded again" if kind == "activation" else "no transfer-out"
         console.print(f"{kind}: {cnt['firings']:,} firings, {cnt['success']:,} {word} within {outcome_days} days", highlight=False)
-    t = Table(title="KPIs by week and segment (segment as of the last day)")
+    t = Table(title="KPIs by week and segment (segments from the data as of each week)")
     for col in ("week", "segment", "retained assets", "churn rate", "new clients", "new assets"):
         t.add_column(col, justify="right" if col not in ("week", "segment") else "left")
     for k in rep.kpis:
@@ -124,3 +126,55 @@ def report_(
     console.print(t)
     if out is not None:
         console.print(f"Wrote {', '.join(str(p) for p in written)}", highlight=False)
+    if csv_path is not None:
+        report.write_kpis_csv(rep, csv_path)
+        console.print(f"KPI rows written to {csv_path}")
+
+
+def effect_(
+    start: str = typer.Option(None, "--from", help="first day YYYY-MM-DD (default: 8 weeks before --to)"),
+    end: str = typer.Option(None, "--to", help="last day YYYY-MM-DD (default: today)"),
+    cycle: str = typer.Option(None, "--cycle", help="weekly, monthly or quarterly (default: servicing.review.cycle)"),
+    csv_dir: Path = typer.Option(None, "--csv", help="folder for effect_segments.csv, effect_moves.csv, effect_rules.csv"),
+) -> None:
+    """Effect review per cycle: segment moves, assets gained and churn per segment, rule outcomes.
+
+    Example: steward report effect --from 2026-09-28 --to 2026-11-20 --cycle weekly --csv var/effect
+    """
+    from engine.supervision import effect
+
+    with user_errors():
+        c = cfg()
+        to = parse_day(end, c)
+        frm = parse_day(start, c) if start else to - timedelta(days=55)
+        if frm > to:
+            raise StewardError(f"--from {frm} is after --to {to}")
+        kind = cycle or c.servicing.review.cycle
+        if kind not in ("weekly", "monthly", "quarterly"):
+            raise StewardError(f"--cycle: expected weekly, monthly or quarterly, got {kind!r}")
+        eng = open_db(c)
+        with eng.connect() as conn:
+            reviews = effect.review(conn, c, frm, to, kind)  # type: ignore[arg-type]
+    t = Table(title=f"Effect review {frm} .. {to}, {kind} (segments from the data as of each cycle's edges)")
+    for col in ("cycle", "segment before", "clients", "stayed", "up", "down", "assets before", "change", "churn"):
+        t.add_column(col, justify="left" if col in ("cycle", "segment before") else "right")
+    for rev in reviews:
+        for r in rev.segments:
+            churn = "—" if r["churn_rate"] is None else f"{r['churn_rate']:.1%}"
+            t.add_row(f"{rev.start}..{rev.end}", r["segment"], f"{r['clients']:,}", f"{r['stayed']:,}", f"{r['up']:,}",
+                      f"{r['down']:,}", f"{r['assets_before']:,.0f}", f"{r['assets_change']:+,.0f}", churn)
+    console.print(t)
+    done = Counter[str]()
+    for rev in reviews:
+        for r in rev.rules:
+            done.update({f"{r['rule_id']}|{k}": r[k] for k in ("fired", "tasks_done", "reached", "positive", "declined")})
+    rules = sorted({k.split("|")[0] for k in done})
+    rt = Table(title="Rule outcomes over the period")
+    for col in ("rule", "fired", "tasks done", "reached", "positive", "declined"):
+        rt.add_column(col, justify="left" if col == "rule" else "right")
+    for rule in rules:
+        rt.add_row(rule, *(f"{done[f'{rule}|{k}']:,}" for k in ("fired", "tasks_done", "reached", "positive", "declined")))
+    console.print(rt)
+    if csv_dir is not None:
+        for p in effect.write_csv(reviews, csv_dir):
+            console.print(f"wrote {p}")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from engine.facts import base as facts_mod
 from engine.pipeline import run as pipeline
+from engine.pipeline import shards
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, progress_bar, user_errors
 from engine.cli import review_cmd, tasks_cmd
 from engine.config.base import Config
@@ -27,12 +28,12 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
 
 
-def _run_with_progress(eng: Any, c: Config, ruleset: RuleSet, as_of: date) -> pipeline.RunSummary:
+def _run_with_progress(eng: Any, c: Config, ruleset: RuleSet, as_of: date, workers: int = 1) -> pipeline.RunSummary:
     with eng.connect() as conn:
         total = facts_mod.count_clients(conn, as_of)
     with progress_bar("evaluating", total) as bar:
         task = bar.add_task(f"evaluating {as_of}", total=total)
-        return pipeline.run(eng, c, ruleset, as_of, progress=lambda n: bar.advance(task, n))
+        return shards.run_sharded(eng, c, ruleset, as_of, workers, progress=lambda n: bar.advance(task, n))
 
 
 def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
@@ -76,6 +77,7 @@ def demo(
     clients: int = typer.Option(2000, "--clients", "-n", min=50, help="clients in the synthetic book"),
     seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: the latest trading day)"),
+    weeks: int = typer.Option(0, "--weeks", min=0, max=16, help="also write holdings and cash at the end of this many earlier weeks (for `steward report effect`)"),
 ) -> None:
     """Build a synthetic brokerage book in the database every other command uses, evaluate it once, print a summary.
 
@@ -99,7 +101,7 @@ def demo(
         with progress_bar("building", clients) as bar:
             task = bar.add_task(f"building {clients:,} clients", total=clients)
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
-                                       progress=lambda n: bar.advance(task, n))
+                                       progress=lambda n: bar.advance(task, n), weeks=weeks)
         console.print(f"Built {book}")
         ruleset = review_cmd.demo_ruleset(eng, c)  # demo users approve the shipped pack; only approved content runs
         s = _run_with_progress(eng, c, ruleset, day)
@@ -207,8 +209,13 @@ def import_(directory: Path = typer.Argument(..., exists=True, file_okay=False, 
     console.print("Next: [bold]steward run[/] evaluates the rules over the imported book.")
 
 
-def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
-        force: bool = typer.Option(False, "--force", help="evaluate even a closed day or one past the trading calendar")) -> None:
+def run(
+    as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
+    force: bool = typer.Option(False, "--force", help="evaluate even a closed day or one past the trading calendar"),
+    workers: int = typer.Option(0, "--workers", "-w", min=0,
+                                help="processes sharing the book by client id range (0: one per core; "
+                                     f"a shard gets at least {shards.MIN_SHARD:,} clients)"),
+) -> None:
     """Evaluate every client in the database once and record the firings.
 
     Refuses a day the trading calendar says is closed, or does not know, unless --force.
@@ -217,7 +224,12 @@ def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM
 
       steward run --as-of 2026-06-15
 
+      steward run --as-of 2026-06-15 --workers 2
+
       steward run --as-of 2026-06-13 --force   # a Saturday, on purpose
+
+    With several workers the results are those of one process (docs/operations.md). If a
+    worker fails, what the others recorded is kept: run the same day again to complete it.
     """
     with user_errors():
         c = cfg()
@@ -225,7 +237,7 @@ def run(as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM
         eng = open_db(c)
         check_day(eng, c, day, force)
         ruleset = review_cmd.approved_for_run(eng, c)  # only approved content runs (engine.compliance.review)
-        s = _run_with_progress(eng, c, ruleset, day)
+        s = _run_with_progress(eng, c, ruleset, day, workers or shards.default_workers())
     print_summary(s, ruleset)
 
 

@@ -91,6 +91,13 @@ class EvaluationConfig(_Model):
     """Clients per batch in the nightly evaluation (memory vs. round trips)."""
     activity_days: int = Field(20, ge=1)
     """Trading days counted by the *_20d activity facts."""
+    workers: int = Field(1, ge=0)
+    """Processes the scheduler's nightly run uses on its machine (0: one per core)."""
+    shard_jobs: int = Field(0, ge=0)
+    """PostgreSQL only: > 0 splits the scheduler's nightly run into this many procrastinate jobs
+    for shard workers on any machine (`python -m scheduler.distributed worker`); 0: run locally."""
+    shard_jobs_wait_minutes: int = Field(120, ge=1)
+    """How long the scheduler leader waits for the shard jobs before reporting the night failed."""
 
 
 class ComplianceConfig(_Model):

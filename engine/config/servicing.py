@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SegmentName = Literal["core", "maintenance", "dormant", "settled", "dead"]
 Channel = Literal["phone", "sms", "email", "im"]
 Bucket = Literal["low", "medium", "high"]
+Cell = Literal["large_short_term", "large_stable", "large_static", "medium_short_term", "medium_stable",
+               "medium_static", "small_short_term", "small_stable", "small_static"]
+Quadrant = Literal["gold", "rising_star", "maintain", "give_up"]
+DEFAULT_IMPORTANT_CELLS: tuple[Cell, ...] = (
+    "large_short_term", "large_stable", "large_static", "medium_short_term", "medium_stable", "medium_static",
+    "small_short_term")
+"""Large, medium and short-term cells are "important" (DOMAIN.md, 002)."""
 
 # Rows: tolerance level low..high; columns: capacity level low..high; cells: low/medium/high %.
 # The cell depends only on the sum of the two level indexes (DOMAIN.md).
@@ -93,6 +100,10 @@ class BudgetGroup(_M):
     share: float = Field(ge=0, le=1)
 
 
+def _quadrant_bonus() -> dict[Quadrant, int]:
+    return {"gold": 10, "rising_star": 10}
+
+
 class CallListConfig(_M):
     budget: tuple[BudgetGroup, ...] = (
         BudgetGroup(segments=("core", "dormant"), share=0.6),
@@ -103,6 +114,17 @@ class CallListConfig(_M):
     """Priority points a task gains per trading day it waits, so nothing waits forever."""
     urgent_priority: int = Field(90, ge=0, le=101)
     """Tasks of this priority or higher go on the list first, before the segment shares (101: none)."""
+    important_bonus: int = Field(10, ge=0, le=100)
+    """Score points for a task whose client is in an important capital x turnover cell."""
+    quadrant_bonus: dict[Quadrant, int] = Field(
+        default_factory=lambda: _quadrant_bonus())
+    """Score points per current x future value quadrant of the task's client (others: 0)."""
+    advisor_minutes: int = Field(0, ge=0)
+    """Minutes of calls per advisor and day; > 0 puts the segment budget in minutes, 0 in task slots."""
+    default_task_minutes: int = Field(10, ge=1)
+    """Minutes a call task takes unless task_minutes names its rule."""
+    task_minutes: dict[str, int] = Field(default_factory=dict)
+    """Minutes per rule id, e.g. {core_monthly_report: 30, dormant_phone_visit: 20}."""
 
     @model_validator(mode="after")
     def _sum(self) -> CallListConfig:
@@ -123,6 +145,8 @@ class SegmentPlaybook(_M):
     channels: tuple[Channel, ...] = ("phone", "sms", "email", "im")
     cadence_days: int = Field(0, ge=0)
     """At most one marketing firing per this many days (0: no limit beyond each rule's cooldown)."""
+    exceptions: tuple[str, ...] = ()
+    """Marketing rules that reach the segment even when `marketing` is false or `rules` does not list them."""
 
 
 def _default_playbooks() -> dict[SegmentName, SegmentPlaybook]:
@@ -132,8 +156,17 @@ def _default_playbooks() -> dict[SegmentName, SegmentPlaybook]:
         "dormant": SegmentPlaybook(channels=("phone", "sms", "im"), cadence_days=14),
         "settled": SegmentPlaybook(channels=("sms", "email", "im"), cadence_days=30,
                                    rules=("birthday_greeting", "festival_greeting")),
-        "dead": SegmentPlaybook(marketing=False, rules=(), channels=()),
+        "dead": SegmentPlaybook(marketing=False, rules=(), channels=(), exceptions=("winback_call",)),
     }
+
+
+class ReviewConfig(_M):
+    cycle: Literal["weekly", "monthly", "quarterly"] = "weekly"
+    """Cycle of the effect review (`steward report effect`)."""
+
+
+def _give_up_channels() -> dict[Quadrant, tuple[Channel, ...]]:
+    return {"give_up": ("sms", "email", "im")}
 
 
 class ServicingConfig(_M):
@@ -144,6 +177,18 @@ class ServicingConfig(_M):
     risk: RiskConfig = RiskConfig()
     call_list: CallListConfig = CallListConfig()
     playbooks: dict[SegmentName, SegmentPlaybook] = Field(default_factory=_default_playbooks)
+    important_cells: tuple[Cell, ...] = DEFAULT_IMPORTANT_CELLS
+    """Capital x turnover cells whose clients are important (fact `important_cell`)."""
+    quadrant_channels: dict[Quadrant, tuple[Channel, ...]] = Field(
+        default_factory=lambda: _give_up_channels())
+    """Channels marketing may use per value quadrant (give-up clients: self-service, no advisor's call)."""
+    quadrant_exempt_tags: tuple[str, ...] = ("retention", "activation")
+    """Rules with one of these tags ignore quadrant_channels: keeping and waking clients is not developing them."""
+    activation_sequence: tuple[str, ...] = ("dormant_activation", "dormant_research_share", "dormant_phone_visit")
+    """Rule ids of the dormant activation steps, in order (fact `activation_step`)."""
+    review: ReviewConfig = ReviewConfig()
+    winback_rules: tuple[str, ...] = ("winback_call",)
+    """Rule ids whose firings count as win-back attempts (fact `winback_attempts`)."""
 
     @model_validator(mode="after")
     def _ages(self) -> ServicingConfig:

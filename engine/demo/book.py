@@ -32,7 +32,7 @@ from engine.demo import playbook as demo_playbook
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.facts.importer import FILES
+from engine.facts.importer import FILES, sync_sequence
 from engine.models import Client, TradingDay
 from engine.facts.tables import Product
 from engine.config.servicing import RiskConfig
@@ -63,9 +63,9 @@ def _empty_rows() -> Rows:
 
 
 def _chunks(rng: random.Random, seed: int, clients: int, market: Market,
-            risk_cfg: RiskConfig) -> Iterator[tuple[int, Rows]]:
+            risk_cfg: RiskConfig, weeks: int = 0) -> Iterator[tuple[int, Rows]]:
     """(clients in the chunk, rows per table); advisors come with the first chunk."""
-    gen = ClientMaker(rng, seed, clients, market, risk_cfg)
+    gen = ClientMaker(rng, seed, clients, market, risk_cfg, weeks)
     rows = _empty_rows()
     rows["advisor"] = gen.advisors()
     for start in range(0, clients, CLIENTS_PER_CHUNK):
@@ -154,7 +154,7 @@ def _products(conn: Connection) -> int:
     """Add the demo symbols to the product master (symbols already there are left alone)."""
     t = Product.__table__  # type: ignore[attr-defined]
     have = {r[0] for r in conn.execute(select(t.c.symbol))}
-    rows = [r for r in demo_playbook.product_rows(SYMBOLS) if r["symbol"] not in have]
+    rows = [r for r in demo_playbook.product_rows(SYMBOLS + (demo_playbook.SMALL_CAP,)) if r["symbol"] not in have]
     if rows:
         conn.execute(t.insert(), rows)
     return len(rows)
@@ -168,10 +168,12 @@ def _insert(conn: Connection, rows: Rows) -> None:
 
 
 def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date,
-               progress: Progress | None = None) -> DemoSummary:
+               progress: Progress | None = None, weeks: int = 0) -> DemoSummary:
     """Write a synthetic book of `clients` clients into an empty, migrated database.
 
     Also seeds the trading calendar and adds the demo symbols to the product master.
+    `weeks` > 0 adds holdings and cash snapshots at the end of each of that many earlier
+    weeks, so weekly reviews (`steward report effect`) see segments as of each week.
     """
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -181,11 +183,13 @@ def build_book(engine: Engine, cfg: Config, clients: int, seed: int, as_of: date
             raise StewardError("the database already holds clients: build the demo book into an empty database")
         market = Market.make(rng, as_of, _seed_calendar(conn, cfg.calendar.exchange, as_of))
         totals["product"] = _products(conn)
-        for n, rows in _in_background(_chunks(rng, seed, clients, market, cfg.servicing.risk)):
+        for n, rows in _in_background(_chunks(rng, seed, clients, market, cfg.servicing.risk, weeks)):
             _insert(conn, rows)
             _count(totals, rows)
             if progress is not None:
                 progress(n)
+        for spec in FILES.values():  # rows carry explicit ids: PostgreSQL's sequences move past them
+            sync_sequence(conn, spec.table)
     return DemoSummary(as_of, clients, totals.get("advisor", 0), totals, time.perf_counter() - started)
 
 
@@ -218,8 +222,9 @@ def write_csv(directory: Path, cfg: Config, clients: int, seed: int, as_of: date
         cols = {spec.table.name: list(spec.model.model_fields) for spec in FILES.values()}
         for t, w in writers.items():
             w.writerow(cols[t])
-        writers["product"].writerows([_cell(r[c]) for c in cols["product"]] for r in demo_playbook.product_rows(SYMBOLS))
-        totals["product"] = len(SYMBOLS)
+        products = demo_playbook.product_rows(SYMBOLS + (demo_playbook.SMALL_CAP,))
+        writers["product"].writerows([_cell(r[c]) for c in cols["product"]] for r in products)
+        totals["product"] = len(products)
         for n, rows in _chunks(rng, seed, clients, market, cfg.servicing.risk):
             for t, batch in rows.items():
                 writers[t].writerows([_cell(r.get(c)) for c in cols[t]] for r in batch)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from faker import Faker
 
+from engine.demo import history as demo_history
 from engine.demo import playbook as demo_playbook
 from engine.config.servicing import RiskConfig
 
@@ -221,6 +222,13 @@ class Market:
 # ------------------------------------------------------------------ one client
 
 
+def _same_day(day: date, year: int) -> date:
+    try:
+        return date(year, day.month, day.day)
+    except ValueError:  # 29 February in a common year
+        return date(year, 2, 28)
+
+
 def _lognormal(rng: random.Random, mu: float, sigma: float, lo: float, hi: float) -> float:
     return min(hi, max(lo, math.exp(rng.gauss(mu, sigma))))
 
@@ -245,8 +253,12 @@ _VALUE: dict[str, Callable[[random.Random], float]] = {
 class ClientMaker:
     """Builds the rows of one client at a time from the shared seeded rng."""
 
-    def __init__(self, rng: random.Random, seed: int, n: int, market: Market, risk_cfg: RiskConfig) -> None:
+    def __init__(self, rng: random.Random, seed: int, n: int, market: Market, risk_cfg: RiskConfig,
+                 weeks: int = 0) -> None:
         self.rng, self.n, self.m, self.risk_cfg = rng, n, market, risk_cfg
+        self.week_ends = sorted({max(d for d in market.days if d <= market.as_of - timedelta(days=7 * k))
+                                 for k in range(1, weeks + 1)} - {market.d0, market.d1})
+        """Earlier week ends with a snapshot of holdings and cash (weekly reviews)."""
         self.plan = _Plan.deal(rng, n)
         self.names = _Names(seed)
         self.width = max(6, len(str(n)))
@@ -258,6 +270,20 @@ class ClientMaker:
         self.outflow, self.birthday, self.new = t["outflow"], t["birthday"], t["new"]
         self.mispriced, self.drift, self.downgrade = t["mispriced"], t["drift"], t["downgrade"]
         self.margin_ready, self.related = t["margin_ready"], t["related"]
+        # Traits added later draw from their own rng, so books of earlier seeds stay as they were.
+        self.rng2 = random.Random(seed * 7919 + 15)
+        n2 = 2 if n >= 50 else 0
+        kinds = self.plan.kind
+        self.anniversary = _pick(self.rng2, [i for i in range(n) if kinds[i] == "active"], 0.03, n2)
+        self.activation = _pick(self.rng2, [i for i in range(n) if kinds[i] == "dormant"], 0.04, 2 * n2)
+        self.large_holder = _pick(self.rng2, [i for i in range(n) if kinds[i] == "hnw"], 0.5, n2)
+        regular = [i for i in range(n) if kinds[i] == "regular" and i not in self.plan.traits["drift"]
+                   and i not in self.plan.traits["concentrated"] and i not in self.downgrade]
+        self.scattered = _pick(self.rng2, regular, 0.02, n2)
+        self.cash_heavy = _pick(self.rng2, [i for i in regular if i not in self.scattered], 0.02, n2)
+        self.left = _pick(self.rng2, [i for i in range(n) if kinds[i] == "dead"], 0.05, n2)
+        self.pleased = _pick(self.rng2, [i for i in range(n) if kinds[i] == "core"], 0.3, n2)
+        self.follow_up = _pick(self.rng2, [i for i in range(n) if kinds[i] in ("regular", "active", "core")], 0.02, n2)
 
     def advisors(self) -> list[dict[str, Any]]:
         out = []
@@ -293,6 +319,11 @@ class ClientMaker:
             value = max(value, rng.uniform(100_000, 400_000))
         if i in self.margin_ready:
             value = max(value, rng.uniform(650_000, 3_000_000))
+        if i in self.scattered or i in self.cash_heavy:
+            value = max(value, self.rng2.uniform(400_000, 900_000))
+        step = self.activation.get(i)
+        if step is not None and step % 2 == 1:  # high current value: the advisor's visit is not self-service
+            value = max(value, self.rng2.uniform(550_000, 2_000_000))
         return value
 
     def _playbook(self, i: int, cid: str, kind: str, row: dict[str, Any], out: Rows) -> None:
@@ -301,8 +332,10 @@ class ClientMaker:
         if row["risk_assessed_on"] is not None:
             out["risk_assessment"].append(demo_playbook.assessment_row(
                 rng, i + 1, cid, row["risk_assessed_on"], row["birth_date"], i in self.drift, self.risk_cfg))
-        if i in self.related or rng.random() < 0.6:
-            out["client_profile"].append(demo_playbook.profile_row(rng, cid, kind, i in self.related))
+        if i in self.related or rng.random() < 0.6 or i in self.margin_ready:
+            prof = demo_playbook.profile_row(rng, cid, kind, i in self.related)
+            prof.update(demo_playbook.margin_fields(self.rng2, i in self.margin_ready))
+            out["client_profile"].append(prof)
         rank = self.outflow.get(i)
         if rank is not None and rank % 4 == 1:
             out["aml_review"].append(demo_playbook.aml_row(rng, cid, as_of, still_open=True))
@@ -314,6 +347,9 @@ class ClientMaker:
         opened = self._opened(kind, p.risk[i])
         if i in self.margin_ready:
             opened = min(opened, self.m.as_of - timedelta(days=_int(rng, 250, 900)))
+        if i in self.anniversary:  # the account's anniversary falls on the evaluation date
+            years = max(2, round((self.m.as_of - opened).days / 365))
+            opened = _same_day(self.m.as_of, self.m.as_of.year - years)
         level = _weighted(rng, RISK_LEVELS, _RISK_CUM) if i not in self.margin_ready else _one(rng, ("C4", "C5"))
         assessed = self._assessed(opened, p.risk[i])
         zh = locale.startswith("zh")
@@ -359,6 +395,12 @@ class ClientMaker:
 
     def _positions(self, i: int, kind: str) -> tuple[list[float], float]:
         """Weights of the positions and the cash share of the client's value."""
+        weights, cash = self._drawn_positions(i, kind)
+        if i in self.cash_heavy:  # most of the account idle in cash
+            return weights, 0.65 + 0.25 * self.rng2.random()
+        return weights, cash
+
+    def _drawn_positions(self, i: int, kind: str) -> tuple[list[float], float]:
         rng = self.rng
         if i in self.concentrated:
             return ([1.0] if rng.random() < 0.5 else [0.8, 0.2]), rng.uniform(0.02, 0.15)
@@ -391,6 +433,18 @@ class ClientMaker:
             if opened <= m.d1:
                 h.append({"as_of": m.d1, "client_id": cid, "symbol": sym, "quantity": q, "cost": cost,
                           "close_price": m.prev[sym]})
+        demo_history.weekly(self, cid, opened, qty, value * cash, out)
+        if i in self.scattered:  # many tiny holdings on top: over-diversified
+            for sym in self.rng2.sample([x for x in m.by_price if x not in qty and m.close[x] * 100 <= value * 0.007], 12):
+                q = 100.0 * max(1, round(value * self.rng2.uniform(0.002, 0.007) / m.close[sym] / 100))
+                for day, close in ((m.d0, m.close[sym]), (m.d1, m.prev[sym])):
+                    h.append({"as_of": day, "client_id": cid, "symbol": sym, "quantity": q, "cost": m.close[sym],
+                              "close_price": close})
+        if i in self.large_holder:  # close to 5% of a small listed company
+            sym, _name, close = demo_playbook.SMALL_CAP
+            q = round(demo_playbook.SMALL_CAP_SHARES * self.rng2.uniform(0.041, 0.049), -2)
+            for day in (m.d0, m.d1):
+                h.append({"as_of": day, "client_id": cid, "symbol": sym, "quantity": q, "cost": close, "close_price": close})
         out["cash_balance"].append({"as_of": m.d0, "client_id": cid, "amount": round(value * cash, 2)})
         return list(qty)
 
@@ -494,6 +548,14 @@ class ClientMaker:
                    "outcome": _one(rng, ("reached", "no_answer", "left_message"))}
         if row is not None:
             out["contact"].append({"id": f"{cid}-K01", "client_id": cid, "by_user": adv, **row})
+        demo_history.records(self, i, cid, adv, out)
+        step = self.activation.get(i)
+        if step is not None:  # activation steps recorded in the firm's CRM before Steward ran
+            done = (("dormant_activation", 20),) if step % 2 == 0 else (("dormant_activation", 45),
+                                                                          ("dormant_research_share", 20))
+            for k, (kind, back) in enumerate(done):
+                out["contact"].append({"id": f"{cid}-A{k + 1:02d}", "client_id": cid, "by_user": adv, "kind": kind,
+                                       "contacted_on": as_of - timedelta(days=back), "outcome": "sent"})
 
     def _consents(self, cid: str, opened: date, has_email: bool, out: Rows) -> None:
         rng, c = self.rng, out["consent"]

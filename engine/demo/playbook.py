@@ -23,8 +23,16 @@ def product_risk(symbol: str) -> str:
     return "R4" if symbol.startswith(HIGH_RISK_PREFIXES) else "R3"
 
 
+SMALL_CAP = ("002999", "示例精工", 18.5)
+"""A small listed company (5 million shares) in which the demo's large holders approach 5%."""
+SMALL_CAP_SHARES = 5_000_000.0
+LARGE_CAP_SHARES = 2_000_000_000.0
+
+
 def product_rows(symbols: tuple[tuple[str, str, float], ...]) -> list[dict[str, Any]]:
-    return [{"symbol": s, "name": name, "risk": product_risk(s), "type": "stock"} for s, name, _ in symbols]
+    return [{"symbol": s, "name": name, "risk": product_risk(s), "type": "stock",
+             "shares_outstanding": SMALL_CAP_SHARES if s == SMALL_CAP[0] else LARGE_CAP_SHARES}
+            for s, name, _ in symbols]
 
 
 def _answer(rng: random.Random, item: str, lo: int, hi: int) -> str:
@@ -55,7 +63,17 @@ def profile_row(rng: random.Random, cid: str, kind: str, related: bool) -> dict[
     rich = kind in ("core", "hnw")
     income = math.exp(rng.gauss(13.3 if rich else 11.9, 0.6))
     return {"client_id": cid, "investor_class": "professional" if rich and rng.random() < 0.3 else "ordinary",
-            "related_party": related, "annual_income": round(income, -3)}
+            "related_party": related, "annual_income": round(income, -3),
+            "third_party_custody": None, "experience_years": None, "serious_default": None}
+
+
+def margin_fields(rng: random.Random, ready: bool) -> dict[str, Any]:
+    """Margin eligibility fields of a profile (drawn from the book's second rng)."""
+    if ready:
+        return {"third_party_custody": True, "experience_years": float(2 + int(rng.random() * 14)),
+                "serious_default": False}
+    return {"third_party_custody": rng.random() < 0.9, "experience_years": float(int(rng.random() * 20)),
+            "serious_default": rng.random() < 0.02}
 
 
 def aml_row(rng: random.Random, cid: str, as_of: date, still_open: bool) -> dict[str, Any]:

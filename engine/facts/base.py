@@ -362,9 +362,19 @@ def _margin(ctx: FactContext, batch: dict[str, Facts]) -> None:
 # ------------------------------------------------------------------ batches
 
 
-def _boundaries(conn: Connection, as_of: date, size: int) -> list[tuple[str, str]]:
+def client_ids(conn: Connection, as_of: date, lo: str | None = None, hi: str | None = None) -> list[str]:
+    """Ids of the clients opened on or before as_of (within [lo, hi] when given), in order."""
     c = _t(Client)
-    ids = [r[0] for r in conn.execute(select(c.c.id).where(c.c.opened_on <= as_of).order_by(c.c.id))]
+    q = select(c.c.id).where(c.c.opened_on <= as_of).order_by(c.c.id)
+    if lo is not None:
+        q = q.where(c.c.id >= lo)
+    if hi is not None:
+        q = q.where(c.c.id <= hi)
+    return [r[0] for r in conn.execute(q)]
+
+
+def split(ids: list[str], size: int) -> list[tuple[str, str]]:
+    """Contiguous (first id, last id) ranges of at most `size` of the given sorted ids."""
     return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
 
 
@@ -387,12 +397,13 @@ def _window_start(conn: Connection, cfg: Config, as_of: date) -> date:
     return trading_calendar.trading_days_back(conn, cfg.calendar.exchange, as_of, cfg.evaluation.activity_days)[0]
 
 
-def iter_batches(conn: Connection, cfg: Config, as_of: date, batch_size: int | None = None) -> Iterator[list[Facts]]:
-    """Facts of every client opened on or before as_of, in batches ordered by client id."""
+def iter_batches(conn: Connection, cfg: Config, as_of: date, batch_size: int | None = None,
+                 lo: str | None = None, hi: str | None = None) -> Iterator[list[Facts]]:
+    """Facts of every client opened on or before as_of (ids in [lo, hi] when given), in batches by id."""
     start = _window_start(conn, cfg, as_of)
     extra: dict[str, Any] = {}
-    for lo, hi in _boundaries(conn, as_of, batch_size or cfg.evaluation.batch_size):
-        yield list(_compute(conn, cfg, as_of, lo, hi, start, extra).values())
+    for first, last in split(client_ids(conn, as_of, lo, hi), batch_size or cfg.evaluation.batch_size):
+        yield list(_compute(conn, cfg, as_of, first, last, start, extra).values())
 
 
 def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str) -> Facts | None:

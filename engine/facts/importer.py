@@ -32,7 +32,9 @@ from engine.models import (
     CHANNELS, PURPOSES, RISK_LEVELS, Advisor, CashBalance, CashMovement, Client, Consent, Contact,
     Holding, MarginSnapshot, Trade,
 )
-from engine.facts.tables import INVESTOR_CLASSES, PRODUCT_RISKS, AmlReview, ClientProfile, Product, RiskAssessment
+from engine.facts.tables import (
+    INVESTOR_CLASSES, PRODUCT_RISKS, RECORD_KINDS, AmlReview, ClientProfile, ClientRecord, Product, RiskAssessment,
+)
 from engine.facts.risk import LEVELS as RISK_PROFILE_LEVELS
 from engine.facts.validation import INT64_MAX, MAX_JSON_DEPTH, check_json, first_bad_utf8
 
@@ -261,6 +263,18 @@ class ContactRow(_Row):
     by_user: Id | None = None
 
 
+class ClientRecordRow(_Row):
+    id: Count
+    client_id: Id
+    recorded_on: Day
+    kind: Annotated[str, AfterValidator(_one_of(*RECORD_KINDS))]
+    text: Text
+    firing_id: Count | None = None
+    due_on: Day | None = None
+    done_on: Day | None = None
+    by_user: Id | None = None
+
+
 class ConsentRow(_Row):
     client_id: Id
     channel: Channel
@@ -275,6 +289,7 @@ class ProductRow(_Row):
     name: Text
     risk: ProductRisk
     type: ProductType
+    shares_outstanding: NonNegative | None = None
 
 
 class RiskAssessmentRow(_Row):
@@ -303,6 +318,9 @@ class ClientProfileRow(_Row):
     investor_class: InvestorClass = "ordinary"
     related_party: Flag = False
     annual_income: NonNegative | None = None
+    third_party_custody: Flag | None = None
+    experience_years: NonNegative | None = None
+    serious_default: Flag | None = None
 
 
 class AmlReviewRow(_Row):
@@ -359,6 +377,7 @@ FILES: dict[str, FileSpec] = {s.name: s for s in (
     FileSpec("risk_assessments.csv", RiskAssessmentRow, _tab(RiskAssessment), _TO_CLIENT),
     FileSpec("client_profiles.csv", ClientProfileRow, _tab(ClientProfile), _TO_CLIENT),
     FileSpec("aml_reviews.csv", AmlReviewRow, _tab(AmlReview), _TO_CLIENT),
+    FileSpec("client_records.csv", ClientRecordRow, _tab(ClientRecord), _TO_CLIENT),
 )}
 """Known files in import (and write) order."""
 
@@ -541,7 +560,7 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         conn.execute(stmt, rows[i:i + CHUNK])
 
 
-def _sync_sequence(conn: Connection, table: Table) -> None:
+def sync_sequence(conn: Connection, table: Table) -> None:
     """After rows with explicit integer ids, move PostgreSQL's id sequence past them."""
     keys = list(table.primary_key.columns)
     if conn.dialect.name != "postgresql" or len(keys) != 1 or not isinstance(keys[0].type, Integer):
@@ -587,6 +606,6 @@ def import_dir(engine: Engine, directory: Path) -> ImportReport:
         for name, spec in FILES.items():
             if name in parsed:
                 _upsert(conn, spec.table, [row for _, row in parsed[name].rows])
-                _sync_sequence(conn, spec.table)
+                sync_sequence(conn, spec.table)
                 counts[spec.table.name] = len(parsed[name].rows)
     return ImportReport(counts)

@@ -63,7 +63,7 @@ def _risk_profile(ctx: FactContext, batch: dict[str, Facts]) -> None:
 @PROVIDERS.provider(
     "segment_models",
     FactField("capital_turnover", STRING, "segments", "Capital size x turnover cell: large/medium/small + _short_term/_stable/_static, e.g. large_short_term (servicing.capital_turnover)."),
-    FactField("important_cell", BOOL, "segments", "True in the important cells: any large cell, medium_short_term or small_short_term."),
+    FactField("important_cell", BOOL, "segments", "True in the important capital x turnover cells (servicing.important_cells; by default every large and medium cell and small_short_term)."),
     FactField("value_quadrant", STRING, "segments", "Current x future value: gold, rising_star, maintain or give_up (servicing.value_quadrant)."),
     FactField("life_stage", STRING, "segments", "growth, youth, adult, mature, stable or retired by age (servicing.life_stage_ages); null without a birth date."),
     FactField("previous_segment", STRING, "segments", "Value x activity segment as of the previous evaluation (latest completed run, else the previous trading day); null if the account was not open then."),
@@ -76,7 +76,7 @@ def _segment_models(ctx: FactContext, batch: dict[str, Facts]) -> None:
         mv, vol = f.get("market_value") or 0.0, f.get("volume_20d") or 0.0
         cell = segments.capital_turnover(mv, vol, sv.capital_turnover)
         f["capital_turnover"] = cell
-        f["important_cell"] = cell in segments.IMPORTANT_CELLS
+        f["important_cell"] = cell in sv.important_cells
         f["value_quadrant"] = segments.value_quadrant(mv, vol, f.get("annual_income"), f.get("net_flow_20d") or 0.0,
                                                       f.get("age"), sv.value_quadrant)
         f["life_stage"] = segments.life_stage(f.get("age"), sv.life_stage_ages)

@@ -13,8 +13,6 @@ SEGMENT_RANK = {"core": 4, "maintenance": 3, "dormant": 2, "settled": 1, "dead":
 """Higher is more valuable; a fall in rank is a downgrade."""
 LIFE_STAGES = ("growth", "youth", "adult", "mature", "stable", "retired")
 QUADRANTS = ("gold", "rising_star", "maintain", "give_up")
-IMPORTANT_CELLS = frozenset({"large_short_term", "large_stable", "large_static", "medium_short_term", "small_short_term"})
-"""Large, medium-short-term and short-term cells are "important" (DOMAIN.md, 002)."""
 
 
 def capital_size(market_value: float, cfg: CapitalTurnoverConfig) -> str:

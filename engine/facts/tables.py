@@ -25,6 +25,8 @@ class Product(SQLModel, table=True):
     """Product risk level R1..R5."""
     type: str = Field(max_length=16)
     """stock, bond, fund, wealth, margin, ..."""
+    shares_outstanding: float | None = None
+    """Listed company's total shares (stocks); a holding's stake is quantity / this."""
 
 
 class RiskAssessment(SQLModel, table=True):
@@ -58,6 +60,12 @@ class ClientProfile(SQLModel, table=True):
     """Shareholder or related party of the firm (not eligible for margin)."""
     annual_income: float | None = None
     """Declared annual income, CNY."""
+    third_party_custody: bool | None = None
+    """Trading funds are under third-party custody at a bank (margin eligibility); null: unknown."""
+    experience_years: float | None = None
+    """Years of securities investment experience (margin eligibility); null: unknown."""
+    serious_default: bool | None = None
+    """A serious default on record (no margin); null: unknown."""
 
 
 class AmlReview(SQLModel, table=True):
@@ -92,3 +100,32 @@ class CallListEntry(SQLModel, table=True):
     score: int
     """Priority plus aging points on that day."""
     created_at: datetime
+
+
+RECORD_KINDS = ("need", "service", "follow_up")
+
+
+class ClientRecord(SQLModel, table=True):
+    """The client dynamic record (客户动态表): needs raised, services given, follow-ups planned.
+
+    Written with each task outcome (`steward outcome --need ... --follow-up DATE`); an open
+    follow-up (done_on empty) due on or before a day makes the fact `follow_up_due` true,
+    and the next recorded outcome for the client closes it.
+    """
+
+    __tablename__ = "client_record"
+    __table_args__ = (Index("ix_client_record_client_day", "client_id", "recorded_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=64)
+    recorded_on: date
+    kind: str = Field(max_length=16)
+    """need, service or follow_up."""
+    text: str
+    firing_id: int | None = None
+    """The task whose outcome recorded it."""
+    due_on: date | None = None
+    """Follow-ups: the day the next contact is due."""
+    done_on: date | None = None
+    """Follow-ups: the day a later outcome closed it."""
+    by_user: str | None = Field(default=None, max_length=64)

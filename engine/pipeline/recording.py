@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -48,17 +48,18 @@ def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[st
     return {(r[0], r[1]): r[2] for r in conn.execute(q)}
 
 
-def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
+def start_run(conn: Connection, as_of: date, mode: str, version: str, now: datetime | None = None) -> int:
     res = conn.execute(
-        RUN.insert().values(as_of=as_of, started_at=clock.now(), mode=mode, rules_version=version)
+        RUN.insert().values(as_of=as_of, started_at=now or clock.now(), mode=mode, rules_version=version)
     )
     key = res.inserted_primary_key
     assert key is not None
     return int(key[0])
 
 
-def finish_run(conn: Connection, run_id: int, **counts: int) -> None:
-    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=clock.now(), **counts))
+def finish_run(conn: Connection, run_id: int, now: datetime | None = None, **counts: int) -> None:
+    """Close a run; `now` is the run's (fixed) clock, else the wall clock."""
+    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=now or clock.now(), **counts))
 
 
 def insert_firings(conn: Connection, rows: list[dict[str, Any]], chunk: int = 5000) -> None:

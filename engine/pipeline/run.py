@@ -71,7 +71,8 @@ class RunSummary:
     per_rule: Counter[str] = field(default_factory=Counter)
     per_segment: Counter[str] = field(default_factory=Counter)
     per_action: Counter[str] = field(default_factory=Counter)
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("facts", "matching", "rendering", "recording"), 0.0))
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("facts", "matching", "rendering", "recording", "commit"), 0.0))
+    """Seconds per stage, summed over batches (and over shards: CPU seconds, not wall time)."""
 
 
 class _Clock:
@@ -188,7 +189,8 @@ def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, deci
     rendered = [render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
     if lap:
         lap("rendering")
-    now = clock.now()
+    fixed = ctx.cache.get("now")
+    now = fixed if isinstance(fixed, datetime) else clock.now()
     rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
     recording.insert_firings(conn, rows)
     if hooks:
@@ -215,29 +217,72 @@ def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_i
         s.per_action[d.match.rule.spec.action.type] += 1
 
 
-def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
-        progress: Progress | None = None, mode: str = "run") -> RunSummary:
-    """Evaluate every client as of a date and record the firings."""
-    s = RunSummary(as_of)
+def start(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, mode: str = "run",
+          now: datetime | None = None) -> tuple[int, dict[str, dict[str, str]]]:
+    """Open a run: trading calendar, the `evaluation_run` row; returns (run id, advisors)."""
     with engine.begin() as conn:
         trading_calendar.ensure(conn, cfg.calendar.exchange, as_of - timedelta(days=90), as_of)
-        s.run_id = recording.start_run(conn, as_of, mode, ruleset.version)
-        advisors = advisors_of(conn)
+        run_id = recording.start_run(conn, as_of, mode, ruleset.version, now)
+        return run_id, advisors_of(conn)
+
+
+def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, run_id: int,
+                   advisors: dict[str, dict[str, str]], now: datetime | None = None, lo: str | None = None,
+                   hi: str | None = None, progress: Progress | None = None) -> RunSummary:
+    """Evaluate the clients with ids in [lo, hi] (all when None), one transaction per batch.
+
+    One shard of a run (engine.pipeline.shards) or the whole book. `now`, when given, is the
+    run's fixed clock: the contact-window stage, the outbox and the firing rows read it instead
+    of the wall clock, so every batch of the run decides against the same instant (benchmarks,
+    tests, replays of a day).
+    """
+    s = RunSummary(as_of, run_id)
     clock = _Clock(s)
     with engine.connect() as read:
-        for batch in facts_mod.iter_batches(read, cfg, as_of):
+        for batch in facts_mod.iter_batches(read, cfg, as_of, lo=lo, hi=hi):
             clock.lap("facts")
             ids = [f["client_id"] for f in batch]
             with engine.begin() as conn:
                 ctx = StageContext(conn, cfg, as_of, min(ids), max(ids))
                 ctx.cache.update(ruleset=ruleset, advisors=advisors)  # for record hooks (audit)
-                _process_batch(conn, batch, ruleset, s.run_id, ctx, advisors, s, clock)
+                if now is not None:
+                    ctx.cache["now"] = now
+                _process_batch(conn, batch, ruleset, run_id, ctx, advisors, s, clock)
+            clock.lap("commit")
             s.clients += len(batch)
             if progress:
                 progress(len(batch))
             clock.t = time.perf_counter()
-    with engine.begin() as conn:
-        recording.finish_run(conn, s.run_id, clients=s.clients, firings=s.firings,
-                             skipped_cooldown=s.skipped_cooldown, skipped_duplicate=s.skipped_duplicate)
     return s
 
+
+def finish(engine: Engine, s: RunSummary, now: datetime | None = None) -> None:
+    assert s.run_id is not None
+    with engine.begin() as conn:
+        recording.finish_run(conn, s.run_id, now, clients=s.clients, firings=s.firings,
+                             skipped_cooldown=s.skipped_cooldown, skipped_duplicate=s.skipped_duplicate)
+
+
+def merge(into: RunSummary, part: RunSummary) -> None:
+    """Add one shard's counts to the run's summary."""
+    into.clients += part.clients
+    into.firings += part.firings
+    into.failed += part.failed
+    into.skipped_cooldown += part.skipped_cooldown
+    into.skipped_duplicate += part.skipped_duplicate
+    for name in ("per_reason", "per_rule_blocked", "per_rule", "per_segment", "per_action"):
+        getattr(into, name).update(getattr(part, name))
+    for stage, sec in part.seconds.items():
+        into.seconds[stage] = into.seconds.get(stage, 0.0) + sec
+
+
+def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
+        progress: Progress | None = None, mode: str = "run", now: datetime | None = None) -> RunSummary:
+    """Evaluate every client as of a date and record the firings, in this process.
+
+    `now` (timezone-aware): a fixed clock for the whole run; None reads the wall clock.
+    """
+    run_id, advisors = start(engine, cfg, ruleset, as_of, mode, now)
+    s = evaluate_range(engine, cfg, ruleset, as_of, run_id, advisors, now, progress=progress)
+    finish(engine, s, now)
+    return s

@@ -97,6 +97,13 @@ def groups_of(cfg: CallListConfig) -> dict[str, str]:
     return {s: "+".join(g.segments) for g in cfg.budget for s in g.segments}
 
 
+def bonus(task: Task, cfg: CallListConfig) -> int:
+    """Score points for the client's value: an important capital x turnover cell, a gold or rising-star quadrant."""
+    points = cfg.important_bonus if task.facts.get("important_cell") is True else 0
+    quadrant = task.facts.get("value_quadrant")
+    return points + (cfg.quadrant_bonus.get(quadrant, 0) if isinstance(quadrant, str) else 0)  # type: ignore[call-overload]
+
+
 def quotas(cfg: CallListConfig, capacity: int) -> dict[str, int]:
     """Slots per group: shares of the capacity, rounded by largest remainder (they add up to it)."""
     shares = {"+".join(g.segments): g.share for g in cfg.budget}
@@ -112,40 +119,63 @@ def quotas(cfg: CallListConfig, capacity: int) -> dict[str, int]:
 # ------------------------------------------------------------------ allocation
 
 
+def task_minutes(cfg: CallListConfig, rule_id: str) -> int:
+    """Advisor minutes a task of this rule takes (servicing.call_list.task_minutes, else the default)."""
+    return cfg.task_minutes.get(rule_id, cfg.default_task_minutes)
+
+
 @dataclass
 class _Fill:
     capacity: int
     quota: dict[str, int]
     entries: list[Entry]
+    cfg: CallListConfig
     used: Counter[str] = field(default_factory=Counter)
+    spent: Counter[str] = field(default_factory=Counter)
+    """Minutes per group (budget in advisor minutes)."""
 
     def __post_init__(self) -> None:
         self.used.update(e.group for e in self.entries)
+        for e in self.entries:
+            self.spent[e.group] += task_minutes(self.cfg, e.task.rule_id)
+        self.minute_quota = quotas(self.cfg, self.cfg.advisor_minutes) if self.cfg.advisor_minutes else {}
 
-    @property
-    def room(self) -> int:
-        return self.capacity - len(self.entries)
+    def fits(self, e: Entry) -> bool:
+        """Room on the list: a slot, and with a minutes budget the task's minutes."""
+        if len(self.entries) >= self.capacity:
+            return False
+        m = self.cfg.advisor_minutes
+        return not m or sum(self.spent.values()) + task_minutes(self.cfg, e.task.rule_id) <= m
+
+    def in_share(self, e: Entry) -> bool:
+        if self.cfg.advisor_minutes:
+            return self.spent[e.group] + task_minutes(self.cfg, e.task.rule_id) <= self.minute_quota.get(e.group, 0)
+        return self.used[e.group] < self.quota.get(e.group, 0)
 
     def take(self, e: Entry, slot: str) -> None:
         pos = max((x.position for x in self.entries), default=0) + 1
         self.entries.append(Entry(pos, e.task, e.group, slot, e.score, e.waited))
         self.used[e.group] += 1
+        self.spent[e.group] += task_minutes(self.cfg, e.task.rule_id)
 
 
 def allocate(candidates: list[Entry], pinned: list[Entry], capacity: int,
              cfg: CallListConfig) -> tuple[list[Entry], list[Entry]]:
-    """(the day's list, the carried rest); `pinned` entries keep their slots and positions."""
-    fill = _Fill(capacity, quotas(cfg, capacity), list(pinned))
+    """(the day's list, the carried rest); `pinned` entries keep their slots and positions.
+
+    With `advisor_minutes` set, the segment shares apply to the advisor's minutes and a task
+    takes its rule's minutes (`task_minutes`); the list still holds at most `capacity` tasks."""
+    fill = _Fill(capacity, quotas(cfg, capacity), list(pinned), cfg)
     rest = sorted(candidates, key=lambda e: (-e.score, e.task.as_of, e.task.firing_id))
     passes = (
         (URGENT, lambda e: e.task.priority >= cfg.urgent_priority),
-        (BUDGET, lambda e: fill.used[e.group] < fill.quota.get(e.group, 0)),
+        (BUDGET, fill.in_share),
         (SPARE, lambda e: True),
     )
     for slot, fits in passes:
         left = []
         for e in rest:
-            if fill.room > 0 and fits(e):
+            if fill.fits(e) and fits(e):
                 fill.take(e, slot)
             else:
                 left.append(e)
@@ -206,7 +236,7 @@ def build(conn: Connection, cfg: Config, advisor_id: str, day: date, persist: bo
 
     def entry(t: Task) -> Entry:
         w = waited(t.as_of)
-        return Entry(0, t, group.get(t.segment or "", OTHER), "", t.priority + cl_cfg.aging_per_day * w, w)
+        return Entry(0, t, group.get(t.segment or "", OTHER), "", t.priority + cl_cfg.aging_per_day * w + bonus(t, cl_cfg), w)
 
     pinned = [Entry(r.position, t, r.budget_group, r.slot, r.score, waited(t.as_of)) for r, t in pinned_rows]
     entries, carried = allocate([entry(t) for t in tasks], pinned, int(adv.daily_capacity), cl_cfg)

@@ -7,6 +7,9 @@ turns it into configuration. For a client in segment S, a live *marketing* firin
 - switches marketing off (the dead segment: service notices only)  PLAYBOOK_SEGMENT_EXCLUDED
 - does not list the rule (`rules: ["*"]` lists every rule)         PLAYBOOK_RULE_EXCLUDED
 - does not list the rule's channel                                  PLAYBOOK_CHANNEL_EXCLUDED
+- (any segment) the client's value quadrant does not use the        PLAYBOOK_QUADRANT_CHANNEL
+  channel (`servicing.quadrant_channels`: give-up clients get no advisor's call), unless
+  the rule carries a tag of `servicing.quadrant_exempt_tags` (retention, activation)
 - saw a marketing firing within `cadence_days` (earlier days from   PLAYBOOK_CADENCE
   the firing log, today from the decisions already passed)
 
@@ -19,6 +22,7 @@ client whose facts carry no segment, lets everything through. Without a database
 from __future__ import annotations
 
 from datetime import date, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -33,7 +37,8 @@ SEGMENT_EXCLUDED = "PLAYBOOK_SEGMENT_EXCLUDED"
 RULE_EXCLUDED = "PLAYBOOK_RULE_EXCLUDED"
 CHANNEL_EXCLUDED = "PLAYBOOK_CHANNEL_EXCLUDED"
 CADENCE = "PLAYBOOK_CADENCE"
-REASONS = (SEGMENT_EXCLUDED, RULE_EXCLUDED, CHANNEL_EXCLUDED, CADENCE)
+QUADRANT_CHANNEL = "PLAYBOOK_QUADRANT_CHANNEL"
+REASONS = (SEGMENT_EXCLUDED, RULE_EXCLUDED, CHANNEL_EXCLUDED, QUADRANT_CHANNEL, CADENCE)
 COUNTED = ("pending", "open", "sent", "done")
 """Firing statuses that count as marketing that reached (or is on its way to) the client."""
 _LAST = f"{NAME}.last_marketing"
@@ -41,6 +46,8 @@ _LAST = f"{NAME}.last_marketing"
 
 def exclusion(playbook: SegmentPlaybook, segment: str, rule_id: str, channel: str) -> tuple[str | None, str]:
     """(reason code or None when the playbook allows it, human detail) for one marketing firing."""
+    if rule_id in playbook.exceptions:
+        return None, f"segment {segment} playbook lets {rule_id} through (exceptions)"
     if not playbook.marketing:
         return SEGMENT_EXCLUDED, f"segment {segment}: service notices only (servicing.playbooks.{segment}.marketing)"
     if "*" not in playbook.rules and rule_id not in playbook.rules:
@@ -49,6 +56,16 @@ def exclusion(playbook: SegmentPlaybook, segment: str, rule_id: str, channel: st
         allowed = ", ".join(playbook.channels) or "none"
         return CHANNEL_EXCLUDED, f"segment {segment} playbook does not use {channel} (channels: {allowed})"
     return None, f"segment {segment} playbook allows {rule_id} over {channel}"
+
+
+def quadrant_exclusion(channels: Mapping[Any, tuple[str, ...]], quadrant: Any, channel: str,
+                       detail: str) -> tuple[str | None, str]:
+    """A marketing channel the client's value quadrant does not use (give-up clients: no advisor's call)."""
+    allowed = channels.get(quadrant) if isinstance(quadrant, str) else None
+    if allowed is None or channel in allowed:
+        return None, detail
+    return QUADRANT_CHANNEL, (f"value quadrant {quadrant} does not use {channel} (channels: {', '.join(allowed) or 'none'}; "
+                              f"servicing.quadrant_channels.{quadrant})")
 
 
 def _last_marketing(ctx: StageContext) -> dict[str, date]:
@@ -74,11 +91,20 @@ class SegmentPlaybookStage:
         last: dict[str, date] = ctx.cache.get(_LAST, {})
         for d in decisions:  # highest priority first: it wins the cadence slot
             spec, facts = d.match.rule.spec, d.match.facts
+            if not d.live or spec.rule_class != "marketing":
+                continue
             segment: str | None = facts.get("segment")
             playbook = ctx.cfg.servicing.playbooks.get(segment) if segment else None  # type: ignore[call-overload]
-            if not d.live or spec.rule_class != "marketing" or playbook is None or segment is None:
+            reason, detail = None, ""
+            if playbook is not None and segment is not None:
+                reason, detail = exclusion(playbook, segment, spec.id, spec.action.channel)
+            if reason is None and not set(spec.tags) & set(ctx.cfg.servicing.quadrant_exempt_tags):
+                reason, detail = quadrant_exclusion(ctx.cfg.servicing.quadrant_channels, facts.get("value_quadrant"),
+                                                    spec.action.channel, detail)
+            if playbook is None or segment is None:
+                if reason is not None:
+                    d.block(NAME, "suppressed", reason, detail)
                 continue
-            reason, detail = exclusion(playbook, segment, spec.id, spec.action.channel)
             if reason is None:
                 reason, detail = self._cadence(ctx, playbook, segment, last.get(str(facts["client_id"])), detail)
             if reason is None:

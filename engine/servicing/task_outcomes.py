@@ -19,21 +19,24 @@ from sqlalchemy.engine import Connection
 from engine.config.base import Config
 from engine.dispatch.tables import TaskEscalation
 from engine.errors import StewardError
+from engine.facts.tables import ClientRecord
 from engine.models import Advisor, Contact
 from engine.dispatch.outbox import OUTBOX, event, utcnow
 from engine.pipeline.recording import FIRING
 
 CONTACT = Contact.__table__  # type: ignore[attr-defined]
+RECORD = ClientRecord.__table__  # type: ignore[attr-defined]
 ADVISOR = Advisor.__table__  # type: ignore[attr-defined]
 ESCALATION = TaskEscalation.__table__  # type: ignore[attr-defined]
 OUTCOMES = {
     "reached": ("callback", "done"),
+    "positive": ("callback", "done"),
     "declined": ("callback", "done"),
     "wrong_number": ("call_attempt", "done"),
     "no_answer": ("call_attempt", "open"),
     "callback_later": ("call_attempt", "open"),
 }
-"""outcome -> (contact kind written, task status after)."""
+"""outcome -> (contact kind written, task status after). `positive`: reached and satisfied (referral requests follow)."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,13 @@ class OutcomeResult:
 
 
 def record_outcome(conn: Connection, firing_id: int, outcome: str, by_user: str | None, on: date,
-                   note: str | None = None) -> OutcomeResult:
-    """Close (or log an attempt on) a call task; raises StewardError saying what to fix."""
+                   note: str | None = None, need: str | None = None, follow_up: date | None = None) -> OutcomeResult:
+    """Close (or log an attempt on) a call task and write the client dynamic record; raises
+    StewardError saying what to fix."""
+    if follow_up is not None and follow_up <= on:
+        raise StewardError(f"--follow-up {follow_up.isoformat()} must be after the day of the call ({on.isoformat()})")
+    if need is not None and not need.strip():
+        raise StewardError("--need is empty: say what the client needs, e.g. --need \"retirement plan\"")
     if outcome not in OUTCOMES:
         raise StewardError(f"--outcome: unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
     row = conn.execute(select(FIRING).where(FIRING.c.id == firing_id)).first()
@@ -61,7 +69,26 @@ def record_outcome(conn: Connection, firing_id: int, outcome: str, by_user: str 
                                      "contacted_on": on, "kind": kind, "outcome": outcome if not note else f"{outcome}: {note}",
                                      "by_user": by_user}])
     conn.execute(update(FIRING).where(FIRING.c.id == firing_id).values(status=status, reason=None if status == "open" else outcome.upper()))
+    _record(conn, row, outcome, by_user, on, note, need, follow_up)
     return OutcomeResult(firing_id, row.client_id, kind, status)
+
+
+def _record(conn: Connection, task: Any, outcome: str, by_user: str | None, on: date, note: str | None,
+            need: str | None, follow_up: date | None) -> None:
+    """The client dynamic record: the service given, a need raised, the next follow-up. A reached
+    client closes the follow-ups that were due (an unanswered call leaves them open)."""
+    cid = task.client_id
+    if OUTCOMES[outcome][0] == "callback":
+        conn.execute(update(RECORD).where(RECORD.c.client_id == cid, RECORD.c.kind == "follow_up",
+                                          RECORD.c.done_on.is_(None), RECORD.c.due_on <= on).values(done_on=on))
+    base = {"client_id": cid, "recorded_on": on, "firing_id": task.id, "by_user": by_user, "due_on": None, "done_on": None}
+    rows = [{**base, "kind": "service", "text": f"{task.rule_id}: {outcome}" + (f" ({note})" if note else "")}]
+    if need:
+        rows.append({**base, "kind": "need", "text": need.strip()})
+    if follow_up is not None:
+        rows.append({**base, "kind": "follow_up", "text": need.strip() if need else f"follow up on {task.rule_id}",
+                     "due_on": follow_up})
+    conn.execute(RECORD.insert(), rows)
 
 
 def _notice(task: Any, supervisor: Any, now: datetime) -> dict[str, Any]:

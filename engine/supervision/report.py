@@ -7,15 +7,18 @@
   and retention (no transfer-out within `outcome_days` of a retention firing);
 - the KPIs of DOMAIN.md by week and segment: retained assets (market value at week end),
   churn rate (share of clients with assets at week start who have none at week end),
-  new clients (accounts opened) and new assets (deposits). Segment is each client's
-  segment on the report's last day.
+  new clients (accounts opened) and new assets (deposits). Segments come from the data as
+  of each week: churn by the segment the client was in before the week, the other figures by
+  the segment at the week's end (or the report's last day).
 """
 
 from __future__ import annotations
 
+import csv
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -119,8 +122,8 @@ def _segments(conn: Connection, cfg: Config, day: date) -> dict[str, str]:
     return {f["client_id"]: f.get("segment") or "-" for batch in facts_mod.iter_batches(conn, cfg, day) for f in batch}
 
 
-def _week_rows(conn: Connection, wk: date, seg: dict[str, str]) -> list[dict[str, Any]]:
-    end = wk + timedelta(days=6)
+def _week_rows(conn: Connection, wk: date, end: date, seg: dict[str, str], seg_before: dict[str, str]
+               ) -> list[dict[str, Any]]:
     before, after = _assets_on(conn, wk - timedelta(days=1)), _assets_on(conn, end)
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     values: dict[str, float] = defaultdict(float)
@@ -128,8 +131,8 @@ def _week_rows(conn: Connection, wk: date, seg: dict[str, str]) -> list[dict[str
         values[seg.get(cid, "-")] += v
     for cid, v in before.items():
         if v > 0:
-            rows[seg.get(cid, "-")]["with_assets"] += 1
-            rows[seg.get(cid, "-")]["churned"] += after.get(cid, 0.0) <= 0
+            rows[seg_before.get(cid, "-")]["with_assets"] += 1
+            rows[seg_before.get(cid, "-")]["churned"] += after.get(cid, 0.0) <= 0
     for (cid,) in conn.execute(select(CL.c.id).where(CL.c.opened_on >= wk, CL.c.opened_on <= end)):
         rows[seg.get(cid, "-")]["new_clients"] += 1
     deposits = conn.execute(select(MOV.c.client_id, func.sum(MOV.c.amount)).where(
@@ -152,12 +155,25 @@ def build(conn: Connection, cfg: Config, start: date, end: date, kinds: dict[str
     rows = _firings(conn, rep, cfg)
     _callbacks(conn, rep, rows, cfg)
     _outcomes(conn, rep, rows, kinds, outcome_days)
-    seg = _segments(conn, cfg, end)
     wk = start - timedelta(days=start.weekday())
+    seg_before = _segments(conn, cfg, wk - timedelta(days=1))
     while wk <= end:
-        rep.kpis += _week_rows(conn, wk, seg)
+        last = min(end, wk + timedelta(days=6))
+        seg = _segments(conn, cfg, last)
+        rep.kpis += _week_rows(conn, wk, last, seg, seg_before)
+        seg_before = seg
         wk += timedelta(days=7)
     return rep
+
+
+def write_kpis_csv(rep: Report, path: Path) -> None:
+    """The weekly KPI rows as CSV (week, segment, retained_assets, churn_rate, new_clients, new_assets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["week", "segment", "retained_assets", "churn_rate", "new_clients",
+                                           "new_assets"], lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: "" if v is None else v for k, v in row.items()} for row in rep.kpis)
 
 
 def outcome_kinds(rules: Any) -> dict[str, str]:
