@@ -17,9 +17,9 @@ import pytest
 import uvicorn
 from sqlalchemy import select, update
 
+from engine import clock
 from engine.compliance import auth, review
 from engine.db import make_engine, upgrade
-from engine.dispatch import contact_policy
 from engine.language.loading import load_ruleset
 from engine.pipeline.recording import FIRING
 from engine.pipeline.run import run
@@ -61,8 +61,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tpl = root / "templates/dormant_activation/zh-CN.j2"
     review.submit(eng, cfg, "li.na", "first pack")
     review.approve(eng, cfg, "wang.fang", 1, "baseline")
-    with pytest.MonkeyPatch.context() as mp:  # the contact window judged at the book's day, not today
-        mp.setattr(contact_policy, "_wall_clock", lambda: DAY)
+    with clock.using(clock.FixedClock(DAY)):  # the contact window judged at the book's day, not today
         run(eng, cfg, load_ruleset(cfg), book.AS_OF)
     with eng.begin() as c:
         c.execute(update(book.Client.__table__).values(phone="13800000001"))  # type: ignore[attr-defined]

@@ -95,7 +95,7 @@ COMMANDS: dict[str, str] = {
     "dispatch run": SERVICE, "dispatch list": PUBLIC, "dispatch retry": "outbox.retry",
     "dispatch resolve": "outbox.retry",
     "dnc add": "dnc.manage", "dnc remove": "dnc.manage", "dnc list": PUBLIC,
-    "report effectiveness": PUBLIC, "report branch": PUBLIC,
+    "report effectiveness": PUBLIC, "report branch": PUBLIC, "report effect": PUBLIC,
 }
 """CLI command -> action. PUBLIC commands read files or print reports; SERVICE commands are the
 machinery a deployment runs under its service account (the scheduler), not a person's decision."""
