@@ -42,9 +42,9 @@ def test_coverage_warning_is_loud_and_says_how_to_add_the_year(sqlite_engine: En
 
 
 def test_calendar_set_adds_a_year_by_hand_and_sync_keeps_it(sqlite_engine: Engine, cfg: Config) -> None:
-    code, out = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--through", "2027-01-31", "--open", "--weekdays")
+    code, out = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--through", "2027-01-31", "--open", "--weekdays", "--as", "ops")
     assert code == 0 and "31 day(s)" in out
-    code, _ = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--closed")  # New Year's Day
+    code, _ = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--closed", "--as", "ops")  # New Year's Day
     assert code == 0
     with sqlite_engine.begin() as conn:
         trading_calendar.sync(conn, "XSHG", date(2026, 12, 1), date(2027, 1, 31))

@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
+from engine.cli.users_cmd import AS_HELP, acting
 from engine.errors import StewardError
 
 dispatch_app = typer.Typer(no_args_is_help=True)
@@ -65,14 +66,18 @@ def list_(state_: str = typer.Option(None, "--state", help="held, queued, sendin
 
 
 @dispatch_app.command("retry")
-def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message")) -> None:
-    """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed."""
+def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message"),
+          as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed.
+
+    Recorded in the audit log (outbox.changed) with the acting user. Example: steward dispatch retry 42 --as ops.li
+    """
     from engine.dispatch.outbox import retry_dead
 
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            ok = retry_dead(conn, row_id)
+            ok = retry_dead(conn, row_id, actor=acting(as_))
     if not ok:
         fail(f"outbox row {row_id} is not dead or uncertain; `steward dispatch list --state dead` lists dead letters")
     console.print(f"outbox row {row_id} queued again.")
@@ -80,14 +85,18 @@ def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncerta
 
 @dispatch_app.command("resolve")
 def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain message"),
-            receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID")) -> None:
-    """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`)."""
+            receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID"),
+            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`).
+
+    Example: steward dispatch resolve 42 --receipt "<key@firm> in the mail log" --as ops.li
+    """
     from engine.dispatch.outbox import mark_sent_by_hand
 
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            ok = mark_sent_by_hand(conn, row_id, receipt)
+            ok = mark_sent_by_hand(conn, row_id, receipt, actor=acting(as_))
     if not ok:
         fail(f"outbox row {row_id} is not uncertain; `steward dispatch list --state uncertain` lists them")
     console.print(f"outbox row {row_id} marked sent.")
@@ -111,29 +120,34 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
 
 @dnc_app.command("add")
 def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client", "--source", help="client, national, regulator"),
-            note: str = typer.Option(None, "--note")) -> None:
-    """Put a phone number on the do-not-call list."""
-    from engine.dispatch.tables import DoNotCall
+            note: str = typer.Option(None, "--note"),
+            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Put a phone number on the do-not-call list (recorded in the audit log as dnc.added).
 
-    t = DoNotCall.__table__  # type: ignore[attr-defined]
+    Example: steward dispatch dnc add 13800000000 --source client --note "asked on the phone" --as ops.li
+    """
+    from engine.dispatch import dnc
+
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            conn.execute(t.delete().where(t.c.phone == phone))
-            conn.execute(t.insert(), [{"phone": phone, "source": source, "note": note, "added_at": datetime.now(timezone.utc)}])
+            dnc.add(conn, phone, source, note, acting(as_), datetime.now(timezone.utc))
     console.print(f"{phone} is on the do-not-call list.")
 
 
 @dnc_app.command("remove")
-def dnc_remove(phone: str = typer.Argument(...)) -> None:
-    """Take a phone number off the do-not-call list."""
-    from engine.dispatch.tables import DoNotCall
+def dnc_remove(phone: str = typer.Argument(...),
+               as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Take a phone number off the do-not-call list (recorded in the audit log as dnc.removed).
 
-    t = DoNotCall.__table__  # type: ignore[attr-defined]
+    Example: steward dispatch dnc remove 13800000000 --as ops.li
+    """
+    from engine.dispatch import dnc
+
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            n = conn.execute(t.delete().where(t.c.phone == phone)).rowcount
+            n = dnc.remove(conn, phone, acting(as_), datetime.now(timezone.utc))
     if not n:
         fail(f"{phone} is not on the do-not-call list")
     console.print(f"{phone} removed.")

@@ -60,6 +60,10 @@ def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
         for reason, n in s.per_reason.most_common():
             why.add_row(reason, f"{n:,}")
         console.print(why)
+    for rid, day, cause in s.failed_runs:
+        err_console.print(f"[bold red]Run {rid} (as of {day}) never finished and is now marked failed:[/] {cause}. "
+                          f"Run `steward run --as-of {day}` again to evaluate the clients it missed "
+                          "(clients already recorded that day are skipped).", highlight=False)
     secs = sum(s.seconds.values())
     console.print(
         f"{s.clients:,} clients evaluated, {s.firings:,} firings "

@@ -11,10 +11,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from engine.audit import log as auditlog
 from engine.facts import trading_calendar
 from engine.cli.common import cfg, console, err_console, open_db, parse_day, state, user_errors
+from engine.cli.users_cmd import AS_HELP, acting
 from engine.errors import StewardError
 
+auditlog.register_event_name("calendar.overridden", "an operator set trading days open or closed by hand (which days, by whom)")
 calendar_app = typer.Typer(no_args_is_help=True)
 
 
@@ -104,8 +107,13 @@ def show(start: str = typer.Option(None, "--from", help="first day (default: tod
 def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
          is_open: bool = typer.Option(None, "--open/--closed", help="the exchange trades that day, or not"),
          through: str = typer.Option(None, "--through", help="set every day up to this one too"),
-         weekdays: bool = typer.Option(False, "--weekdays", help="with --through: Saturdays and Sundays are set closed")) -> None:
-    """Override days by hand (source 'admin'; `calendar sync` never overwrites them)."""
+         weekdays: bool = typer.Option(False, "--weekdays", help="with --through: Saturdays and Sundays are set closed"),
+         as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+    """Override days by hand (source 'admin'; `calendar sync` never overwrites them).
+
+    Each override is an audit event (calendar.overridden) with the acting user.
+    Example: steward calendar set 2026-10-09 --closed --as ops.li
+    """
     with user_errors():
         if is_open is None:
             raise StewardError("say --open or --closed")
@@ -114,12 +122,19 @@ def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
         hi = _day(through, "--through") if through else lo
         if hi < lo:
             raise StewardError(f"--through {hi} is before {lo}")
+        who = acting(as_)
+        if not who:
+            raise StewardError("name the acting user (--as or STEWARD_USER): calendar overrides are audited")
         eng = open_db(c)
         n = 0
         with eng.begin() as conn:
             d = lo
+            days: dict[str, bool] = {}
             while d <= hi:
-                trading_calendar.set_day(conn, c.calendar.exchange, d, is_open and not (weekdays and d.weekday() >= 5))
+                days[d.isoformat()] = is_open and not (weekdays and d.weekday() >= 5)
+                trading_calendar.set_day(conn, c.calendar.exchange, d, days[d.isoformat()])
                 d += timedelta(days=1)
                 n += 1
+            auditlog.append(conn, [auditlog.Event("calendar.overridden", actor=who, data={
+                "exchange": c.calendar.exchange, "days": days})])
     console.print(f"{c.calendar.exchange}: {n} day(s) from {lo} set by hand.")

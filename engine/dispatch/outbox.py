@@ -28,10 +28,13 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from engine.audit import log as auditlog
 from engine.dispatch import channels
 from engine.dispatch import contact_policy
 from engine.dispatch.channels import ChannelError, OutMessage, PermanentError
 from engine.config.base import Config
+from engine.errors import StewardError
+from engine.language.rendering import mask
 from engine.dispatch.tables import Outbox
 from engine.models import Client
 from engine.pipeline.policy import StageContext
@@ -41,6 +44,21 @@ OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 CLIENT = Client.__table__  # type: ignore[attr-defined]
 StepHook = Callable[[str, int], None]
 """Called after each committed step ('claimed', 'transmitting', 'sent', 'recorded') with the row id."""
+
+
+auditlog.register_event_name(
+    "outbox.changed", "an outbox message changed state outside a send: held or dropped at send time, parked "
+    "uncertain, requeued from the dead letters, confirmed sent by hand, dropped on an opt-out")
+DISPATCH_ACTOR = "dispatch"
+
+
+def _audit(conn: Connection, name: str, row: Any, status: str, now: datetime, actor: str = DISPATCH_ACTOR,
+           reason: str | None = None, **data: Any) -> None:
+    """The audit event of one outbox state change, in the transaction that makes the change."""
+    auditlog.append(conn, [auditlog.Event(
+        name, actor=actor, client_id=row.client_id, rule_id=row.rule_id, rule_hash=row.rule_hash,
+        firing_id=row.firing_id, channel=row.channel, status=status, reason=reason, at=now,
+        data={"outbox_id": row.id, "kind": row.kind, **data})])
 
 
 def utcnow() -> datetime:
@@ -195,14 +213,17 @@ def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetim
     final = isinstance(e, PermanentError) or row.attempts >= cfg.dispatch.retry.max_attempts
     if final:
         reason = e.code if isinstance(e, PermanentError) else "RETRIES_EXHAUSTED"
-        _append(conn, row.id, {"state": "dead", "phase": None, "reason": reason, "last_error": str(e)},
-                event(now, "dead", reason, f"attempt {row.attempts}: {e}"), worker)
+        if _append(conn, row.id, {"state": "dead", "phase": None, "reason": reason, "last_error": str(e)},
+                   event(now, "dead", reason, f"attempt {row.attempts}: {e}"), worker):
+            _audit(conn, "send.attempted", row, "dead", now, reason=reason, attempt=row.attempts, error=str(e))
         _set_firing(conn, _own_firing(row), "dead", reason)
         s.dead += 1
         return
     when = now + _backoff(cfg, row.attempts)
-    _append(conn, row.id, {"state": "queued", "phase": None, "reason": e.code, "last_error": str(e), "next_attempt_at": when},
-            event(now, "retry", e.code, f"attempt {row.attempts} failed: {e}; next at {when.isoformat()}"), worker)
+    if _append(conn, row.id, {"state": "queued", "phase": None, "reason": e.code, "last_error": str(e), "next_attempt_at": when},
+               event(now, "retry", e.code, f"attempt {row.attempts} failed: {e}; next at {when.isoformat()}"), worker):
+        _audit(conn, "send.attempted", row, "retry", now, reason=e.code, attempt=row.attempts, error=str(e),
+               next_attempt_at=when.isoformat())
     s.retried += 1
 
 
@@ -210,15 +231,17 @@ def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: str, s
     """Send-time checks: contact window, recipient. False when the row was held or dropped."""
     if row.kind == "client" and not row.bypass_window and not contact_policy.in_window(cfg, now):
         if row.outside_window == "drop":
-            _append(conn, row.id, {"state": "dropped", "phase": None, "reason": "WINDOW_CLOSED"},
-                    event(now, "dropped", "WINDOW_CLOSED", "outside the contact window at send time"), worker)
+            if _append(conn, row.id, {"state": "dropped", "phase": None, "reason": "WINDOW_CLOSED"},
+                       event(now, "dropped", "WINDOW_CLOSED", "outside the contact window at send time"), worker):
+                _audit(conn, "outbox.changed", row, "dropped", now, reason="WINDOW_CLOSED")
             _set_firing(conn, _own_firing(row), "dropped", "WINDOW_CLOSED")
             s.dropped += 1
             return False
         until = contact_policy.next_open(cfg, now)
-        _append(conn, row.id, {"state": "held", "phase": None, "reason": "WINDOW_QUIET_HOURS", "not_before": until,
-                               "attempts": row.attempts - 1},
-                event(now, "held", "WINDOW_QUIET_HOURS", f"outside the contact window at send time; until {until.isoformat()}"), worker)
+        if _append(conn, row.id, {"state": "held", "phase": None, "reason": "WINDOW_QUIET_HOURS", "not_before": until,
+                                  "attempts": row.attempts - 1},
+                   event(now, "held", "WINDOW_QUIET_HOURS", f"outside the contact window at send time; until {until.isoformat()}"), worker):
+            _audit(conn, "outbox.changed", row, "held", now, reason="WINDOW_QUIET_HOURS", until=until.isoformat())
         s.held += 1
         return False
     return True
@@ -233,9 +256,10 @@ def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str
         channel = channels.get(row.channel, cfg.dispatch) if row.channel in channels.names() else None
         if channel is not None and c.prev_phase == "transmitting" and not channel.idempotent \
                 and cfg.dispatch.email.on_uncertain == "review":
-            _append(conn, row.id, {"state": "uncertain", "phase": None, "reason": "SEND_UNCERTAIN"},
-                    event(now, "uncertain", "SEND_UNCERTAIN", "crashed during a non-idempotent send; check the mailbox "
-                          "for the Message-ID, then `steward dispatch resolve`"), worker)
+            if _append(conn, row.id, {"state": "uncertain", "phase": None, "reason": "SEND_UNCERTAIN"},
+                       event(now, "uncertain", "SEND_UNCERTAIN", "crashed during a non-idempotent send; check the mailbox "
+                             "for the Message-ID, then `steward dispatch resolve`"), worker):
+                _audit(conn, "outbox.changed", row, "uncertain", now, reason="SEND_UNCERTAIN")
             s.uncertain += 1
             return
         to = _recipient(conn, row)
@@ -259,6 +283,8 @@ def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str
                        event(utcnow(), "sent", None, receipt), worker)
         if done:
             _set_firing(conn, _own_firing(row), "sent")
+            _audit(conn, "send.attempted", row, "sent", now, attempt=row.attempts, recipient=mask(to))
+            _audit(conn, "send.receipt", row, "sent", now, receipt=receipt)
     s.sent += done
     if on_step:
         on_step("recorded", c.id)
@@ -285,34 +311,47 @@ def dispatch_once(engine: Engine, cfg: Config, now: datetime | None = None, work
 # ------------------------------------------------------------------ operator actions
 
 
-def retry_dead(conn: Connection, row_id: int, now: datetime | None = None) -> bool:
-    """Put a dead or uncertain message back in the queue (a supervisor's decision)."""
+def _require_actor(actor: str | None) -> str:
+    if not actor:
+        raise StewardError("name the acting user (--as or STEWARD_USER): the audit log records who changed the message")
+    return actor
+
+
+def retry_dead(conn: Connection, row_id: int, now: datetime | None = None, actor: str | None = None) -> bool:
+    """Put a dead or uncertain message back in the queue (a supervisor's decision, recorded with who)."""
+    actor = _require_actor(actor)
     now = now or utcnow()
-    row = conn.execute(select(OUTBOX.c.state).where(OUTBOX.c.id == row_id)).first()
+    row = conn.execute(select(OUTBOX).where(OUTBOX.c.id == row_id)).first()
     if row is None or row.state not in ("dead", "uncertain"):
         return False
     _append(conn, row_id, {"state": "queued", "attempts": 0, "next_attempt_at": now, "reason": None},
-            event(now, "requeued", None, f"from {row.state} by an operator"))
+            event(now, "requeued", None, f"from {row.state} by {actor}"))
+    _audit(conn, "outbox.changed", row, "requeued", now, actor=actor, previous=row.state)
     return True
 
 
-def mark_sent_by_hand(conn: Connection, row_id: int, receipt: str, now: datetime | None = None) -> bool:
+def mark_sent_by_hand(conn: Connection, row_id: int, receipt: str, now: datetime | None = None,
+                      actor: str | None = None) -> bool:
     """Close an `uncertain` row after finding the message in the mailbox."""
+    actor = _require_actor(actor)
     now = now or utcnow()
-    row = conn.execute(select(OUTBOX.c.state, OUTBOX.c.firing_id, OUTBOX.c.kind).where(OUTBOX.c.id == row_id)).first()
+    row = conn.execute(select(OUTBOX).where(OUTBOX.c.id == row_id)).first()
     if row is None or row.state != "uncertain":
         return False
-    _append(conn, row_id, {"state": "sent", "receipt": receipt, "sent_at": now}, event(now, "sent", None, f"confirmed by an operator: {receipt}"))
+    _append(conn, row_id, {"state": "sent", "receipt": receipt, "sent_at": now}, event(now, "sent", None, f"confirmed by {actor}: {receipt}"))
     _set_firing(conn, _own_firing(row), "sent")
+    _audit(conn, "outbox.changed", row, "sent", now, actor=actor, receipt=receipt)
+    _audit(conn, "send.receipt", row, "sent", now, actor=actor, receipt=receipt, by_hand=True)
     return True
 
 
 def drop_marketing(conn: Connection, client_ids: list[str], reason: str, now: datetime | None = None) -> int:
     """Stop every unsent marketing message of these clients (an opt-out takes effect at once)."""
     now = now or utcnow()
-    rows = list(conn.execute(select(OUTBOX.c.id, OUTBOX.c.firing_id).where(
+    rows = list(conn.execute(select(OUTBOX).where(
         OUTBOX.c.client_id.in_(client_ids), OUTBOX.c.rule_class == "marketing", OUTBOX.c.state.in_(("held", "queued")))))
     for r in rows:
         _append(conn, r.id, {"state": "dropped", "reason": reason}, event(now, "dropped", reason, "client opted out"))
         _set_firing(conn, r.firing_id, "dropped", reason)
+        _audit(conn, "outbox.changed", r, "dropped", now, reason=reason)
     return len(rows)

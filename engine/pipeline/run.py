@@ -70,6 +70,8 @@ class RunSummary:
     per_segment: Counter[str] = field(default_factory=Counter)
     per_action: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("facts", "matching", "rendering", "recording"), 0.0))
+    failed_runs: list[tuple[int, date, str]] = field(default_factory=list)
+    """Earlier runs found dead at this start and marked failed: (run id, as_of, why)."""
 
 
 class _Clock:
@@ -142,15 +144,15 @@ def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleS
     }
 
 
-def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str], date],
+def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str], tuple[date, date | None]],
                  as_of: date, s: RunSummary) -> list[list[Decision]]:
     """Matches not already recorded today nor within cooldown, grouped per client."""
     per_client: dict[str, list[Decision]] = {}
     for m in match(ruleset.enabled, batch):
-        prev = last.get((m.rule.id, m.facts["client_id"]))
-        if prev == as_of:
+        held = recording.within_cooldown(last.get((m.rule.id, m.facts["client_id"])), as_of, m.rule.spec.cooldown_delta)
+        if held == "duplicate":
             s.skipped_duplicate += 1
-        elif prev is not None and as_of - prev < m.rule.spec.cooldown_delta:
+        elif held == "cooldown":
             s.skipped_cooldown += 1
         else:
             per_client.setdefault(m.facts["client_id"], []).append(Decision(m))
@@ -209,6 +211,8 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
     s = RunSummary(as_of)
     with engine.begin() as conn:
         trading_calendar.ensure(conn, cfg.calendar.exchange, as_of - timedelta(days=90), as_of)
+        if mode == "run":
+            s.failed_runs = [(r.id, r.as_of, r.error) for r in recording.fail_dead_runs(conn)]
         s.run_id = recording.start_run(conn, as_of, mode, ruleset.version)
         advisors = advisors_of(conn)
     clock = _Clock(s)
@@ -220,6 +224,7 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
                 ctx = StageContext(conn, cfg, as_of, min(ids), max(ids))
                 ctx.cache.update(ruleset=ruleset, advisors=advisors)  # for record hooks (audit)
                 _process_batch(conn, batch, ruleset, s.run_id, ctx, advisors, s, clock)
+                recording.heartbeat(conn, s.run_id)
             s.clients += len(batch)
             if progress:
                 progress(len(batch))

@@ -22,7 +22,7 @@ from engine.errors import StewardError
 from engine.facts.base import Facts, facts_for
 from engine.language.loading import RuleSet
 from engine.models import Client, EvaluationRun
-from engine.pipeline.recording import FIRING
+from engine.pipeline.recording import BLOCKED_BY_GATE, FIRING
 from engine.language.rules import Rule
 
 CLIENT = Client.__table__  # type: ignore[attr-defined]
@@ -166,7 +166,8 @@ def explain_client(conn: Connection, cfg: Config, ruleset: RuleSet, client_id: s
         select(FIRING).where(FIRING.c.client_id == client_id, FIRING.c.as_of == as_of))}
     last = {r[0]: r[1] for r in conn.execute(
         select(FIRING.c.rule_id, func.max(FIRING.c.as_of))
-        .where(FIRING.c.client_id == client_id, FIRING.c.as_of < as_of).group_by(FIRING.c.rule_id))}
+        .where(FIRING.c.client_id == client_id, FIRING.c.as_of < as_of, FIRING.c.status.not_in(BLOCKED_BY_GATE))
+        .group_by(FIRING.c.rule_id))}
     evaluated = conn.execute(select(func.count()).select_from(RUN).where(RUN.c.as_of == as_of)).scalar() or 0
     verdicts = [_verdict(r, facts, firings.get(r.id), last.get(r.id), as_of, evaluated > 0)
                 for r in sorted(ruleset.rules, key=lambda r: r.id)]

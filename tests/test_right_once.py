@@ -1,0 +1,96 @@
+"""Issue 12, right message once (items 9, 11, 12), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from engine.compliance import suitability as suit
+from engine.config.base import Config
+from engine.language.loading import load_ruleset
+from engine.models import Client
+from engine.pipeline.recording import FIRING
+from engine.pipeline.run import run
+from tests import book
+from tests.compliance_helpers import OPT_OUT, SIG, pack_config, rule_yaml, write_pack
+
+CLIENT = Client.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def offer_pack(tmp_path: Path, cfg: Config) -> Config:
+    write_pack(tmp_path, {"fund_offer.yaml": rule_yaml(
+        "fund_offer", when="days_since_open >= 0", extra="product: 稳健基金\nproduct_risk: R3\n").replace(
+        "cooldown: 1d", "cooldown: 30d")},
+        {"fund_offer/zh-CN.j2": f"{SIG}{{{{ client.name }}}}您好，稳健基金现已发售。投资有风险，不保本。{OPT_OUT}"})
+    return pack_config(cfg, tmp_path)
+
+
+def test_a_firing_blocked_by_a_gate_does_not_start_the_cooldown(db: Engine, offer_pack: Config,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.pipeline import policy
+
+    # the suitability gate alone, so the verdicts here are its own (S02 has no assets: a segment stage would drop it)
+    monkeypatch.setattr(policy, "_STAGES", [(o, s) for o, s in policy._STAGES if s.name == "suitability"])
+    book.build(db)
+    with db.begin() as c:
+        c.execute(CLIENT.insert(), [book.client("S02", date(2020, 1, 1), risk_level="C2")])
+    ruleset = load_ruleset(offer_pack)
+    run(db, offer_pack, ruleset, book.AS_OF)
+    with db.begin() as c:
+        c.execute(update(CLIENT).where(CLIENT.c.id == "S02").values(risk_level="C4"))
+    nxt = book.AS_OF + timedelta(days=1)
+    s = run(db, offer_pack, ruleset, nxt)
+    with db.connect() as c:
+        rows = {r.as_of: r for r in c.execute(select(FIRING).where(FIRING.c.client_id == "S02"))}
+    assert rows[book.AS_OF].status == "suppressed" and rows[book.AS_OF].reason == suit.BELOW
+    assert nxt in rows and rows[nxt].status != "suppressed" and rows[nxt].message, (rows[nxt].reason, rows[nxt].policy)  # upgraded: offered the next day
+    assert s.skipped_cooldown > 0  # clients that did get the offer yesterday stay in cooldown
+    run(db, offer_pack, ruleset, nxt + timedelta(days=1))
+    with db.connect() as c:  # and S02's own cooldown now runs from the day it was really offered
+        assert len(list(c.execute(select(FIRING.c.id).where(FIRING.c.client_id == "S02")))) == 2
+
+
+# ------------------------------------------------------------------ item 12
+
+STARTER = """
+import sys, time
+from datetime import date
+from engine.db import make_engine
+from engine.pipeline import recording
+eng = make_engine(sys.argv[1])
+with eng.begin() as c:
+    rid = recording.start_run(c, date(2026, 11, 19), "run", "v-killed")
+print(rid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_run_is_marked_failed_at_the_next_start_and_a_live_one_is_not(db: Engine, cfg: Config) -> None:
+    import subprocess
+    import sys
+
+    from engine.pipeline.recording import RUN
+
+    book.build(db)
+    url = db.url.render_as_string(hide_password=False)
+    procs = [subprocess.Popen([sys.executable, "-c", STARTER, url], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        killed, live = (int(p.stdout.readline()) for p in procs)  # type: ignore[union-attr]
+        procs[0].kill()
+        procs[0].wait(timeout=30)
+        s = run(db, cfg, load_ruleset(cfg), book.AS_OF)
+        with db.connect() as c:
+            rows = {r.id: r for r in c.execute(select(RUN))}
+        assert [(rid, day) for rid, day, _ in s.failed_runs] == [(killed, date(2026, 11, 19))]
+        assert rows[killed].status == "failed" and "stopped before finishing" in (rows[killed].error or "")
+        assert rows[live].status == "running"  # its process is alive: left alone
+        assert rows[s.run_id].status == "finished"  # type: ignore[index]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
+            p.stdout.close()  # type: ignore[union-attr]
