@@ -132,7 +132,7 @@ def test_dispatch_commands_show_and_requeue_dead_letters(sqlite_engine: Engine) 
     dispatch_once(sqlite_engine, Config(), now=NOW)
     out = CliRunner().invoke(app, ["--database", url, "dispatch", "list", "--state", "dead"])
     assert out.exit_code == 0 and "dead: 1" in out.output and "NO_ADDR" in out.output.replace("\n", "")
-    assert CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id)]).exit_code == 0
+    assert CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id), "--as", "ops"]).exit_code == 0
     assert outbox_row(sqlite_engine, row_id).state == "queued"
-    again = CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id)])
+    again = CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id), "--as", "ops"])
     assert again.exit_code == 2 and "is not dead or uncertain" in again.output

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -16,6 +20,7 @@ from engine.pipeline.recording import FIRING
 from engine.pipeline.run import run
 from tests import book
 from tests.compliance_helpers import OPT_OUT, SIG, pack_config, rule_yaml, write_pack
+from tests.dispatch_helpers import Gateway, Mailbox, add_client, with_dispatch
 
 CLIENT = Client.__table__  # type: ignore[attr-defined]
 
@@ -94,3 +99,79 @@ def test_a_killed_run_is_marked_failed_at_the_next_start_and_a_live_one_is_not(d
             p.kill()
             p.wait(timeout=30)
             p.stdout.close()  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ item 9
+
+
+def _queue(eng: Engine, n: int, channel_of: Callable[[int], str]) -> None:
+    from engine.dispatch.outbox import OUTBOX, idempotency_key
+
+    add_client(eng, "C1", phone="13800000001", email="c1@example.com")
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)  # long due: claimable by a pass at any later time
+    rows = [{"idempotency_key": idempotency_key("r1", "h1", "C1", str(i)), "kind": "client", "firing_id": None,
+             "rule_id": "r1", "rule_hash": "h1", "client_id": "C1", "rule_class": "service", "channel": channel_of(i),
+             "locale": "zh-CN", "subject": f"第{i}号", "body": f"您好 {i}", "bypass_window": True, "outside_window": "hold",
+             "state": "queued", "attempts": 0, "next_attempt_at": at, "trail": [], "created_at": at, "updated_at": at}
+            for i in range(n)]
+    with eng.begin() as c:
+        c.execute(OUTBOX.insert(), rows)
+
+
+def _overlap(eng: Engine, cfg: Config, n: int, wait_for: Callable[[], bool]) -> list[Any]:
+    """Dispatcher A starts; once `wait_for()` holds, B starts; both pass again until nothing is left."""
+    from engine.dispatch.outbox import OUTBOX, dispatch_once
+
+    summaries: list[Any] = []
+    errors: list[BaseException] = []
+
+    def loop(worker: str) -> None:
+        try:
+            for _ in range(50):
+                summaries.append(dispatch_once(eng, cfg, worker=worker))
+                with eng.connect() as c:
+                    left = c.execute(select(OUTBOX.c.id).where(OUTBOX.c.state.in_(("queued", "sending"))).limit(1)).first()
+                if left is None:
+                    return
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    a = threading.Thread(target=loop, args=("A",))
+    a.start()
+    deadline = time.monotonic() + 60
+    while not wait_for() and time.monotonic() < deadline and a.is_alive():
+        time.sleep(0.005)
+    b = threading.Thread(target=loop, args=("B",))
+    b.start()
+    a.join(120)
+    b.join(120)
+    assert not errors, errors
+    with eng.connect() as c:
+        states = [r[0] for r in c.execute(select(OUTBOX.c.state))]
+    assert states.count("sent") == n, {s: states.count(s) for s in set(states)}
+    return summaries
+
+
+def test_overlapping_dispatchers_with_a_short_lease_post_each_message_once(db: Engine, cfg: Config) -> None:
+    n = 40
+    _queue(db, n, lambda i: "sms")
+    with Gateway() as gw:
+        gw.delay = 0.03  # a slow provider: A's lease (0.3 s) runs out while it still holds claimed rows
+        c = with_dispatch(cfg, gateway={"url": gw.url}, retry={"lease_seconds": 0.3, "batch_size": n})
+        sums = _overlap(db, c, n, lambda: gw.requests >= 5)
+    assert gw.requests == len(gw.receipts) == n  # no key POSTed twice
+    assert sum(s.lost for s in sums) > 0  # the overlap really happened: A skipped rows B took over
+
+
+def test_a_thousand_messages_over_http_and_smtp_with_overlap_have_no_duplicates(sqlite_engine: Engine, cfg: Config) -> None:
+    n = 1000
+    _queue(sqlite_engine, n, lambda i: "email" if i % 2 else "sms")
+    with Gateway() as gw, Mailbox() as box:
+        gw.delay = 0.002
+        c = with_dispatch(cfg, gateway={"url": gw.url}, email={"port": box.port},
+                          retry={"lease_seconds": 0.5, "batch_size": 200})
+        sums = _overlap(sqlite_engine, c, n, lambda: gw.requests + len(box.messages) >= 50)
+        ids = [m["Message-ID"] for m in box.messages]
+    assert gw.requests == len(gw.receipts) == n // 2
+    assert len(ids) == len(set(ids)) == n // 2
+    assert sum(s.lost for s in sums) > 0

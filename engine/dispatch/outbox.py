@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -121,6 +122,12 @@ class Claimed:
     id: int
     prev_phase: str | None
     """The phase the row had when it was claimed: 'transmitting' means an earlier send may have gone out."""
+    token: int = 0
+    """Fencing token of this claim: every later step of this dispatcher requires the row to still carry it."""
+
+
+Fence = tuple[str, int]
+"""(worker, claim token): a step commits only while the row is still this claim's."""
 
 
 def _claimable(now: datetime) -> Any:
@@ -130,38 +137,39 @@ def _claimable(now: datetime) -> Any:
 
 def _claim_values(now: datetime, worker: str, lease: float) -> dict[str, Any]:
     return {"state": "sending", "phase": "claimed", "claimed_by": worker, "attempts": OUTBOX.c.attempts + 1,
-            "lease_until": now + timedelta(seconds=lease), "updated_at": now}
+            "claim_token": OUTBOX.c.claim_token + 1, "lease_until": now + timedelta(seconds=lease), "updated_at": now}
 
 
 def claim(engine: Engine, cfg: Config, now: datetime, worker: str, limit: int | None = None) -> list[Claimed]:
     """Claim due rows for this worker. PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: conditional UPDATE."""
     limit = limit or cfg.dispatch.retry.batch_size
     lease = cfg.dispatch.retry.lease_seconds
-    pick = select(OUTBOX.c.id, OUTBOX.c.phase).where(_claimable(now)).order_by(OUTBOX.c.id).limit(limit)
+    pick = select(OUTBOX.c.id, OUTBOX.c.phase, OUTBOX.c.claim_token).where(_claimable(now)).order_by(OUTBOX.c.id).limit(limit)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             rows = list(conn.execute(pick.with_for_update(skip_locked=True)))
             if rows:
                 conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows]))
                              .values(**_claim_values(now, worker, lease)))
-            return [Claimed(r.id, r.phase) for r in rows]
+            return [Claimed(r.id, r.phase, r.claim_token + 1) for r in rows]
         claimed = []
         for r in list(conn.execute(pick)):
-            res = conn.execute(update(OUTBOX).where(OUTBOX.c.id == r.id, _claimable(now))
+            res = conn.execute(update(OUTBOX).where(OUTBOX.c.id == r.id, OUTBOX.c.claim_token == r.claim_token, _claimable(now))
                                .values(**_claim_values(now, worker, lease)))
             if res.rowcount == 1:
-                claimed.append(Claimed(r.id, r.phase))
+                claimed.append(Claimed(r.id, r.phase, r.claim_token + 1))
         return claimed
 
 
 # ------------------------------------------------------------------ send and record
 
 
-def _append(conn: Connection, row_id: int, values: dict[str, Any], ev: dict[str, Any], worker: str | None = None) -> bool:
+def _append(conn: Connection, row_id: int, values: dict[str, Any], ev: dict[str, Any], fence: Fence | None = None) -> bool:
+    """Apply one step; with a fence, only while the row is still that claim's (atomic: one conditional UPDATE)."""
     trail = conn.execute(select(OUTBOX.c.trail).where(OUTBOX.c.id == row_id)).scalar_one()
     q = update(OUTBOX).where(OUTBOX.c.id == row_id)
-    if worker is not None:
-        q = q.where(OUTBOX.c.claimed_by == worker, OUTBOX.c.state == "sending")
+    if fence is not None:
+        q = q.where(OUTBOX.c.claimed_by == fence[0], OUTBOX.c.claim_token == fence[1], OUTBOX.c.state == "sending")
     res = conn.execute(q.values(**values, trail=[*trail, ev], updated_at=ev_time(ev)))
     return res.rowcount == 1
 
@@ -201,6 +209,8 @@ class DispatchSummary:
     dropped: int = 0
     uncertain: int = 0
     released: int = 0
+    lost: int = 0
+    """Rows another dispatcher took over (our lease ran out) before we transmitted: skipped, not sent."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -209,7 +219,7 @@ def _backoff(cfg: Config, attempts: int) -> timedelta:
     return timedelta(seconds=min(r.backoff_seconds * 2 ** max(attempts - 1, 0), r.backoff_max_seconds))
 
 
-def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetime, worker: str, s: DispatchSummary) -> None:
+def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetime, worker: Fence, s: DispatchSummary) -> None:
     final = isinstance(e, PermanentError) or row.attempts >= cfg.dispatch.retry.max_attempts
     if final:
         reason = e.code if isinstance(e, PermanentError) else "RETRIES_EXHAUSTED"
@@ -227,7 +237,7 @@ def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetim
     s.retried += 1
 
 
-def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: str, s: DispatchSummary) -> bool:
+def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: Fence, s: DispatchSummary) -> bool:
     """Send-time checks: contact window, recipient. False when the row was held or dropped."""
     if row.kind == "client" and not row.bypass_window and not contact_policy.in_window(cfg, now):
         if row.outside_window == "drop":
@@ -247,10 +257,14 @@ def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: str, s
     return True
 
 
-def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str,
-             on_step: StepHook | None, s: DispatchSummary) -> None:
+def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, me: str,
+             on_step: StepHook | None, s: DispatchSummary, clock: Callable[[], datetime]) -> None:
+    worker: Fence = (me, c.token)
     with engine.begin() as conn:
         row = conn.execute(select(OUTBOX).where(OUTBOX.c.id == c.id)).one()
+        if row.claim_token != c.token or row.claimed_by != me or row.state != "sending":
+            s.lost += 1  # another dispatcher took the row over after our lease ran out: it is theirs now
+            return
         if not _gate(conn, cfg, row, now, worker, s):
             return
         channel = channels.get(row.channel, cfg.dispatch) if row.channel in channels.names() else None
@@ -266,7 +280,13 @@ def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str
         if not to:
             _fail(conn, cfg, row, PermanentError("NO_ADDRESS", f"client {row.client_id} has no {row.channel} address"), now, worker, s)
             return
-        _append(conn, row.id, {"phase": "transmitting", "recipient": to}, event(now, "transmitting", None, to), worker)
+        # Fencing: the ownership check and the lease extension are one conditional UPDATE, committed
+        # right before the channel call; a dispatcher whose claim was taken over stops here.
+        lease_until = clock() + timedelta(seconds=cfg.dispatch.retry.lease_seconds)
+        if not _append(conn, row.id, {"phase": "transmitting", "recipient": to, "lease_until": lease_until},
+                       event(now, "transmitting", None, to), worker):
+            s.lost += 1
+            return
     if on_step:
         on_step("transmitting", c.id)
     msg = OutMessage(row.idempotency_key, row.channel, to, row.subject, row.body or "", row.locale, row.client_id)
@@ -300,11 +320,16 @@ def dispatch_once(engine: Engine, cfg: Config, now: datetime | None = None, work
     now = now or utcnow()
     worker = worker or worker_id()
     s = DispatchSummary()
+    started = time.monotonic()
+
+    def clock() -> datetime:  # the pass's time, advanced by the real time spent: leases count from each step
+        return now + timedelta(seconds=time.monotonic() - started)
+
     for c in claim(engine, cfg, now, worker):
         s.claimed += 1
         if on_step:
             on_step("claimed", c.id)
-        _process(engine, cfg, c, now, worker, on_step, s)
+        _process(engine, cfg, c, now, worker, on_step, s, clock)
     return s
 
 
