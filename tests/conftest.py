@@ -120,3 +120,11 @@ def full_cfg() -> Config:
 def cfg() -> Config:
     """The shipped config limited to the three core rules in rules/, so tests can count firings exactly."""
     return shipped_config().model_copy(update={"rules_dirs": ("rules",)})
+
+
+@pytest.fixture(autouse=True)
+def audit_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test's audit events are authenticated with a generated key, as production's are (docs/audit.md)."""
+    key = f"test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("STEWARD_AUDIT_KEY", key)
+    return key

@@ -76,6 +76,25 @@ def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
     )
 
 
+def _demo_audit_key(c: Config) -> None:
+    """The demo authenticates its audit events too: a key file var/audit.key, made once (never in the database)."""
+    import os
+    import secrets
+
+    from engine.audit import log as auditlog
+
+    if auditlog.audit_key() is not None:
+        return
+    key = c.path("var/audit.key")
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+        key.chmod(0o600)
+    os.environ[auditlog.KEY_FILE_ENV] = str(key.resolve())  # this process only: the demo's own commands
+    console.print(f"Audit key: {rel(key)} (demo only); verify with "
+                  f"`STEWARD_AUDIT_KEY_FILE={rel(key)} steward audit verify` (docs/audit.md, key handling)", highlight=False)
+
+
 def demo(
     clients: int = typer.Option(2000, "--clients", "-n", min=50, help="clients in the synthetic book"),
     seed: int = typer.Option(7, "--seed", help="random seed: the same seed builds the same book"),
@@ -98,6 +117,7 @@ def demo(
             eng = make_engine(f"sqlite:///{path.resolve()}")
             upgrade(eng)
             console.print(f"Demo database: {rel(path)} (rebuilt)")
+        _demo_audit_key(c)
         with progress_bar("building", clients) as bar:
             task = bar.add_task(f"building {clients:,} clients", total=clients)
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
