@@ -175,3 +175,46 @@ def test_a_thousand_messages_over_http_and_smtp_with_overlap_have_no_duplicates(
     assert gw.requests == len(gw.receipts) == n // 2
     assert len(ids) == len(set(ids)) == n // 2
     assert sum(s.lost for s in sums) > 0
+
+
+# ------------------------------------------------------------------ item 10
+
+
+def test_event_rules_pass_the_aml_gate_like_snapshot_rules(db: Engine, cfg: Config) -> None:
+    from engine.compliance import aml
+    from engine.facts.tables import AmlReview
+    from tests.events_helpers import cash, firings, service
+
+    book.build(db)
+    with db.begin() as c:
+        c.execute(AmlReview.__table__.insert(), [{"id": "AML1", "client_id": "C002", "opened_on": date(2026, 11, 1)}])  # type: ignore[attr-defined]
+    svc = service(db, cfg)
+    svc.post([cash("w1", "2026-11-16 10:01", "withdrawal", 200000.0, client="C002"),
+              cash("x1", "2026-11-19 10:05", "transfer_out", 1000.0, client="C002"),
+              cash("w2", "2026-11-16 10:01", "withdrawal", 200000.0, client="C003"),
+              cash("x2", "2026-11-19 10:05", "transfer_out", 1000.0, client="C003")])
+    svc.start()
+    got = {f.client_id: f for f in firings(db, "withdrawal_then_transfer_out")}
+    assert got["C002"].status == "suppressed" and got["C002"].reason == aml.OPEN and got["C002"].message is None
+    assert any(t["stage"] == "aml" and t["outcome"] == "suppressed" for t in got["C002"].policy)
+    assert {"stage": "aml", "outcome": "pass", "reason": None, "detail": "no AML review open"} in got["C003"].policy
+
+
+def test_evaluate_applies_the_offline_gates_and_names_the_skipped_ones(offer_pack: Config, tmp_path: Path) -> None:
+    import json
+
+    from tests.test_cli import steward
+
+    facts = tmp_path / "f.jsonl"
+    base = {"days_since_open": 400, "risk_assessed_days": 30, "lowest_category": False, "age": 40, "name": "李娜"}
+    facts.write_text("".join(json.dumps({**base, "client_id": cid, "risk_level": lvl}) + "\n"
+                             for cid, lvl in (("U1", "C2"), ("S1", "C4"))), encoding="utf-8")
+    r = steward("evaluate", "--facts", str(facts), "--as-of", "2026-11-20", "--rules", str(tmp_path / "rules"),
+                "--templates", str(tmp_path / "templates"))
+    assert r.returncode == 0, r.stderr
+    lines = {x["client_id"]: x for x in map(json.loads, r.stdout.splitlines())}
+    assert lines["U1"]["blocked"]["reason"] == suit.BELOW and "message" not in lines["U1"]
+    assert "稳健基金" in lines["S1"]["message"]
+    err = " ".join(r.stderr.split())
+    assert "Gates applied: suitability, aml (1 firing(s) blocked)" in err
+    assert "Skipped, they need the database: segment_playbook, consent, do_not_call" in err

@@ -218,14 +218,22 @@ def evaluate(
     templates: Path = typer.Option(None, "--templates", help="templates folder (default: from config)"),
     as_of: str = typer.Option(None, "--as-of", help="evaluation date YYYY-MM-DD (default: today)"),
 ) -> None:
-    """Dry run without a database: print each firing as one JSON line."""
+    """Dry run without a database: print each firing as one JSON line.
+
+    Every compliance gate that needs only the client's facts (suitability, AML) is applied;
+    a firing it blocks is printed with "blocked". Gates that need the database (consent,
+    do-not-call, contact window, caps, ...) are skipped, and the summary says which.
+
+    Example: steward evaluate --facts clients.jsonl --as-of 2026-11-20
+    """
     with user_errors():
         c = cfg()
         day = parse_day(as_of, c)
         ruleset = load_ruleset(c, [rules] if rules else None, templates)
         batch = read_facts_jsonl(facts_file)
+    dry = pipeline.evaluate_gated(c, ruleset, batch, day)
     n = 0
-    for f in pipeline.evaluate_facts(ruleset, batch, day):
+    for f in dry.firings:
         a = f.rule.spec.action
         out = {"client_id": f.match.facts["client_id"], "rule_id": f.rule.id, "action": a.type,
                "channel": a.channel, "subject": f.subject, "message": f.message}
@@ -233,4 +241,12 @@ def evaluate(
             out["error"] = f.error
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         n += 1
+    for d in dry.blocked:
+        last = d.trail[-1] if d.trail else {}
+        sys.stdout.write(json.dumps({"client_id": d.match.facts["client_id"], "rule_id": d.match.rule.id,
+                                     "blocked": {"stage": last.get("stage"), "reason": d.reason,
+                                                 "detail": last.get("detail")}}, ensure_ascii=False) + "\n")
+    err_console.print(f"Gates applied: {', '.join(dry.applied) or 'none'} ({len(dry.blocked):,} firing(s) blocked). "
+                      f"[yellow]Skipped, they need the database: {', '.join(dry.skipped) or 'none'}[/] — "
+                      "`steward run` applies every gate.", highlight=False)
     err_console.print(f"{len(batch):,} clients, {n:,} firings", highlight=False)

@@ -25,7 +25,7 @@ from engine.facts.base import Facts
 from engine.language.loading import RuleSet
 from engine.pipeline.matching import Match, match
 from engine.models import Advisor
-from engine.pipeline.policy import Decision, StageContext, apply_all
+from engine.pipeline.policy import Decision, StageContext, apply_all, apply_offline
 
 RecordHook = Callable[[Connection, StageContext, list[dict[str, Any]]], None]
 """Called in the recording transaction with the firing rows just inserted (ids set)."""
@@ -101,6 +101,28 @@ def evaluate_facts(ruleset: RuleSet, batch: Iterable[Facts], as_of: date,
     """Match and render without a database (dry runs, rule tests, `steward evaluate`)."""
     for m in match(ruleset.enabled, batch):
         yield render_firing(ruleset, m, advisors or {}, as_of)
+
+
+@dataclass
+class DryRun:
+    """`steward evaluate`: firings through every gate that needs no database, and which gates were skipped."""
+
+    firings: list[Firing]
+    blocked: list[Decision]
+    applied: list[str]
+    skipped: list[str]
+
+
+def evaluate_gated(cfg: Config, ruleset: RuleSet, batch: list[Facts], as_of: date) -> DryRun:
+    per_client: dict[str, list[Decision]] = {}
+    for m in match(ruleset.enabled, batch):
+        per_client.setdefault(m.facts["client_id"], []).append(Decision(m))
+    groups = list(per_client.values())
+    ids = sorted(per_client) or [""]
+    applied, skipped = apply_offline(StageContext(None, cfg, as_of, ids[0], ids[-1]), groups)
+    decisions = [d for g in groups for d in g]
+    return DryRun([render_firing(ruleset, d.match, {}, as_of) for d in decisions if d.live],
+                  [d for d in decisions if not d.live], applied, skipped)
 
 
 def advisors_of(conn: Connection) -> dict[str, dict[str, str]]:
