@@ -187,3 +187,35 @@ def test_approval_needs_the_rule_tests_to_pass(staffed: Engine, project: Config)
                  .replace("{top_weight: 0.40}\n    expect: fire", "{top_weight: 0.40}\n    expect: none"), encoding="utf-8")
     review.reject(staffed, "bo", sub.proposal_id, "tests fail")
     assert approve_working(staffed, project).version == 2
+
+
+# ------------------------------------------------------------------ item 7 (why on a past day)
+
+
+def test_why_uses_the_version_and_the_facts_in_force_that_day(staffed: Engine, project: Config) -> None:
+    from engine.cli.why_cmd import _ruleset
+    from engine.models import Holding
+    from engine.supervision import explain
+
+    book.build(staffed)
+    approve_working(staffed, project)
+    ruleset, _, _ = review.approved_ruleset(staffed, project)
+    run(staffed, project, ruleset, book.AS_OF)
+    with staffed.connect() as c:
+        f = c.execute(select(FIRING).where(FIRING.c.rule_id == "concentrated_position")).first()
+    assert f is not None
+    p = project.base_dir / "rules/concentrated_position.yaml"  # version 2 raises the threshold ...
+    p.write_text(p.read_text(encoding="utf-8").replace("top_weight >= 40%", "top_weight >= 99%"), encoding="utf-8")
+    t = project.base_dir / "rules/tests/concentrated_position.yaml"
+    t.unlink()
+    approve_working(staffed, project)
+    h = Holding.__table__  # type: ignore[attr-defined]
+    with staffed.begin() as c:  # ... and the client's data of that day is corrected afterwards
+        c.execute(h.delete().where(h.c.client_id == f.client_id))
+    rs, source = _ruleset(staffed, project, book.AS_OF)
+    assert source.startswith("approved version 1, the version that ran on")
+    with staffed.connect() as c:
+        ex = explain.explain_client(c, project, rs, f.client_id, book.AS_OF)
+    v = next(v for v in ex.verdicts if v.rule_id == "concentrated_position")
+    assert v.fired and v.holds and ex.facts["top_weight"] == f.facts["top_weight"]
+    assert ex.facts_source.startswith("recorded by the evaluation of")

@@ -361,6 +361,25 @@ def approved_event_rules(engine: Engine, cfg: Config) -> tuple[EventRuleSet, lis
     return load_event_rules(c, templates_dir=templates), unapproved(cfg, approved), approved
 
 
+def approved_versions(conn: Connection) -> list[Approved]:
+    """Every approved version, newest first."""
+    return [Approved(r.id, r.content_hash, dict(r.manifest), r.approved_by, r.approved_at, r.comment)
+            for r in conn.execute(select(VERSION).order_by(VERSION.c.id.desc()))]
+
+
+def ruleset_that_ran(engine: Engine, cfg: Config, rules_versions: set[str]) -> tuple[RuleSet, Approved] | None:
+    """The approved version whose rules hash is one an evaluation run recorded (`why` on a past day)."""
+    with engine.connect() as conn:
+        versions = approved_versions(conn)
+    for a in versions:
+        root = _verified_root(engine, cfg, a)
+        c, rules, templates = snapshot_config(cfg, root)
+        ruleset = load_ruleset(c, rules, templates, snapshot=(root, a.manifest))
+        if ruleset.version in rules_versions:
+            return ruleset, a
+    return None
+
+
 # ------------------------------------------------------------------ lifecycle
 
 
