@@ -88,6 +88,9 @@ def test_files_injected_into_the_approved_folder_refuse_the_run(staffed: Engine,
     assert ev["data"]["version"] == a.version and any("zz_evil.py" in p for p in ev["data"]["problems"])
     with pytest.raises(SnapshotMismatch):  # the event rules refuse the same folder
         review.approved_event_rules(staffed, project)
+    with staffed.connect() as c:  # and `review status` names both files
+        shown = [str(p) for p in review.integrity_problems(c, project, a)]
+    assert any("rules/zz_injected.yaml" in p for p in shown) and any("rules/zz_evil.py" in p for p in shown)
 
 
 def test_a_changed_byte_in_the_unpacked_folder_is_refused_not_repaired(staffed: Engine, project: Config) -> None:

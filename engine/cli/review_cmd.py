@@ -82,12 +82,18 @@ def status() -> None:
         with eng.connect() as conn:
             approved = review.current(conn)
             open_ = review.proposals(conn, "submitted")
+            tampered = review.integrity_problems(conn, c, approved) if approved else []
         changes = review.unapproved(c, approved)
     if approved is None:
         console.print("No approved version yet: nothing runs.")
     else:
         console.print(f"Approved version {approved.version}: {len(approved.manifest)} files, approved by "
                       f"{approved.approved_by} on {approved.approved_at:%Y-%m-%d %H:%M} — {approved.comment}", highlight=False)
+    if tampered:
+        console.print(f"[bold red]The approved version is not intact: {len(tampered)} problem(s); `steward run` refuses "
+                      "to run it until this is investigated:[/]")
+        for p in tampered:
+            console.print(f"  [red]{escape(str(p))}[/]", highlight=False)
     if changes:
         console.print(f"Draft: {len(changes)} file(s) differ from the approved version and do not run:")
         _changes(changes)

@@ -257,6 +257,13 @@ def materialise(conn: Connection, cfg: Config, manifest: Mapping[str, str], chas
     return root
 
 
+def integrity_problems(conn: Connection, cfg: Config, approved: Approved) -> list[Problem]:
+    """What `review status` shows: stored blobs and the unpacked folder against the manifest (read only)."""
+    bad = blob_problems(approved.manifest, get_blobs(conn, set(approved.manifest.values())))
+    root = cfg.path(cfg.compliance.approved_dir) / approved.content_hash[:16]
+    return bad + (verify_tree(root, approved.manifest) if root.is_dir() else [])
+
+
 def _refuse(engine: Engine, cfg: Config, approved: Approved, e: SnapshotMismatch) -> SnapshotMismatch:
     """Record the refusal (its own transaction, so it stays) and the error that stops the run."""
     root = cfg.path(cfg.compliance.approved_dir) / approved.content_hash[:16]
