@@ -40,7 +40,8 @@ def run() -> None:
         r = release_due(eng, c, approved_rules(eng, c), now)  # held messages re-check against approved rules
         s = dispatch_once(eng, c, now)
     console.print(f"released {r.released}, dropped on re-check {r.dropped}; claimed {s.claimed}: sent {s.sent}, "
-                  f"retrying {s.retried}, dead {s.dead}, held for quiet hours {s.held + r.held}, uncertain {s.uncertain}")
+                  f"retrying {s.retried}, dead {s.dead}, held for quiet hours {s.held + r.held}, uncertain {s.uncertain}"
+                  + (f"; {s.lost} taken over by another dispatcher after this one's lease ran out (not sent here)" if s.lost else ""))
 
 
 @dispatch_app.command("list")
