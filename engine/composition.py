@@ -43,6 +43,7 @@ TABLE_MODULES = (
     "engine.audit.retention",
     "engine.facts.tables",
     "engine.compliance.review",  # app_user, content_blob, proposal, approved_version
+    "engine.compliance.auth",  # auth_token (console sessions, CLI tokens)
     "engine.events.tables",  # event_log, event_mark, event_deadline
 )
 """Every module that defines SQLModel tables; the schema-drift test fails when one is missing."""

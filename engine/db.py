@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import QueuePool
 
 import migrations
 from engine.config.base import Config
@@ -34,6 +36,18 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
     return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def sqlite_engine_on(connect: Callable[[], sqlite3.Connection]) -> Engine:
+    """A SQLite engine whose new connections come from `connect()`; `dispose()` closes the pooled ones.
+
+    For a run that moves from one database file to the next while statements stay
+    compiled (SQLAlchemy caches compiled SQL per engine): the rule tests give each case
+    its own file and dispose of the pool between cases.
+    """
+    eng = create_engine("sqlite://", creator=connect, poolclass=QueuePool)
+    event.listen(eng, "connect", _sqlite_pragmas)
+    return eng
 
 
 def engine_for(cfg: Config) -> Engine:

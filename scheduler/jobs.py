@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +21,7 @@ from engine.config.base import Config, load_config
 from engine.dispatch.tables import JobRun
 from engine.language.loading import RuleSet
 from engine.dispatch.outbox import OUTBOX, aware, dispatch_once, worker_id
+from engine import clock
 
 log = logging.getLogger("steward.scheduler")
 JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]
@@ -34,12 +35,12 @@ def context(config_path: str | None, database_url: str | None) -> tuple[Config, 
 
 
 def local_today(cfg: Config, now: datetime | None = None) -> date:
-    return (now or datetime.now(timezone.utc)).astimezone(cfg.tz).date()
+    return (now or clock.now()).astimezone(cfg.tz).date()
 
 
 def claim_slot(engine: Engine, job_id: str, slot: str) -> bool:
     """Record that this instance runs `job_id` for `slot`; False if it ran (or runs) elsewhere."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     try:
         with engine.begin() as conn:
             conn.execute(JOB_RUN.insert(), [{"job_id": job_id, "slot": slot, "instance": worker_id(),
@@ -56,7 +57,7 @@ def claim_slot(engine: Engine, job_id: str, slot: str) -> bool:
 def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot)
-                     .values(status=status, detail=detail[:2000], finished_at=datetime.now(timezone.utc)))
+                     .values(status=status, detail=detail[:2000], finished_at=clock.now()))
 
 
 def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
@@ -106,7 +107,7 @@ def nightly(config_path: str | None, database_url: str | None) -> None:
     try:
         nightly_slot(engine, cfg, local_today(cfg))
         with engine.connect() as conn:  # the day's chain head, published outside the database
-            cp = checkpoint.write(conn, cfg.path(cfg.audit.checkpoint_file), audit_key(), datetime.now(timezone.utc))
+            cp = checkpoint.write(conn, cfg.path(cfg.audit.checkpoint_file), audit_key(), clock.now())
         log.info("audit checkpoint #%s %s", cp.seq, cp.hash)
     finally:
         engine.dispose()
@@ -124,7 +125,7 @@ def dispatch(config_path: str | None, database_url: str | None) -> None:
     from engine.dispatch.release import release_due
 
     cfg, engine = context(config_path, database_url)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     try:
         with engine.connect() as conn:
             due = any((aware(r[0]) or now) <= now for r in conn.execute(select(OUTBOX.c.not_before).where(OUTBOX.c.state == "held")))

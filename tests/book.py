@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from engine import clock
 from engine.facts import trading_calendar
 from engine.models import (
     Advisor, CashBalance, CashMovement, Client, Contact, Holding, MarginSnapshot, Trade,
@@ -72,4 +73,5 @@ def build(eng: Engine) -> None:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    """The test clock's now (tests/conftest.py installs it)."""
+    return clock.now()

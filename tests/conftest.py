@@ -1,4 +1,12 @@
-"""Shared fixtures: migrated databases on SQLite and on PostgreSQL.
+"""Shared fixtures: one clock, and migrated databases on SQLite and on PostgreSQL.
+
+Time: every test runs on a `FixedClock` installed as `engine.clock` (fixture `clock`, at
+TEST_NOW), so no test depends on the day it runs. `STEWARD_FAKE_TODAY=YYYY-MM-DD` also
+moves the machine's clock of the whole session (and of the subprocesses tests start) to
+that day, which proves it (see tests/faketoday.py).
+
+Databases: each xdist worker (or the one process without xdist) migrates one SQLite file
+and one PostgreSQL database once, as templates; each test gets a copy of one.
 
 PostgreSQL tests use STEWARD_TEST_PG_URL (a URL to an existing database the user
 may create databases from). Without it they skip with a visible reason; under
@@ -10,6 +18,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,13 +26,44 @@ from sqlalchemy import Engine
 
 from engine.composition import install
 from engine.config.base import Config, parse_config
+from engine import clock as clock_mod
 from engine.db import make_engine, upgrade
+from tests import faketoday
+from tests.databases import WORKER, drop_sqlite_template, migrated_sqlite
 
 install()  # the composition root, as the steward command and the scheduler call it
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STEWARD_TEST_PG_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+TEST_NOW = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
+"""The tests' now: 09:00 in Shanghai on tests.book.AS_OF (a Friday, a trading day)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    line = faketoday.start()
+    if line and WORKER == "main":
+        print(f"\n{line}\n", flush=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return None if faketoday.shift_days() is None else f"fake today: {datetime.now(timezone.utc).date()} (STEWARD_FAKE_TODAY)"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    faketoday.stop()
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[clock_mod.FixedClock]:
+    """The one clock of every test: stands at TEST_NOW until the test sets or advances it."""
+    c = clock_mod.FixedClock(TEST_NOW)
+    with clock_mod.using(c):
+        yield c
+
+
+# ------------------------------------------------------------------ databases
 
 
 def _admin_conn():  # type: ignore[no-untyped-def]
@@ -33,30 +73,41 @@ def _admin_conn():  # type: ignore[no-untyped-def]
     return psycopg.connect(url, autocommit=True, connect_timeout=5)
 
 
+def _pg_url(dbname: str) -> str:
+    base = PG_URL.rsplit("/", 1)[0]
+    return f"{base}/{dbname}"
+
+
+def _unique(kind: str) -> str:
+    """A database name unique to this worker (several sessions may share the server)."""
+    return f"steward_{kind}_{WORKER}_{uuid.uuid4().hex[:10]}"
+
+
 class _PgTemplate:
-    """One migrated template database per test session; each test clones it (fast)."""
+    """One migrated template database per worker; each test clones it (CREATE DATABASE ... TEMPLATE)."""
 
     name: str | None = None
 
     @classmethod
     def get(cls) -> str:
         if cls.name is None:
-            name = f"steward_tpl_{uuid.uuid4().hex[:8]}"
+            name = _unique("tpl")
             with _admin_conn() as c:
                 c.execute(f'CREATE DATABASE "{name}"')
-            eng = make_engine(_pg_url(name))
-            upgrade(eng)
-            eng.dispose()
+            try:
+                eng = make_engine(_pg_url(name))
+                upgrade(eng)
+                eng.dispose()  # no connection may stay open on a template
+            except BaseException:
+                with _admin_conn() as c:
+                    c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                raise
             cls.name = name
         return cls.name
 
 
-def _pg_url(dbname: str) -> str:
-    base = PG_URL.rsplit("/", 1)[0]
-    return f"{base}/{dbname}"
-
-
 def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    drop_sqlite_template()
     if _PgTemplate.name:
         with _admin_conn() as c:
             c.execute(f'DROP DATABASE IF EXISTS "{_PgTemplate.name}" WITH (FORCE)')
@@ -80,7 +131,7 @@ def pg_engine() -> Iterator[Engine]:
     """A fresh, migrated PostgreSQL database for one test."""
     _require_pg()
     tpl = _PgTemplate.get()
-    name = f"steward_t_{uuid.uuid4().hex[:10]}"
+    name = _unique("t")
     with _admin_conn() as c:
         c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
     eng = make_engine(_pg_url(name))
@@ -92,8 +143,8 @@ def pg_engine() -> Iterator[Engine]:
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'steward.db'}")
-    upgrade(eng)
+    """A fresh, migrated SQLite database for one test."""
+    eng = migrated_sqlite(tmp_path / "steward.db")
     yield eng
     eng.dispose()
 
@@ -128,3 +179,12 @@ def audit_key(monkeypatch: pytest.MonkeyPatch) -> str:
     key = f"test-{uuid.uuid4().hex}"
     monkeypatch.setenv("STEWARD_AUDIT_KEY", key)
     return key
+
+
+@pytest.fixture(autouse=True)
+def _fast_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id parameters in tests (the hashes are still real argon2id; see tests/test_identity.py)."""
+    from engine.compliance import auth
+    from tests.identity_helpers import fast_hasher
+
+    monkeypatch.setattr(auth, "_HASHER", fast_hasher())

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from engine.config.base import Config
 from engine.dispatch.tables import Outbox
+from engine import clock
 from engine.models import Client
 from engine.dispatch.outbox import OUTBOX, idempotency_key
 
@@ -140,7 +141,7 @@ def add_client(eng: Engine, cid: str, phone: str | None = "13800000001", email: 
 
 def add_message(eng: Engine, cid: str, channel: str = "sms", rule_class: str = "service", bypass: bool = True,
                 state: str = "queued", body: str = "您好", **kw: Any) -> int:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     row = {"idempotency_key": idempotency_key(kw.pop("rule_id", "r1"), "h1", cid, kw.pop("window", "2026-11-20")),
            "kind": "client", "firing_id": None, "rule_id": "r1", "rule_hash": "h1", "client_id": cid,
            "rule_class": rule_class, "channel": channel, "locale": "zh-CN", "subject": "主题", "body": body,

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from engine.audit import log as auditlog
 from engine.audit.log import BLOB, EVENT, EVENT_NAMES, Event, append, verify
 from engine.config.base import Config
+from engine import clock
+from engine.audit import log as auditlog
 from tests import book
 from tests.audit_helpers import events, run_book, unprotected
 
@@ -278,9 +279,10 @@ def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None
     assert ids(segment="maintenance", name="message.suppressed") == {("message.suppressed", "C003")}
     assert ids(segment="dead") == set()
     assert ids(advisor="nobody") == set()
+    today = clock.now().astimezone(cfg.tz).date()  # events are stamped by the test's clock
     with db.connect() as c:
-        in_range = audit.list_events(c, audit.EventFilter(date_from=book.date.today() - timedelta(days=1),
-                                                          date_to=book.date.today() + timedelta(days=1)), cfg.tz, None)
+        in_range = audit.list_events(c, audit.EventFilter(date_from=today - timedelta(days=1),
+                                                          date_to=today + timedelta(days=1)), cfg.tz, None)
     assert len(in_range) == total
     assert ids(date_to=book.date(2020, 1, 1)) == set()
 

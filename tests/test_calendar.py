@@ -14,6 +14,7 @@ from engine.facts import trading_calendar
 from engine.cli.app import app
 from engine.config.base import Config
 from scheduler.jobs import coverage_warning
+from tests.identity_helpers import cli_token
 
 runner = CliRunner()
 
@@ -41,10 +42,14 @@ def test_coverage_warning_is_loud_and_says_how_to_add_the_year(sqlite_engine: En
     assert "steward calendar set 2027-01-01 --through YYYY-12-31 --open --weekdays" in msg
 
 
-def test_calendar_set_adds_a_year_by_hand_and_sync_keeps_it(sqlite_engine: Engine, cfg: Config) -> None:
-    code, out = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--through", "2027-01-31", "--open", "--weekdays", "--as", "ops")
+def test_calendar_set_adds_a_year_by_hand_and_sync_keeps_it(sqlite_engine: Engine, cfg: Config,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--open")
+    assert code == 2 and "steward login" in out  # a person's decision: signed in, operator role
+    monkeypatch.setenv("STEWARD_TOKEN", cli_token(sqlite_engine, "op", ["operator"]))
+    code, out = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--through", "2027-01-31", "--open", "--weekdays")
     assert code == 0 and "31 day(s)" in out
-    code, _ = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--closed", "--as", "ops")  # New Year's Day
+    code, _ = _cli(sqlite_engine, "calendar", "set", "2027-01-01", "--closed")  # New Year's Day
     assert code == 0
     with sqlite_engine.begin() as conn:
         trading_calendar.sync(conn, "XSHG", date(2026, 12, 1), date(2027, 1, 31))
@@ -56,7 +61,8 @@ def test_calendar_set_adds_a_year_by_hand_and_sync_keeps_it(sqlite_engine: Engin
     assert code == 0 and "admin" in out and "closed" in out
 
 
-def test_calendar_set_errors_say_what_to_do(sqlite_engine: Engine) -> None:
+def test_calendar_set_errors_say_what_to_do(sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_TOKEN", cli_token(sqlite_engine, "op", ["operator"]))
     code, out = _cli(sqlite_engine, "calendar", "set", "2027-01-01")
     assert code == 2 and "say --open or --closed" in out
     code, out = _cli(sqlite_engine, "calendar", "set", "2027-13-01", "--open")

@@ -19,6 +19,7 @@ from engine.facts.tables import CallListEntry
 from engine.pipeline.recording import FIRING
 from engine.config.servicing import CallListConfig
 from tests import book
+from tests.databases import migrated_sqlite
 from tests.test_cli import steward
 
 D = book.AS_OF  # Friday 2026-11-20
@@ -184,10 +185,8 @@ def test_key_facts_show_what_the_rule_reads() -> None:
 
 
 def test_cli_shows_the_list_and_why(tmp_path: Path, cfg: Config) -> None:
-    from engine.db import make_engine, upgrade
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     setup(eng, capacity=1)
     add(eng, 1, "dormant", priority=60, unrealized_pnl_pct=-0.31)
     add(eng, 1, "core", priority=30)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.databases import migrated_sqlite
+from tests.faketoday import python_m
+
 ROOT = Path(__file__).resolve().parent.parent
-STEWARD = [sys.executable, "-m", "engine.cli.__main__"]
+STEWARD = python_m("engine.cli.__main__")
 
 
 def steward(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -85,12 +87,10 @@ def test_bad_as_of_date() -> None:
 
 
 def test_audit_on_a_database(tmp_path: Path) -> None:
-    from engine.db import make_engine, upgrade
     from tests import book
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     from engine.compliance import review  # only approved content runs: approve the shipped pack first
     from engine.config.base import load_config

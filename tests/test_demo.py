@@ -13,17 +13,16 @@ from sqlalchemy import Engine
 from engine.demo import book as demo
 from engine.facts import base as facts
 from engine.config.base import Config
-from engine.db import make_engine, upgrade
 from engine.errors import StewardError
 from engine.facts.importer import import_dir
+from tests.databases import migrated_sqlite
 from tests.test_importer import dump
 
 AS_OF = date(2026, 11, 20)  # a Friday, a trading day on XSHG
 
 
 def fresh(tmp_path: Path, name: str) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / name}")
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / name)
     return eng
 
 

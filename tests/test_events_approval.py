@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,9 @@ from engine.language.event_rules import load_event_rules
 from engine.events.service import EventService
 from tests import book
 from tests.compliance_helpers import copy_shipped, pack_config
+from tests.databases import migrated_sqlite
 from tests.events_helpers import approve, at, firings, margin, statuses
+from tests.faketoday import python_m
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = "rules/events/margin_closeout_event.yaml"
@@ -119,17 +120,14 @@ def test_a_broken_event_rule_blocks_approval(db: Engine, project: Config) -> Non
 
 
 def test_cli_post_with_nothing_approved_stores_and_names_the_fix(tmp_path: Path) -> None:
-    from engine.db import make_engine, upgrade
-
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     f = tmp_path / "day.jsonl"
     f.write_text(json.dumps({"id": "p1", "type": "margin_ratio", "client_id": "C003", "at": at("2026-11-20 10:00"),
                              "maintenance_ratio": 1.25}) + "\n", encoding="utf-8")
     env = {"PYTHONPATH": str(ROOT), "STEWARD_DATABASE_URL": url, "COLUMNS": "300", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-m", "engine.cli.__main__", "events", "post", str(f)],
+    r = subprocess.run([*python_m("engine.cli.__main__"), "events", "post", str(f)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "stored 1" in r.stdout and "not processed" in r.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,11 +14,12 @@ from sqlalchemy import Engine
 
 from engine.compliance import review
 from engine.config.base import Config
-from engine.db import make_engine, upgrade
 from engine.events.http import IntakeServer
 from tests import book
 from tests.conftest import shipped_config
+from tests.databases import migrated_sqlite
 from tests.events_helpers import at, firings, service, statuses
+from tests.faketoday import python_m
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,14 +62,13 @@ def test_http_stores_before_answering_and_the_engine_thread_processes(db: Engine
 
 def test_cli_post_stores_processes_and_reports(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    eng = make_engine(url)
-    upgrade(eng)
+    eng = migrated_sqlite(tmp_path / "s.db")
     book.build(eng)
     review.demo_bootstrap(eng, shipped_config())  # the config the process reads; only approved event rules run
     f = tmp_path / "day.jsonl"
     f.write_text(_line("c1") + "\n" + _line("c1") + "\n", encoding="utf-8")
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT), "STEWARD_DATABASE_URL": url}
-    run = [sys.executable, "-m", "engine.cli.__main__", "events", "post", str(f)]
+    run = [*python_m("engine.cli.__main__"), "events", "post", str(f)]
     r = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "stored 1, duplicates 1, processed 1, failed 0, firings 1" in r.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -9,23 +10,39 @@ import pytest
 from sqlalchemy import Engine
 
 from engine.facts import base as facts
-from engine.config.base import Config
+from engine.config.base import Config, parse_config
 from engine.errors import SourceErrors
 from engine.language.event_rules import load_event_rules, parse_event_rule
-from engine.events.ruletest import case_files, run_all
+from engine.events.ruletest import Bench, bench, case_files, load_test_file, run_all
+from engine.yamlio import load_file
 from tests import book
 from tests.events_helpers import TZ, cash, deadlines, firings, margin, service
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_every_timed_rule_case_passes(cfg: Config) -> None:
-    rules = load_event_rules(cfg)
-    results = run_all(rules, cfg)
-    assert {r.rule for r in results} == {r.id for r in rules.rules}, "every shipped event rule has tests"
-    failed = [f"{r.path}: {r.case}: {r.detail}" for r in results if not r.ok]
-    assert not failed, "\n".join(failed)
-    assert len(case_files(cfg)) == 6
+CFG = parse_config(load_file(ROOT / "config.yaml"), "config.yaml", ROOT)
+TIMED = [(p, i, c.name) for p in case_files(CFG) for i, c in enumerate(load_test_file(p).cases)]
+
+
+@pytest.fixture(scope="module")
+def timed_bench() -> Iterator[Bench]:
+    """Shared by the cases below; each case still runs from a clean state, so pytest's order,
+    -k selection or -n distribution cannot change a verdict."""
+    with bench(load_event_rules(CFG), CFG) as b:
+        yield b
+
+
+@pytest.mark.parametrize(("path", "index"), [(p, i) for p, i, _ in TIMED], ids=[f"{p.stem}: {n}" for p, _, n in TIMED])
+def test_timed_rule_case(timed_bench: Bench, path: Path, index: int) -> None:
+    result = timed_bench.run_one(path, load_test_file(path), index)
+    assert result.ok, result.detail
+
+
+def test_every_shipped_event_rule_has_timed_cases() -> None:
+    rules = load_event_rules(CFG)
+    assert {load_test_file(p).rule for p in case_files(CFG)} == {r.id for r in rules.rules}
+    assert len(case_files(CFG)) == 6
 
 
 def test_a_wrong_expectation_is_reported_with_times(cfg: Config, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from engine.errors import StewardError
 from engine.supervision.explain import explain_client, failing_leaves
 from engine.language.loading import load_ruleset
 from engine.pipeline.run import run
+from tests.identity_helpers import cli_token
 from tests import book
 from tests.audit_helpers import events, run_book
 from tests.test_cli import steward
@@ -88,7 +89,8 @@ def test_why_unknown_or_not_yet_open_client(sqlite_engine: Engine, cfg: Config) 
 def test_why_command_prints_verdicts_and_logs_the_view(sqlite_engine: Engine, cfg: Config, tmp_path) -> None:
     run_book(sqlite_engine, cfg)
     url = str(sqlite_engine.url)
-    r = steward("--database", url, "why", "C002", "--date", "2026-11-20", env={"STEWARD_USER": "sup1"})
+    token = cli_token(sqlite_engine, "Sup1", ["supervisor"])  # the signed-in reader is logged, not a claimed name
+    r = steward("--database", url, "why", "C002", "--date", "2026-11-20", env={"STEWARD_TOKEN": token})
     assert r.returncode == 0, r.stderr
     out = " ".join(r.stdout.split())
     assert "FIRED dormant_activation" in out and "failed: days_since_open <= 30 (days_since_open = 2515)" in out
@@ -97,5 +99,6 @@ def test_why_command_prints_verdicts_and_logs_the_view(sqlite_engine: Engine, cf
     with sqlite_engine.connect() as c:
         viewed = events(c, "client.viewed")
     assert [(e.actor, e.client_id) for e in viewed][0] == ("sup1", "C002")
+    assert viewed[1].actor.startswith("os:")  # no token: the operating-system account
     r = steward("--database", url, "why", "C999", "--date", "2026-11-20")
     assert r.returncode == 2 and "no client with id 'C999'" in r.stderr

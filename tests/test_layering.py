@@ -35,8 +35,10 @@ BELOW: dict[str, set[str]] = {
              "supervision", "composition"},
     "scheduler": {GROUND, "audit", "facts", "language", "pipeline", "compliance", "dispatch", "servicing", "events",
                   "supervision", "composition"},
+    "web": {GROUND, "audit", "facts", "language", "pipeline", "compliance", "dispatch", "servicing", "events",
+            "supervision", "composition", "scheduler"},
     "cli": {GROUND, "audit", "facts", "language", "pipeline", "compliance", "dispatch", "servicing", "events",
-            "supervision", "composition", "demo", "scheduler"},
+            "supervision", "composition", "demo", "scheduler", "web"},
 }
 """Wing -> the wings it may import (besides itself)."""
 

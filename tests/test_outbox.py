@@ -123,6 +123,7 @@ def test_dispatch_commands_show_and_requeue_dead_letters(sqlite_engine: Engine) 
     from typer.testing import CliRunner
 
     from engine.cli.app import app
+    from tests.identity_helpers import cli_token
 
     add_client(sqlite_engine, "C1", phone=None)
     row_id = add_message(sqlite_engine, "C1")
@@ -132,7 +133,9 @@ def test_dispatch_commands_show_and_requeue_dead_letters(sqlite_engine: Engine) 
     dispatch_once(sqlite_engine, Config(), now=NOW)
     out = CliRunner().invoke(app, ["--database", url, "dispatch", "list", "--state", "dead"])
     assert out.exit_code == 0 and "dead: 1" in out.output and "NO_ADDR" in out.output.replace("\n", "")
-    assert CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id), "--as", "ops"]).exit_code == 0
+    assert "steward login" in CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id)]).output
+    env = {"STEWARD_TOKEN": cli_token(sqlite_engine, "op", ["operator"])}
+    assert CliRunner(env=env).invoke(app, ["--database", url, "dispatch", "retry", str(row_id)]).exit_code == 0
     assert outbox_row(sqlite_engine, row_id).state == "queued"
-    again = CliRunner().invoke(app, ["--database", url, "dispatch", "retry", str(row_id), "--as", "ops"])
+    again = CliRunner(env=env).invoke(app, ["--database", url, "dispatch", "retry", str(row_id)])
     assert again.exit_code == 2 and "is not dead or uncertain" in again.output

@@ -24,6 +24,7 @@ from engine.supervision.effectiveness import effectiveness
 from engine.servicing.task_outcomes import escalate_overdue, record_outcome
 from tests import book
 from tests.dispatch_helpers import Gateway, Mailbox, with_dispatch
+from tests.identity_helpers import cli_token
 
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)  # 17:00 Shanghai
 ESC = TaskEscalation.__table__  # type: ignore[attr-defined]
@@ -91,8 +92,18 @@ def test_outcome_errors_say_what_to_do(ran: Engine) -> None:
 def test_outcome_command(sqlite_engine: Engine, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     ran = _ran(sqlite_engine, cfg, monkeypatch)  # the CLI opens its own engine: SQLite only, none left open
     url = ran.url.render_as_string(hide_password=False)
-    r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached", "--by", "u1", "--on", "2026-11-21"])
+    r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached"])
+    assert r.exit_code == 2 and "steward login" in r.output
+    monkeypatch.setenv("STEWARD_TOKEN", cli_token(ran, "U0", ["advisor"], advisor_id="A99"))
+    r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached"])
+    assert r.exit_code == 2 and "not yours (A99)" in " ".join(r.output.split())  # advisors close only their own tasks
+    with ran.connect() as c:
+        owner = c.execute(select(FIRING.c.advisor_id).where(FIRING.c.id == _task(ran))).scalar_one()
+    monkeypatch.setenv("STEWARD_TOKEN", cli_token(ran, "U1", ["advisor"], advisor_id=owner))
+    r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached", "--on", "2026-11-21"])
     assert r.exit_code == 0 and "recorded as callback; task is done" in r.output
+    with ran.connect() as c:  # the contact is recorded as the signed-in user, by canonical name
+        assert c.execute(select(Contact.__table__.c.by_user).where(Contact.__table__.c.kind == "callback")).scalars().all()[-1] == "u1"
     r = CliRunner().invoke(app, ["--database", url, "outcome", str(_task(ran)), "--outcome", "reached"])
     assert r.exit_code == 2 and "already recorded" in r.output
 

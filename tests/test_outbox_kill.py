@@ -12,14 +12,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from engine import clock
 from tests.dispatch_helpers import Gateway, Mailbox, add_client, add_message, outbox_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _entry(url: str) -> list[str]:
+    """The dispatcher process, on the test's clock."""
+    return [sys.executable, "-m", "tests.dispatch_entry", "--db", url, "--now", clock.now().isoformat()]
+
+
 def _dispatcher(eng: Engine, *args: str) -> subprocess.CompletedProcess[str]:
     url = eng.url.render_as_string(hide_password=False)
-    return subprocess.run([sys.executable, "-m", "tests.dispatch_entry", "--db", url, *args], cwd=ROOT,
+    return subprocess.run([*_entry(url), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -98,7 +104,7 @@ def test_two_dispatcher_processes_at_once_send_each_message_once(db: Engine) -> 
     url = db.url.render_as_string(hide_password=False)
     with Gateway() as gw:
         gw.delay = 0.02  # keep both busy at the same time
-        procs = [subprocess.Popen([sys.executable, "-m", "tests.dispatch_entry", "--db", url, "--gateway", gw.url], cwd=ROOT,
+        procs = [subprocess.Popen([*_entry(url), "--gateway", gw.url], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(2)]
         outs = [p.communicate(timeout=60) for p in procs]

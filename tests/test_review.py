@@ -60,7 +60,7 @@ def test_first_user_is_an_admin_and_only_admins_manage(db: Engine) -> None:
         with pytest.raises(StewardError, match="the first user must be an admin"):
             users.add(c, None, "ann", ["author"])
         users.add(c, None, "root", ["admin"])
-        with pytest.raises(users.PermissionDenied, match="name the acting user"):
+        with pytest.raises(users.PermissionDenied, match="name the acting user: sign in"):
             users.add(c, None, "ann", ["author"])
         users.add(c, "root", "ann", ["author"])
         with pytest.raises(users.PermissionDenied, match="user 'ann' \\(author\\) may not manage: that needs the admin role"):
@@ -73,7 +73,7 @@ def test_first_user_is_an_admin_and_only_admins_manage(db: Engine) -> None:
         users.revoke(c, "root", "ann", "supervisor")
         assert users.get(c, "ann") == users.User("ann", frozenset({"author"}), True)
         names = [json.loads(r.body)["name"] for r in c.execute(select(auditlog.EVENT).order_by(auditlog.EVENT.c.seq))]
-    assert names == ["role.granted", "role.granted", "role.granted", "role.revoked"]
+    assert names == ["user.added", "role.granted", "user.added", "role.granted", "role.granted", "role.revoked"]
 
 
 # ------------------------------------------------------------------ approvals

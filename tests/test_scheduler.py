@@ -1,5 +1,9 @@
 """Scheduler jobs: stored by reference, missed runs coalesce into one, the nightly slot runs once,
-and closed days (Spring Festival) are skipped."""
+and closed days (Spring Festival) are skipped.
+
+APScheduler takes no injected clock: it runs on the machine's clock, so the tests of missed
+runs set and compare its stored times relative to that clock (`_scheduler_now`), never to a
+date, and wait for the scheduler to have dealt with them instead of sleeping."""
 
 from __future__ import annotations
 
@@ -20,13 +24,24 @@ from scheduler.service import JobSpec, build_scheduler, ensure_jobs, job_specs
 JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]
 
 
-def _wait_for(pred, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(pred, seconds: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if pred():
             return True
         time.sleep(0.05)
     return bool(pred())
+
+
+def _scheduler_now(cfg: Config) -> datetime:
+    """APScheduler's own clock: the machine's (see the module docstring)."""
+    return datetime.now(cfg.tz)
+
+
+def _missed_runs_handled(s: Any) -> bool:
+    """The scheduler has processed the missed runs: the stored next run time is in the future again."""
+    nxt = s.get_job("nightly_evaluation").next_run_time
+    return nxt is not None and nxt > datetime.now(timezone.utc)
 
 
 def _spec(cfg: Config, out: Path) -> JobSpec:
@@ -46,7 +61,7 @@ def _restart_after_three_days_down(engine: Engine, cfg: Config, out: Path) -> An
     s = build_scheduler(engine, cfg)
     s.start(paused=True)
     ensure_jobs(s, [_spec(cfg, out)], cfg)
-    s.modify_job("nightly_evaluation", next_run_time=datetime.now(cfg.tz) - timedelta(days=3))
+    s.modify_job("nightly_evaluation", next_run_time=_scheduler_now(cfg) - timedelta(days=3))
     s.resume()
     return s
 
@@ -87,22 +102,24 @@ def test_a_run_missed_while_down_runs_once_on_restart(sqlite_engine: Engine, cfg
     out = tmp_path / "calls.txt"
     s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 2 * 86400), out)  # the last missed 17:00 is < 2 days old
     try:
-        assert _wait_for(lambda: out.exists())
-        time.sleep(0.5)
+        assert _wait_for(lambda: out.exists() and _missed_runs_handled(s))
+        s.shutdown()  # waits for the job runs it submitted
         assert out.read_text().count("ran") == 1  # three missed slots, coalesced into one run
-        assert s.get_job("nightly_evaluation").next_run_time > datetime.now(timezone.utc)
     finally:
-        s.shutdown()
+        if s.running:
+            s.shutdown()
 
 
 def test_a_run_missed_beyond_the_grace_time_is_skipped(sqlite_engine: Engine, cfg: Config, tmp_path: Path) -> None:
     out = tmp_path / "calls.txt"
     s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 60), out)
     try:
-        time.sleep(1.0)
+        assert _wait_for(lambda: _missed_runs_handled(s))
+        s.shutdown()  # waits for the executor, which decides that the run is too late
         assert not out.exists()
     finally:
-        s.shutdown()
+        if s.running:
+            s.shutdown()
 
 
 def _approved(engine: Engine, cfg: Config) -> Engine:

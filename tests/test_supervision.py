@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
 
-from engine.supervision import sampling as supervision
 from engine.config.base import SupervisionConfig
+from engine import clock
+from engine.supervision import sampling as supervision
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.pipeline.recording import FIRING
@@ -26,7 +27,7 @@ def _firing(i: int, advisor: str, rule_class: str = "marketing", action: str = "
             "rule_hash": "h" * 64, "template_hash": None, "rule_class": rule_class, "action_type": action,
             "channel": "phone" if action == "task" else "sms", "priority": 50, "locale": "zh-CN", "subject": None,
             "message": "hi", "due_on": None, "status": status, "error": None, "reason": None, "policy": [],
-            "facts": {"age": age, "risk_level": "C3", "lowest_category": False}, "created_at": datetime.now(timezone.utc)}
+            "facts": {"age": age, "risk_level": "C3", "lowest_category": False}, "created_at": clock.now()}
 
 
 def _setup(eng: Engine, firings: list[dict[str, Any]], advisors: list[tuple[str, str | None]]) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import Index, Text, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from engine import clock
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
@@ -238,7 +239,7 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
     if not events:
         return []
     _check(events)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     key = audit_key()
     seq, prev = _lock_and_head(conn)
     rows = []
@@ -258,7 +259,7 @@ def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, st
     if not by_hash:
         return by_hash
     have = {r[0] for r in conn.execute(select(BLOB.c.sha256).where(BLOB.c.sha256.in_(list(by_hash))))}
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in by_hash.items() if h not in have]
     if new:
         conn.execute(BLOB.insert(), new)

@@ -23,6 +23,7 @@ from sqlmodel import Field, SQLModel
 
 from engine.audit.log import EVENT, Event, append
 from engine.config.base import Config
+from engine import clock
 from engine.errors import StewardError
 
 PERSONAL_FACTS = ("name", "birth_date", "age", "phone", "email")
@@ -62,7 +63,7 @@ def place_hold(conn: Connection, client_id: str, reason: str, actor: str) -> int
     if not reason.strip():
         raise StewardError("--reason: a legal hold names its reason (case or request reference)")
     res = conn.execute(HOLD.insert().values(client_id=client_id, reason=reason, placed_by=actor,
-                                            placed_at=datetime.now(timezone.utc)).returning(HOLD.c.id))
+                                            placed_at=clock.now()).returning(HOLD.c.id))
     hold_id = int(res.scalar_one())
     append(conn, [Event("hold.placed", actor=actor, client_id=client_id, data={"hold": hold_id, "reason": reason})])
     return hold_id
@@ -72,7 +73,7 @@ def release_hold(conn: Connection, hold_id: int, actor: str) -> None:
     row = conn.execute(select(HOLD).where(HOLD.c.id == hold_id)).first()
     if row is None or row.released_at is not None:
         raise StewardError(f"no active legal hold with id {hold_id}; `steward audit retention` lists them")
-    conn.execute(update(HOLD).where(HOLD.c.id == hold_id).values(released_by=actor, released_at=datetime.now(timezone.utc)))
+    conn.execute(update(HOLD).where(HOLD.c.id == hold_id).values(released_by=actor, released_at=clock.now()))
     append(conn, [Event("hold.released", actor=actor, client_id=row.client_id, data={"hold": hold_id})])
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.cli import (
+    auth_cmd,  # login, logout, whoami, passwd, tokens
     audit_cmd,  # audit trail: events, firings, verify, export, retention
     dispatch_cmd,  # dispatch, outcome, do-not-call, webhook
     docs_cmd,  # generated docs
@@ -49,7 +50,7 @@ app.add_typer(audit_cmd.app, name="audit", help="The audit trail: events, firing
 app.add_typer(events_cmd.app, name="events", help="Event intake and event rules: post, serve, replay, list, retry, check, test.")
 app.add_typer(risk_cmd.app, name="risk", help="Score risk questionnaires.")
 app.add_typer(docs_cmd.app, name="docs", help="Regenerate generated documentation.")
-for module in (why_cmd, review_cmd, tasks_cmd, supervision_cmd, scheduler_cmd, dispatch_cmd, report_cmd):
+for module in (auth_cmd, why_cmd, review_cmd, tasks_cmd, supervision_cmd, scheduler_cmd, dispatch_cmd, report_cmd):
     module.register(app)
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +10,15 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from engine import clock
 from engine.audit import checkpoint, crosscheck
 from engine.audit import log as auditlog
 from engine.supervision import browse as audit
 from engine.audit.log import Event, append
-from engine.cli.common import cfg, console, err_console, fail, open_db, parse_day, user_errors
+from engine.cli.common import cfg, console, err_console, fail, open_db, parse_day, signed_in, user_errors, viewer
 from engine.errors import StewardError
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def acting_user(given: str | None = None) -> str:
-    """Who runs a command, for the audit log: --as, else STEWARD_USER, else the login name."""
-    return given or os.environ.get("STEWARD_USER") or getpass.getuser()
 
 
 def _filter(**kw: Any) -> audit.EventFilter:
@@ -81,7 +74,6 @@ def list_(
 @app.command("show")
 def show(
     event_id: int = typer.Argument(..., help="event id from `steward audit list`"),
-    user: str = typer.Option(None, "--as", help="who is looking (default: STEWARD_USER or the login name); logged"),
     unmask: str = typer.Option(None, "--unmask", help="show restricted personal data; give the reason (logged)"),
 ) -> None:
     """One event in full, with its place in the chain."""
@@ -95,7 +87,7 @@ def show(
             firing_exists = found is None and audit.get_firing(conn, event_id) is not None
             restricted = found is not None and retention.is_restricted(found[0].at, parse_day(None, c), c)
             if found is not None and found[0].client_id:
-                append(conn, [Event("client.viewed", actor=acting_user(user), client_id=found[0].client_id,
+                append(conn, [Event("client.viewed", actor=viewer(conn), client_id=found[0].client_id,
                                     data={"command": "audit show", "event": event_id, "restricted": restricted,
                                           "unmasked_because": unmask if restricted else None})])
     if found is None:
@@ -178,7 +170,7 @@ def checkpoint_() -> None:
         c = cfg()
         eng = open_db(c)
         with eng.connect() as conn:
-            cp = checkpoint.write(conn, c.path(c.audit.checkpoint_file), auditlog.audit_key(), datetime.now(timezone.utc))
+            cp = checkpoint.write(conn, c.path(c.audit.checkpoint_file), auditlog.audit_key(), clock.now())
     console.print(f"checkpoint #{cp.seq} {cp.hash} appended to {c.audit.checkpoint_file}", highlight=False)
 
 
@@ -189,7 +181,6 @@ def export_(
     name: str = _NAME, rule: str = _RULE, rule_version: str = _VERSION, advisor: str = _ADVISOR, client: str = _CLIENT,
     segment: str = _SEGMENT, rule_class: str = _CLASS, channel: str = _CHANNEL, status: str = _STATUS,
     reason: str = _REASON, date_from: str = _FROM, date_to: str = _TO,
-    user: str = typer.Option(None, "--as", help="who exports (default: STEWARD_USER or the login name); logged"),
 ) -> None:
     """Write audit events for a regulator: events, rule and template sources, manifest with the chain head."""
     with user_errors():
@@ -200,7 +191,7 @@ def export_(
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
-            m = audit.export(conn, out, fmt, f, c.tz, acting_user(user))
+            m = audit.export(conn, out, fmt, f, c.tz, viewer(conn))
     console.print(f"{m['events']:,} events written to {out} ({fmt}); chain head #{m['chain_head']['seq']} "
                   f"{m['chain_head']['hash']}" + ("" if m["chain_verified"] else f"; [red]chain broken: {m['chain_problem']}[/]"),
                   highlight=False)
@@ -271,9 +262,12 @@ def retention_(
     hold: str = typer.Option(None, "--hold", help="place a legal hold on this client id (needs --reason)"),
     release: int = typer.Option(None, "--release", help="release the legal hold with this id"),
     reason: str = typer.Option(None, "--reason", help="case or request reference of a legal hold"),
-    user: str = typer.Option(None, "--as", help="who acts (default: STEWARD_USER or the login name)"),
 ) -> None:
-    """What retention is due under the regulator profile; legal holds; restriction of personal data."""
+    """What retention is due under the regulator profile; legal holds; restriction of personal data.
+
+    Reporting needs no sign-in; --apply, --hold and --release act as the signed-in compliance user.
+    Example: steward audit retention --hold C001 --reason "case 2026-17"
+    """
     from engine.audit import retention
 
     with user_errors():
@@ -281,11 +275,12 @@ def retention_(
         today = parse_day(None, c)
         eng = open_db(c)
         with eng.begin() as conn:
+            user = signed_in(conn, "audit retention").name if (hold or apply_ or release is not None) else ""
             if hold:
-                retention.place_hold(conn, hold, reason or "", acting_user(user))
+                retention.place_hold(conn, hold, reason or "", user)
             if release is not None:
-                retention.release_hold(conn, release, acting_user(user))
-            rep = retention.apply(conn, c, today, acting_user(user)) if apply_ else retention.report(conn, c, today)
+                retention.release_hold(conn, release, user)
+            rep = retention.apply(conn, c, today, user) if apply_ else retention.report(conn, c, today)
     console.print(f"profile {rep.profile}: audit records are kept {rep.years} years; personal data is restricted after "
                   f"{c.audit.retention.purpose_days} days", highlight=False)
     console.print(f"{rep.events:,} events; {rep.restricted:,} restricted (masked in views); {rep.due:,} past retention "

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
-from engine.cli.common import cfg, console, fail, open_db, parse_day, user_errors
-from engine.cli.users_cmd import AS_HELP, acting
+from engine import clock
+from engine.cli.common import cfg, console, fail, open_db, parse_day, signed_in, user_errors
 from engine.errors import StewardError
 
 dispatch_app = typer.Typer(no_args_is_help=True)
@@ -36,7 +36,7 @@ def run() -> None:
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         r = release_due(eng, c, approved_rules(eng, c), now)  # held messages re-check against approved rules
         s = dispatch_once(eng, c, now)
     console.print(f"released {r.released}, dropped on re-check {r.dropped}; claimed {s.claimed}: sent {s.sent}, "
@@ -67,18 +67,18 @@ def list_(state_: str = typer.Option(None, "--state", help="held, queued, sendin
 
 
 @dispatch_app.command("retry")
-def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message"),
-          as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message")) -> None:
     """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed.
 
-    Recorded in the audit log (outbox.changed) with the acting user. Example: steward dispatch retry 42 --as ops.li
+    Recorded in the audit log (outbox.changed) with the signed-in user. Example: steward dispatch retry 42
     """
     from engine.dispatch.outbox import retry_dead
 
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            ok = retry_dead(conn, row_id, actor=acting(as_))
+            who = signed_in(conn, "dispatch retry")
+            ok = retry_dead(conn, row_id, actor=who.name)
     if not ok:
         fail(f"outbox row {row_id} is not dead or uncertain; `steward dispatch list --state dead` lists dead letters")
     console.print(f"outbox row {row_id} queued again.")
@@ -86,18 +86,18 @@ def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncerta
 
 @dispatch_app.command("resolve")
 def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain message"),
-            receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID"),
-            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+            receipt: str = typer.Option(..., "--receipt", help="evidence it was delivered, e.g. the mailbox's Message-ID")) -> None:
     """Mark an uncertain e-mail as sent after finding it delivered (else use `dispatch retry`).
 
-    Example: steward dispatch resolve 42 --receipt "<key@firm> in the mail log" --as ops.li
+    Example: steward dispatch resolve 42 --receipt "<key@firm> in the mail log"
     """
     from engine.dispatch.outbox import mark_sent_by_hand
 
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            ok = mark_sent_by_hand(conn, row_id, receipt, actor=acting(as_))
+            who = signed_in(conn, "dispatch resolve")
+            ok = mark_sent_by_hand(conn, row_id, receipt, actor=who.name)
     if not ok:
         fail(f"outbox row {row_id} is not uncertain; `steward dispatch list --state uncertain` lists them")
     console.print(f"outbox row {row_id} marked sent.")
@@ -105,50 +105,58 @@ def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain me
 
 def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"),
             result: str = typer.Option(..., "--outcome", help="reached, declined, wrong_number, no_answer, callback_later"),
-            by: str = typer.Option(None, "--by", envvar="STEWARD_USER", help="who called (default: $STEWARD_USER)"),
             note: str = typer.Option(None, "--note", help="a short note kept with the contact record"),
             on: str = typer.Option(None, "--on", help="day of the call YYYY-MM-DD (default: today)")) -> None:
-    """Record the outcome of an advisor call task (writes a contact row; a callback sets callback_done)."""
+    """Record the outcome of a call task as the signed-in advisor (writes a contact row; a callback sets callback_done).
+
+    Example: steward outcome 1234 --outcome reached --note "will top up margin"
+    """
+    from engine.pipeline.recording import FIRING
     from engine.servicing.task_outcomes import record_outcome
 
     with user_errors():
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
-            r = record_outcome(conn, task_id, result, by, parse_day(on, c), note)
+            me = signed_in(conn, "outcome")
+            owner = conn.execute(select(FIRING.c.advisor_id).where(FIRING.c.id == task_id)).scalar()
+            if owner is not None and owner != me.advisor_id:
+                mine = me.advisor_id or "no advisor id: an admin links you with `steward users add NAME --advisor ID`"
+                raise StewardError(f"task {task_id} is on advisor {owner}'s list, not yours ({mine})")
+            r = record_outcome(conn, task_id, result, me.name, parse_day(on, c), note)
     console.print(f"task {r.firing_id} ({r.client_id}): {result} recorded as {r.contact_kind}; task is {r.task_status}.")
 
 
 @dnc_app.command("add")
 def dnc_add(phone: str = typer.Argument(...), source: str = typer.Option("client", "--source", help="client, national, regulator"),
-            note: str = typer.Option(None, "--note"),
-            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+            note: str = typer.Option(None, "--note")) -> None:
     """Put a phone number on the do-not-call list (recorded in the audit log as dnc.added).
 
-    Example: steward dispatch dnc add 13800000000 --source client --note "asked on the phone" --as ops.li
+    Example: steward dispatch dnc add 13800000000 --source client --note "asked on the phone"
     """
     from engine.dispatch import dnc
 
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            dnc.add(conn, phone, source, note, acting(as_), datetime.now(timezone.utc))
+            who = signed_in(conn, "dnc add")
+            dnc.add(conn, phone, source, note, who.name, clock.now())
     console.print(f"{phone} is on the do-not-call list.")
 
 
 @dnc_app.command("remove")
-def dnc_remove(phone: str = typer.Argument(...),
-               as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+def dnc_remove(phone: str = typer.Argument(...)) -> None:
     """Take a phone number off the do-not-call list (recorded in the audit log as dnc.removed).
 
-    Example: steward dispatch dnc remove 13800000000 --as ops.li
+    Example: steward dispatch dnc remove 13800000000
     """
     from engine.dispatch import dnc
 
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            n = dnc.remove(conn, phone, acting(as_), datetime.now(timezone.utc))
+            who = signed_in(conn, "dnc remove")
+            n = dnc.remove(conn, phone, who.name, clock.now())
     if not n:
         fail(f"{phone} is not on the do-not-call list")
     console.print(f"{phone} removed.")

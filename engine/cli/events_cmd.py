@@ -138,7 +138,7 @@ def check() -> None:
 
 @app.command("test")
 def test() -> None:
-    """Run the timed event rule tests (rules/events/tests) on the working files, in a scratch database; nothing is sent."""
+    """Run the timed event rule tests (rules/events/tests) on the working files; each case in its own scratch database, nothing is sent."""
     from engine.events.ruletest import run_all
 
     with user_errors():

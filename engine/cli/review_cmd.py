@@ -8,14 +8,13 @@ from typing import Any
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
-from engine.compliance import impact, proposal_check
+from engine import clock
+from engine.compliance import auth, impact, proposal_check, users
 from engine.compliance import review
-from engine.compliance import users
 from engine.cli import rules_cmd, users_cmd
-from engine.cli.common import cfg, console, err_console, open_db, parse_day, user_errors
-from engine.cli.users_cmd import AS_HELP, acting
+from engine.cli.common import cfg, console, err_console, identity, open_db, parse_day, signed_in, user_errors
 from engine.config.base import Config
 from engine.errors import Problem, StewardError, did_you_mean
 from engine.language.loading import RuleSet, load_ruleset
@@ -25,7 +24,7 @@ app = typer.Typer(no_args_is_help=True)
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="review", help="Submit, review and approve rule and template changes.")
-    root.add_typer(users_cmd.app, name="users", help="Users and roles (author, compliance, admin, ...).")
+    root.add_typer(users_cmd.app, name="users", help="Users, roles and one-time passwords (admin).")
     rules_cmd.app.command("backtest")(backtest)
 
 
@@ -50,13 +49,45 @@ def approved_for_run(eng: Engine, c: Config) -> RuleSet:
     return ruleset
 
 
+DEMO_ROLES = (("supervisor", "supervisor"), ("advisor", "advisor"), ("operator", "operator"))
+
+
 def demo_ruleset(eng: Engine, c: Config) -> RuleSet:
     """Demo only: bootstrap demo users and approve the shipped pack on a fresh database, then run it."""
     version = review.demo_bootstrap(eng, c)
     if version is not None:
         console.print(f"Demo bootstrap: users admin, author and compliance created; 'author' submitted the shipped "
                       f"pack and 'compliance' approved it as version {version} (recorded as a demo bootstrap).")
+        demo_console_users(eng)
     return approved_for_run(eng, c)
+
+
+def demo_console_users(eng: Engine) -> dict[str, str]:
+    """One demo user per role, each with a printed one-time password (changed at first sign-in)."""
+    from engine.models import Advisor
+
+    now = clock.now()
+    out: dict[str, str] = {}
+    with eng.begin() as conn:
+        first_advisor = conn.execute(select(Advisor.__table__.c.id).order_by(  # type: ignore[attr-defined]
+            Advisor.__table__.c.id).limit(1)).scalar()  # type: ignore[attr-defined]
+        for name, role in DEMO_ROLES:
+            if users.get(conn, name) is None:
+                users.add(conn, review.DEMO_ADMIN, name, [role], f"Demo {role}",
+                          advisor_id=first_advisor if role == "advisor" else None)
+        for u in users.all_users(conn):
+            out[u.name] = auth.one_time_password()
+            auth.set_password(conn, review.DEMO_ADMIN, u.name, out[u.name], now, one_time=True)
+    t = Table(title="Demo console users (one-time passwords, shown once; each must choose a new one at first sign-in)")
+    for col in ("user", "roles", "one-time password"):
+        t.add_column(col)
+    with eng.connect() as conn:
+        for u in users.all_users(conn):
+            t.add_row(u.name, ", ".join(sorted(u.roles)) + (f" ({u.advisor_id})" if u.advisor_id else ""), out[u.name])
+    console.print(t)
+    console.print("Open the console: [bold]steward --database sqlite:///var/demo.db web[/], then "
+                  "http://127.0.0.1:8080/ and sign in as one of them (docs/console.md).", highlight=False)
+    return out
 
 
 # ------------------------------------------------------------------ review
@@ -104,13 +135,15 @@ def status() -> None:
 
 
 @app.command("submit")
-def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and why (the reviewer reads it)"),
-           as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Submit the current rules, templates and lint lists as a proposal (author role)."""
+def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and why (the reviewer reads it)")) -> None:
+    """Submit the current rules, templates and lint lists as a proposal (author role, signed in).
+
+    Example: steward review submit --note "dormant: 90 days, not 60"
+    """
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        res = review.submit(eng, c, acting(as_), note)
+        res = review.submit(eng, c, identity(eng, "review submit"), note)
     console.print(f"Proposal {res.proposal_id} submitted with {len(res.changes)} changed file(s):")
     _changes(res.changes)
     _problems(res.problems)
@@ -162,20 +195,19 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
          start: str = typer.Option(None, "--from", help="impact preview from YYYY-MM-DD (default: 6 days before --to)"),
          end: str = typer.Option(None, "--to", help="impact preview to YYYY-MM-DD (default: today)"),
          no_impact: bool = typer.Option(False, "--no-impact", help="skip the impact preview"),
-         tests: bool = typer.Option(False, "--tests", help="also run the proposal's rule tests (in a child process)"),
-         as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+         tests: bool = typer.Option(False, "--tests", help="also run the proposal's rule tests (in a child process)")) -> None:
     """A proposal in full: every changed file as a diff, the lint findings, and the impact preview.
 
     Proposed files are checked in a child process without database credentials; Python rule
     files are shown as source and never imported here.
 
-    Example: steward review show 3 --tests --as bo
+    Example: steward review show 3 --from 2026-11-01 --to 2026-11-20 --tests
     """
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        with eng.connect() as conn:
-            users.require(conn, acting(as_), "review.read")
+        with eng.begin() as conn:
+            signed_in(conn, "review show")
             row = review.proposal(conn, proposal_id)
             files = review.proposal_files(conn, row)
             base = review.base_manifest(conn, row)
@@ -230,28 +262,31 @@ def _proposal_ruleset(eng: Engine, c: Config, row: Any) -> RuleSet:
 
 
 @app.command("approve")
-def approve(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)"),
-            as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Approve a proposal: compliance role, not its author, no lint errors, every rule test passing.
+def approve(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)")) -> None:
+    """Approve a proposal: compliance role, signed in, not its author, no lint errors, every rule test passing.
 
     The proposal is checked and its rule tests run in a child process without database credentials.
 
-    Example: steward review approve 3 --comment "wording checked against COMPLIANCE.md 4" --as bo
+    Example: steward review approve 3 --comment "wording checked against the prohibited list"
     """
     with user_errors():
         c = cfg()
-        a = review.approve(open_db(c), c, acting(as_), proposal_id, comment)
+        eng = open_db(c)
+        a = review.approve(eng, c, identity(eng, "review approve"), proposal_id, comment)
     console.print(f"Approved proposal {proposal_id} as version {a.version} ({len(a.manifest)} files, content "
                   f"{a.content_hash[:12]}). `steward run` now runs it.")
 
 
 @app.command("reject")
-def reject(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="what must change"),
-           as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
-    """Reject a proposal with a comment for its author."""
+def reject(proposal_id: int, comment: str = typer.Option(..., "--comment", "-m", help="what must change")) -> None:
+    """Reject a proposal with a comment for its author (compliance role, signed in, not its author).
+
+    Example: steward review reject 3 --comment "guarantees a return: prohibited"
+    """
     with user_errors():
         c = cfg()
-        review.reject(open_db(c), acting(as_), proposal_id, comment)
+        eng = open_db(c)
+        review.reject(eng, identity(eng, "review reject"), proposal_id, comment)
     console.print(f"Rejected proposal {proposal_id}.")
 
 

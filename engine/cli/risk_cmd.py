@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from engine.facts import risk
+from engine import clock
 from engine.cli.common import cfg, console, open_db, user_errors
 from engine.config.base import Config
 from engine.errors import StewardError
@@ -51,7 +51,7 @@ def _save(c: Config, sheet: risk.AnswerSheet, profile: risk.RiskProfile) -> None
 
     if not sheet.client_id:
         raise StewardError("--save needs client_id in the answer sheet")
-    day = sheet.assessed_on or datetime.now(c.tz).date()
+    day = sheet.assessed_on or clock.now().astimezone(c.tz).date()
     low, medium, high = profile.allocation
     eng = open_db(c)
     with eng.begin() as conn:

@@ -13,8 +13,7 @@ from rich.table import Table
 
 from engine.audit import log as auditlog
 from engine.facts import trading_calendar
-from engine.cli.common import cfg, console, err_console, open_db, parse_day, state, user_errors
-from engine.cli.users_cmd import AS_HELP, acting
+from engine.cli.common import cfg, console, err_console, open_db, parse_day, signed_in, state, user_errors
 from engine.errors import StewardError
 
 auditlog.register_event_name("calendar.overridden", "an operator set trading days open or closed by hand (which days, by whom)")
@@ -107,12 +106,11 @@ def show(start: str = typer.Option(None, "--from", help="first day (default: tod
 def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
          is_open: bool = typer.Option(None, "--open/--closed", help="the exchange trades that day, or not"),
          through: str = typer.Option(None, "--through", help="set every day up to this one too"),
-         weekdays: bool = typer.Option(False, "--weekdays", help="with --through: Saturdays and Sundays are set closed"),
-         as_: str = typer.Option(None, "--as", envvar="STEWARD_USER", help=AS_HELP)) -> None:
+         weekdays: bool = typer.Option(False, "--weekdays", help="with --through: Saturdays and Sundays are set closed")) -> None:
     """Override days by hand (source 'admin'; `calendar sync` never overwrites them).
 
-    Each override is an audit event (calendar.overridden) with the acting user.
-    Example: steward calendar set 2026-10-09 --closed --as ops.li
+    Each override is an audit event (calendar.overridden) with the signed-in user.
+    Example: steward calendar set 2026-10-09 --closed
     """
     with user_errors():
         if is_open is None:
@@ -122,12 +120,10 @@ def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
         hi = _day(through, "--through") if through else lo
         if hi < lo:
             raise StewardError(f"--through {hi} is before {lo}")
-        who = acting(as_)
-        if not who:
-            raise StewardError("name the acting user (--as or STEWARD_USER): calendar overrides are audited")
         eng = open_db(c)
         n = 0
         with eng.begin() as conn:
+            who = signed_in(conn, "calendar set").name
             d = lo
             days: dict[str, bool] = {}
             while d <= hi:

@@ -6,8 +6,7 @@ import typer
 from rich.table import Table
 
 from engine.supervision import sampling as supervision
-from engine.cli.audit_cmd import acting_user
-from engine.cli.common import cfg, console, open_db, parse_day, user_errors
+from engine.cli.common import cfg, console, open_db, parse_day, signed_in, user_errors
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -64,11 +63,13 @@ def review(
     review_id: int = typer.Argument(..., help="review id from `steward supervision queue`"),
     decision: str = typer.Option(..., "--decision", help="ok, follow_up or escalate"),
     comment: str = typer.Option(None, "--comment", help="what is wrong and what should happen (needed unless ok)"),
-    user: str = typer.Option(None, "--as", help="reviewing supervisor (default: STEWARD_USER or the login name)"),
 ) -> None:
-    """Record a decision and comment on one sampled item."""
+    """Record a decision and comment on one sampled item, as the signed-in supervisor.
+
+    Example: steward supervision review 12 --decision follow_up --comment "advisor promised a return"
+    """
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            supervision.decide(conn, review_id, acting_user(user), decision, comment)
+            supervision.decide(conn, review_id, signed_in(conn, "supervision review").name, decision, comment)
     console.print(f"review {review_id}: {decision} recorded", highlight=False)

@@ -11,8 +11,7 @@ from sqlalchemy import Engine, func, select
 from engine.supervision import explain
 from engine.audit.log import Event, append
 from engine.config.base import Config
-from engine.cli.audit_cmd import acting_user
-from engine.cli.common import cfg, console, open_db, parse_day, user_errors
+from engine.cli.common import cfg, console, open_db, parse_day, user_errors, viewer
 from engine.language.loading import RuleSet, load_ruleset
 from engine.pipeline.recording import RUN
 
@@ -43,7 +42,6 @@ def why(
     client: str = typer.Argument(..., help="client id"),
     day: str = typer.Option(None, "--date", help="evaluation date YYYY-MM-DD (default: the latest evaluated day)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of text"),
-    user: str = typer.Option(None, "--as", help="who is asking (default: STEWARD_USER or the login name); logged"),
 ) -> None:
     """For one client and day: every rule, whether it fired, and if not which condition failed."""
     with user_errors():
@@ -57,7 +55,7 @@ def why(
             console.print(f"Rules: {source}", highlight=False)
         with eng.begin() as conn:
             ex = explain.explain_client(conn, c, ruleset, client, as_of)
-            append(conn, [Event("client.viewed", actor=acting_user(user), client_id=client, as_of=as_of,
+            append(conn, [Event("client.viewed", actor=viewer(conn), client_id=client, as_of=as_of,
                                 data={"command": "why", "facts": sorted(ex.facts)})])
     if as_json:
         console.print_json(json.dumps(_as_dict(ex), ensure_ascii=False, default=str))

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,6 +41,7 @@ from sqlmodel import Field, SQLModel
 from engine.compliance import proposal_check, users
 from engine.audit import log as auditlog
 from engine.config.base import Config
+from engine import clock
 from engine.errors import Problem, SourceErrors, StewardError, rel
 from engine.language.event_rules import EventRuleSet, load_event_rules
 from engine.language.loading import RuleSet, SnapshotMismatch, check_ruleset, load_ruleset, verify_tree
@@ -420,7 +421,7 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
             raise StewardError(f"these files are already submitted as proposal {dup}")
         put_blobs(conn, files)
         pid = int(conn.execute(PROPOSAL.insert().values(
-            author=author.name, note=note.strip(), created_at=datetime.now(timezone.utc), status="submitted",
+            author=author.name, note=note.strip(), created_at=clock.now(), status="submitted",
             base_version=base.version if base else None, content_hash=chash, manifest=manifest,
             lint_errors=sum(p.severity == "error" for p in problems),
             lint_warnings=sum(p.severity == "warning" for p in problems),
@@ -461,7 +462,7 @@ def _decidable(conn: Connection, actor: str | None, pid: int, comment: str) -> t
     row = proposal(conn, pid)
     if row.status != "submitted":
         raise StewardError(f"proposal {pid} is already {row.status} (by {row.decided_by})")
-    if row.author == reviewer.name:
+    if users.canonical(row.author) == reviewer.name:  # one person however the name was typed
         raise users.PermissionDenied(f"{reviewer.name!r} wrote proposal {pid}: the author can never approve or reject "
                                      "their own change; another compliance reviewer must")
     if not comment.strip():
@@ -485,7 +486,7 @@ def approve(engine: Engine, cfg: Config, actor: str | None, pid: int, comment: s
             raise StewardError(f"proposal {pid} fails {len(check.failed)} of its {len(check.tests)} rule test(s) and "
                                "cannot be approved; the author fixes the rules or the tests and resubmits:\n"
                                + "\n".join(f"  {t.path}: {t.rule}: {t.case}: {t.detail}" for t in check.failed))
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         vid = int(conn.execute(VERSION.insert().values(
             proposal_id=pid, content_hash=row.content_hash, manifest=row.manifest, author=row.author,
             approved_by=reviewer.name, approved_at=now, comment=comment.strip())).inserted_primary_key[0])  # type: ignore[index]
@@ -501,7 +502,7 @@ def reject(engine: Engine, actor: str | None, pid: int, comment: str) -> None:
     with engine.begin() as conn:
         reviewer, row = _decidable(conn, actor, pid, comment)
         conn.execute(update(PROPOSAL).where(PROPOSAL.c.id == pid).values(
-            status="rejected", decided_by=reviewer.name, decided_at=datetime.now(timezone.utc), comment=comment.strip()))
+            status="rejected", decided_by=reviewer.name, decided_at=clock.now(), comment=comment.strip()))
         auditlog.append(conn, [auditlog.Event("proposal.rejected", actor=reviewer.name, data={
             "proposal": pid, "author": row.author, "comment": comment.strip(), "content_hash": row.content_hash})])
 

@@ -5,17 +5,20 @@ approves), supervisor, advisor, auditor, admin. Separation of duties: an admin m
 but can never approve, so no user holds both admin and compliance, and an approver is never
 the author of what they approve (checked in engine.compliance.review).
 
-Commands name the acting user (`--as USER`); the CLI trusts the operating-system account
-that runs it, so deployments give each person their own account and run `steward` as them.
-Role changes go to the audit log (`role.granted`, `role.revoked`).
+User names are canonical (NFKC, then case-folded): `Li.Na` and `li.na` are one person, and
+every name stored or compared goes through `canonical`. Who is acting is proven by a password
+sign-in (console) or a personal token (`steward login`), see engine.compliance.auth; what each
+role may do is the matrix in engine.compliance.access. Role and user changes go to the audit log
+(`role.granted`, `role.revoked`, `user.added`, `user.deactivated`, `user.activated`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, func, select, update
@@ -23,28 +26,26 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine.audit import log as auditlog
+from engine import clock
+from engine.compliance.access import ACTIONS as PERMISSIONS
+from engine.compliance.access import ROLE_MEANING, ROLES
 from engine.errors import StewardError, did_you_mean
 
-ROLES = ("author", "compliance", "supervisor", "advisor", "auditor", "admin")
-ROLE_MEANING = {
-    "author": "writes rules, templates and lint lists; submits proposals",
-    "compliance": "reviews proposals; approves or rejects them (never their own)",
-    "supervisor": "audits firings and sent messages; reads proposals",
-    "advisor": "serves own clients; reads proposals",
-    "auditor": "reads everything, changes nothing",
-    "admin": "manages users and roles; can never approve",
-}
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "review.submit": frozenset({"author"}),
-    "review.decide": frozenset({"compliance"}),
-    "review.read": frozenset(ROLES),
-    "users.manage": frozenset({"admin"}),
-    "users.read": frozenset(ROLES),
-}
+__all__ = ["PERMISSIONS", "ROLES", "ROLE_MEANING", "canonical"]
+for _name, _meaning in (("user.added", "an admin added a user"), ("user.deactivated", "a user was stopped from acting"),
+                        ("user.activated", "a deactivated user may act again")):
+    auditlog.register_event_name(_name, _meaning)
+
 EXCLUSIVE = (frozenset({"admin", "compliance"}),)
 """Role pairs no one may hold together."""
-USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{1,63}$")
+USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+"""A canonical user name (after `canonical`)."""
 BOOTSTRAP = "bootstrap"
+
+
+def canonical(name: str) -> str:
+    """The one spelling of a user name: NFKC-normalised, case-folded, trimmed (`Li.Na` -> `li.na`)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).strip()
 
 
 class AppUser(SQLModel, table=True):
@@ -56,6 +57,15 @@ class AppUser(SQLModel, table=True):
     active: bool = True
     created_at: datetime
     created_by: str = Field(max_length=64)
+    password_hash: str | None = None
+    """argon2id hash; None until a password is set (the user cannot sign in)."""
+    must_change_password: bool = False
+    """Set for one-time passwords: the first sign-in must choose a new one."""
+    failed_logins: int = 0
+    """Failed sign-ins since the last success; reaching the limit locks the account."""
+    locked_until: datetime | None = None
+    advisor_id: str | None = Field(default=None, max_length=32)
+    """For advisors: their id in the advisor table; they see only these clients' tasks."""
 
 
 USER = AppUser.__table__  # type: ignore[attr-defined]
@@ -71,14 +81,16 @@ class User:
     roles: frozenset[str]
     active: bool
     display_name: str | None = None
+    advisor_id: str | None = None
 
 
 def _user(row: Any) -> User:
-    return User(row.name, frozenset(row.roles or ()), bool(row.active), row.display_name)
+    return User(row.name, frozenset(row.roles or ()), bool(row.active), row.display_name,
+                getattr(row, "advisor_id", None))
 
 
 def get(conn: Connection, name: str) -> User | None:
-    row = conn.execute(select(USER).where(USER.c.name == name)).first()
+    row = conn.execute(select(USER).where(USER.c.name == canonical(name))).first()
     return _user(row) if row else None
 
 
@@ -93,7 +105,8 @@ def count(conn: Connection) -> int:
 def require(conn: Connection, name: str | None, action: str) -> User:
     """The acting user, if they exist, are active and hold a role allowed to do `action`."""
     if not name:
-        raise PermissionDenied("name the acting user: --as USER (or STEWARD_USER, or compliance.acting_user in config.yaml)")
+        raise PermissionDenied("name the acting user: sign in with `steward login NAME` (or in the console)")
+    name = canonical(name)
     user = get(conn, name)
     if user is None:
         known = [u.name for u in all_users(conn)]
@@ -125,11 +138,14 @@ def _role_events(actor: str, name: str, roles: Iterable[str], granted: bool) -> 
     return [auditlog.Event(ev, actor=actor, data={"user": name, "role": r}) for r in sorted(roles)]
 
 
-def add(conn: Connection, actor: str | None, name: str, roles: Iterable[str], display_name: str | None = None) -> User:
+def add(conn: Connection, actor: str | None, name: str, roles: Iterable[str], display_name: str | None = None,
+        advisor_id: str | None = None) -> User:
     """Add a user. The very first user must be an admin and needs no acting user (bootstrap)."""
     wanted = _check_roles(roles)
+    typed, name = name, canonical(name)
     if not USER_NAME.match(name):
-        raise StewardError(f"user name {name!r}: use 2-64 letters, digits, '.', '_' or '-', starting with a letter")
+        raise StewardError(f"user name {typed!r}: use 2-64 letters, digits, '.', '_' or '-', starting with a letter")
+    display_name = display_name or (typed.strip() if typed.strip() != name else None)
     if count(conn) == 0 and actor is None:
         if "admin" not in wanted:
             raise StewardError("the first user must be an admin: steward users add NAME --role admin")
@@ -137,14 +153,17 @@ def add(conn: Connection, actor: str | None, name: str, roles: Iterable[str], di
     else:
         actor = require(conn, actor, "users.manage").name
     if get(conn, name) is not None:
-        raise StewardError(f"user {name!r} already exists; change roles with `steward users grant|revoke`")
+        raise StewardError(f"user {name!r} already exists (names ignore case and width: {typed!r} is {name!r}); "
+                           "change roles with `steward users grant|revoke`")
     conn.execute(USER.insert().values(name=name, display_name=display_name, roles=sorted(wanted), active=True,
-                                      created_at=datetime.now(timezone.utc), created_by=actor))
-    auditlog.append(conn, _role_events(actor, name, wanted, True))
-    return User(name, wanted, True, display_name)
+                                      created_at=clock.now(), created_by=actor, advisor_id=advisor_id))
+    auditlog.append(conn, [auditlog.Event("user.added", actor=actor, data={"user": name, "roles": sorted(wanted)}),
+                           *_role_events(actor, name, wanted, True)])
+    return User(name, wanted, True, display_name, advisor_id)
 
 
 def _existing(conn: Connection, name: str) -> User:
+    name = canonical(name)
     user = get(conn, name)
     if user is None:
         raise StewardError(f"no user {name!r}{did_you_mean(name, [u.name for u in all_users(conn)])}")
@@ -154,15 +173,17 @@ def _existing(conn: Connection, name: str) -> User:
 def grant(conn: Connection, actor: str | None, name: str, role: str) -> User:
     admin = require(conn, actor, "users.manage")
     user = _existing(conn, name)
+    name = user.name
     roles = _check_roles(user.roles | {role})
     conn.execute(update(USER).where(USER.c.name == name).values(roles=sorted(roles)))
     auditlog.append(conn, _role_events(admin.name, name, roles - user.roles, True))
-    return User(name, roles, user.active, user.display_name)
+    return User(name, roles, user.active, user.display_name, user.advisor_id)
 
 
 def revoke(conn: Connection, actor: str | None, name: str, role: str) -> User:
     admin = require(conn, actor, "users.manage")
     user = _existing(conn, name)
+    name = user.name
     _check_roles([role])
     if role not in user.roles:
         raise StewardError(f"user {name!r} does not hold the {role} role")
@@ -171,12 +192,16 @@ def revoke(conn: Connection, actor: str | None, name: str, role: str) -> User:
     roles = user.roles - {role}
     conn.execute(update(USER).where(USER.c.name == name).values(roles=sorted(roles)))
     auditlog.append(conn, _role_events(admin.name, name, [role], False))
-    return User(name, roles, user.active, user.display_name)
+    return User(name, roles, user.active, user.display_name, user.advisor_id)
 
 
 def set_active(conn: Connection, actor: str | None, name: str, active: bool) -> User:
     admin = require(conn, actor, "users.manage")
     user = _existing(conn, name)
+    name = user.name
+    if not active and name == admin.name:
+        raise StewardError("an admin cannot deactivate themselves (another admin must)")
     conn.execute(update(USER).where(USER.c.name == name).values(active=active))
-    auditlog.append(conn, _role_events(admin.name, name, user.roles, active))
-    return User(name, user.roles, active, user.display_name)
+    auditlog.append(conn, [auditlog.Event("user.activated" if active else "user.deactivated", actor=admin.name,
+                                          data={"user": name})])
+    return User(name, user.roles, active, user.display_name, user.advisor_id)

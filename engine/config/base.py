@@ -79,7 +79,7 @@ class ComplianceConfig(_Model):
     approved_dir: str = "var/approved"
     """Where approved snapshots are unpacked from the database to run."""
     acting_user: str | None = None
-    """User that review and users commands act as when neither --as nor STEWARD_USER is given."""
+    """No longer used (identity comes from `steward login` or a console sign-in); kept so older files load."""
 
 
 class SupervisionConfig(_Model):

@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, select
 from engine.config.base import Config
 from engine.config.dispatch import Window, parse_period
 from engine.dispatch.tables import DoNotCall
+from engine import clock
 from engine.models import Client, Consent
 from engine.pipeline.policy import Decision, StageContext, register_stage
 from engine.pipeline.recording import FIRING
@@ -38,7 +39,7 @@ COUNTED = ("pending", "open", "sent")
 
 
 def _wall_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def now_of(ctx: StageContext) -> datetime:

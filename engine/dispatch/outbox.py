@@ -37,6 +37,7 @@ from engine.config.base import Config
 from engine.errors import StewardError
 from engine.language.rendering import mask
 from engine.dispatch.tables import Outbox
+from engine import clock
 from engine.models import Client
 from engine.pipeline.policy import StageContext
 from engine.pipeline.recording import FIRING
@@ -63,7 +64,7 @@ def _audit(conn: Connection, name: str, row: Any, status: str, now: datetime, ac
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def aware(dt: datetime | None) -> datetime | None:

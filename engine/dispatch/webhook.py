@@ -13,7 +13,7 @@ import json
 import os
 import string
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from wsgiref.simple_server import WSGIServer, make_server
 
@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from engine.config.base import Config
+from engine import clock
 from engine.models import Client, Consent
 from engine.audit import log as auditlog
 from engine.dispatch.outbox import drop_marketing
@@ -87,7 +88,7 @@ def make_app(engine: Engine, cfg: Config) -> Callable[[dict[str, Any], StartResp
         if not is_opt_out(body["text"], wh.keywords):
             return _answer(start, "200 OK", {"opt_out": False, "clients": []})
         with engine.begin() as conn:
-            ids = record_opt_out(conn, body["from"], body.get("channel", "sms"), body["text"], datetime.now(timezone.utc))
+            ids = record_opt_out(conn, body["from"], body.get("channel", "sms"), body["text"], clock.now())
         return _answer(start, "200 OK", {"opt_out": True, "clients": ids})
 
     return app

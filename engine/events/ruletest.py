@@ -17,23 +17,37 @@ A file `rules/events/tests/<rule_id>.yaml`:
         until: "2026-12-01 16:00"        # run the clock (deadlines) up to here
         expect: []
 
-Times are local (config timezone). Each case runs against its own client in a
-scratch SQLite database through the real engine: intake, durable-rules, marks and
-deadlines, policy, rendering, recording. Before each event the clock ticks to the
-event's time, so a deadline due before it fires first; a firing's time is the event
-that caused it or the deadline it met. Only firings of the file's rule are compared.
+Times are local (config timezone). Each case runs through the real engine (intake,
+durable-rules, marks and deadlines, policy, rendering, recording) from a clean state:
+its own copy of a freshly migrated scratch SQLite database and its own EventService,
+so a case's verdict never depends on which cases or files ran before it (facts such
+as the latest cash-balance day are read across all clients, and the processor caches
+run ids and calendar coverage). The case's clock starts at its first event and only
+moves forward: before each event it ticks to the event's time, so a deadline due
+before it fires first; a firing's time is the event that caused it or the deadline it
+met. Only firings of the file's rule are compared.
+
+What cases share (`Bench`) cannot change while they run: the loaded rule set (frozen;
+durable-rules rulesets registered by content hash), the migrated template database
+file (read-only on disk, only ever read through SQLite's backup API) and one SQLAlchemy
+engine whose connections are all closed when a case ends, so only its compiled SQL
+carries over. Case databases skip fsync: they are thrown away.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from engine import db as dbmod
 from engine.facts import trading_calendar
@@ -83,13 +97,22 @@ def _local(dt: datetime, cfg: Config) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=cfg.tz)
 
 
-def scratch_db(cfg: Config, folder: Path) -> Engine:
-    eng = dbmod.make_engine(f"sqlite:///{folder / 'events-test.db'}")
-    dbmod.upgrade(eng)
-    with eng.begin() as c:
-        c.execute(Advisor.__table__.insert(), [{"id": "A01", "name": "李明", "email": None,  # type: ignore[attr-defined]
-                                                "supervisor_id": "S01", "daily_capacity": 20}])
-    return eng
+def _template_db(path: Path) -> None:
+    """A migrated database holding only the test advisor: what every case starts from."""
+    eng = dbmod.make_engine(f"sqlite:///{path}")
+    try:
+        dbmod.upgrade(eng)
+        with eng.begin() as c:
+            c.execute(Advisor.__table__.insert(), [{"id": "A01", "name": "李明", "email": None,  # type: ignore[attr-defined]
+                                                    "supervisor_id": "S01", "daily_capacity": 20}])
+    finally:
+        eng.dispose()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")  # a single file that reads leave untouched (WAL would add -shm)
+    finally:
+        conn.close()
+    path.chmod(0o444)
 
 
 def _client(eng: Engine, cfg: Config, cid: str, tf: TestFile, first: date) -> None:
@@ -112,11 +135,15 @@ def _when(row: Any, cfg: Config) -> datetime:
     return datetime.fromisoformat(f"{row.facts['event_day']}T{row.facts['event_time']}").replace(tzinfo=cfg.tz)
 
 
+def _at(e: dict[str, Any], cfg: Config) -> datetime:
+    return _local(datetime.fromisoformat(str(e["at"])), cfg)
+
+
 def run_case(svc: EventService, cfg: Config, tf: TestFile, case: Case, cid: str) -> list[tuple[datetime, Any]]:
-    """Play a case's events in time order; return (time, firing row) of the file's rule."""
-    events = sorted(case.events, key=lambda e: _local(datetime.fromisoformat(str(e["at"])), cfg))
+    """Play a case's events in time order on a fresh service; return (time, firing row) of the file's rule."""
+    events = sorted(case.events, key=lambda e: _at(e, cfg))
     for i, e in enumerate(events):
-        when = _local(datetime.fromisoformat(str(e["at"])), cfg)
+        when = _at(e, cfg)
         svc.tick(when)
         body = {"id": f"{cid}-{i}", "client_id": cid, **e, "at": when.isoformat()}
         svc.post([parse_event(body, f"case {case.name!r}", None)])
@@ -161,21 +188,103 @@ def check_case(rules: EventRuleSet, cfg: Config, tf: TestFile, case: Case, got: 
     return None
 
 
-def run_file(rules: EventRuleSet, cfg: Config, path: Path, eng: Engine, svc: EventService) -> list[Result]:
-    tf = load_test_file(path)
-    if rules.get(tf.rule) is None:
-        return [Result(rel(path), tf.rule, "-", False, f"no event rule {tf.rule!r}")]
-    out = []
-    for i, case in enumerate(tf.cases):
-        cid = f"T{hashlib.sha1(rel(path).encode()).hexdigest()[:8]}{i:03d}"
-        first = min(_local(datetime.fromisoformat(str(e["at"])), cfg) for e in case.events).date()
-        _client(eng, cfg, cid, tf, first)
+def _no_fsync(dbapi_conn: Any, _record: Any) -> None:
+    """Scratch data is thrown away: skip fsync (transactions and rollback work as before)."""
+    dbapi_conn.execute("PRAGMA synchronous=OFF")
+
+
+class Bench:
+    """Runs cases one at a time, each from a clean state; see the module docstring.
+
+    Build it once per run (`bench()`); `run_file` and `run_one` may then be called
+    in any order and give the same verdicts.
+    """
+
+    def __init__(self, rules: EventRuleSet, cfg: Config, folder: Path):
+        self.rules, self.cfg, self.folder = rules, cfg, folder
+        self.template = folder / "template.db"
+        _template_db(self.template)
+        self._case: Path | None = None
+        self.engine = dbmod.sqlite_engine_on(self._connect)
+        """One engine for every case, so SQL compiles once. Its connections open the running
+        case's own file and are all closed when the case ends, so nothing but compiled
+        statements outlives a case."""
+        event.listen(self.engine, "connect", _no_fsync)  # after the engine's own pragmas
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._case is None:
+            raise RuntimeError("the rule-test database is only open while a case runs (inside Bench.fresh())")
+        return sqlite3.connect(self._case, timeout=30)
+
+    @contextmanager
+    def fresh(self) -> Iterator[EventService]:
+        """A started EventService on a private copy of the template database, dropped afterwards."""
+        if self._case is not None:
+            raise RuntimeError("one case at a time: Bench.fresh() is already open")
+        path = self.folder / f"case-{uuid.uuid4().hex}.db"
+        src = sqlite3.connect(f"file:{self.template}?mode=ro", uri=True)
+        dst = sqlite3.connect(path)
         try:
-            problem = check_case(rules, cfg, tf, case, run_case(svc, cfg, tf, case, cid))
+            dst.execute("PRAGMA synchronous=OFF")
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=WAL")  # as the engine would on connect, minus its fsync
+        finally:
+            dst.close()
+            src.close()
+        self._case = path
+        try:
+            svc = EventService(self.engine, self.cfg, self.rules)
+            svc.start()
+            yield svc
+        finally:
+            left_open = self.engine.pool.checkedout()  # type: ignore[attr-defined]
+            self.engine.dispose()  # closes every pooled connection to this case's file
+            self._case = None
+            for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                p.unlink(missing_ok=True)
+        if left_open:
+            raise RuntimeError(f"a rule-test case left {left_open} database connection(s) open")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def run_one(self, path: Path, tf: TestFile, index: int) -> Result:
+        """Case `index` of a loaded test file, alone."""
+        case = tf.cases[index]
+        if self.rules.get(tf.rule) is None:
+            return Result(rel(path), tf.rule, case.name, False, f"no event rule {tf.rule!r}")
+        events = sorted(_at(e, self.cfg) for e in case.events)
+        if not events:
+            return Result(rel(path), tf.rule, case.name, False, "a case needs at least one event (its clock starts there)")
+        if case.until is not None and _local(case.until, self.cfg) < events[-1]:
+            return Result(rel(path), tf.rule, case.name, False,
+                          f"until {case.until:%Y-%m-%d %H:%M} is before the case's last event at "
+                          f"{events[-1]:%Y-%m-%d %H:%M}: a case's clock only moves forward; set until later or drop it")
+        cid = f"T{hashlib.sha1(rel(path).encode()).hexdigest()[:8]}{index:03d}"
+        try:
+            with self.fresh() as svc:
+                _client(svc.engine, self.cfg, cid, tf, events[0].date())
+                problem = check_case(self.rules, self.cfg, tf, case, run_case(svc, self.cfg, tf, case, cid))
         except SourceErrors as e:
             problem = "; ".join(str(p) for p in e.problems)
-        out.append(Result(rel(path), tf.rule, case.name, problem is None, problem or ""))
-    return out
+        return Result(rel(path), tf.rule, case.name, problem is None, problem or "")
+
+    def run_file(self, path: Path) -> list[Result]:
+        tf = load_test_file(path)
+        if self.rules.get(tf.rule) is None:
+            return [Result(rel(path), tf.rule, "-", False, f"no event rule {tf.rule!r}")]
+        return [self.run_one(path, tf, i) for i in range(len(tf.cases))]
+
+
+@contextmanager
+def bench(rules: EventRuleSet, cfg: Config) -> Iterator[Bench]:
+    """A Bench in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="steward-events-test-") as d:
+        b = Bench(rules, cfg, Path(d))
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 def case_files(cfg: Config, rules_dir: Path | None = None) -> list[Path]:
@@ -183,12 +292,6 @@ def case_files(cfg: Config, rules_dir: Path | None = None) -> list[Path]:
 
 
 def run_all(rules: EventRuleSet, cfg: Config, files: list[Path] | None = None) -> list[Result]:
-    """Every case of every file, in one scratch database (each case has its own client)."""
-    with tempfile.TemporaryDirectory(prefix="steward-events-test-") as d:
-        eng = scratch_db(cfg, Path(d))
-        try:
-            svc = EventService(eng, cfg, rules)
-            svc.start()
-            return [r for p in (files if files is not None else case_files(cfg)) for r in run_file(rules, cfg, p, eng, svc)]
-        finally:
-            eng.dispose()
+    """Every case of every file (default: the rule folder's tests/*.yaml, sorted), each from a clean state."""
+    with bench(rules, cfg) as b:
+        return [r for p in (files if files is not None else case_files(cfg)) for r in b.run_file(p)]

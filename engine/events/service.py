@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Engine
 
 from engine.compliance import review
 from engine.config.base import Config
 from engine.events.durable import WrongThreadError
+from engine import clock
 from engine.events import store
 from engine.language.event_rules import EventRuleSet
 from engine.events.processor import Outcome, Processor
@@ -162,7 +163,7 @@ class EventService:
 
     def tick(self, now: datetime | None = None) -> int:
         """Fire due absence deadlines; returns the firings made."""
-        outs = self.processor.tick(now or datetime.now(timezone.utc))
+        outs = self.processor.tick(now or clock.now())
         self.counters.deadlines_fired += len(outs)
         n = sum(o.live for o in outs)
         self.counters.firings += n

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from engine.servicing import task_outcomes
 from engine.language.event_schema import AnyEvent, CashMovementEvent, TaskOutcomeEvent, TradeEvent, local_day, parse_event
+from engine import clock
 from engine.events.tables import StoredEvent
 from engine.models import CashMovement, Contact, Trade
 
@@ -37,7 +38,7 @@ CONTACT = Contact.__table__  # type: ignore[attr-defined]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def aware(dt: datetime) -> datetime:

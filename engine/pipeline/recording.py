@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Connection
 
 from engine.facts.base import DATE, Facts, all_fields
+from engine import clock
 from engine.models import EvaluationRun, Firing
 
 FIRING = Firing.__table__  # type: ignore[attr-defined]
@@ -92,7 +93,7 @@ def _alive(owner: str | None, heartbeat: datetime | None, now: datetime) -> bool
 
 def fail_dead_runs(conn: Connection, now: datetime | None = None) -> list[Any]:
     """Mark nightly runs whose process died (killed, crashed) as failed; returns the rows marked."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     dead = [r for r in conn.execute(select(RUN).where(RUN.c.status == "running", RUN.c.mode == "run"))
             if not _alive(r.owner, r.heartbeat_at, now)]
     for r in dead:
@@ -104,7 +105,7 @@ def fail_dead_runs(conn: Connection, now: datetime | None = None) -> list[Any]:
 
 
 def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     res = conn.execute(RUN.insert().values(as_of=as_of, started_at=now, mode=mode, rules_version=version,
                                            status="running", owner=run_owner(), heartbeat_at=now))
     key = res.inserted_primary_key
@@ -113,11 +114,11 @@ def start_run(conn: Connection, as_of: date, mode: str, version: str) -> int:
 
 
 def heartbeat(conn: Connection, run_id: int) -> None:
-    conn.execute(update(RUN).where(RUN.c.id == run_id).values(heartbeat_at=datetime.now(timezone.utc)))
+    conn.execute(update(RUN).where(RUN.c.id == run_id).values(heartbeat_at=clock.now()))
 
 
 def finish_run(conn: Connection, run_id: int, **counts: int) -> None:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=now, heartbeat_at=now, status="finished", **counts))
 
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -24,6 +24,7 @@ from engine.config.base import Config
 from engine.facts.base import Facts
 from engine.language.loading import RuleSet
 from engine.pipeline.matching import Match, match
+from engine import clock
 from engine.models import Advisor
 from engine.pipeline.policy import Decision, StageContext, apply_all, apply_offline
 
@@ -200,7 +201,7 @@ def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, deci
     rendered = [render_firing(ruleset, d.match, advisors, ctx.as_of) if d.live else None for d in decisions]
     if lap:
         lap("rendering")
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
     recording.insert_firings(conn, rows)
     if hooks:

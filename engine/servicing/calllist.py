@@ -27,7 +27,7 @@ import bisect
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from engine.facts import trading_calendar
 from engine.config.base import Config
+from engine import clock
 from engine.errors import StewardError
 from engine.models import Advisor, TradingDay
 from engine.facts.tables import CallListEntry
@@ -219,7 +220,7 @@ def build(conn: Connection, cfg: Config, advisor_id: str, day: date, persist: bo
 
 
 def _store(conn: Connection, advisor_id: str, day: date, new: list[Entry]) -> None:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     if new:
         conn.execute(ENTRY.insert(), [
             {"day": day, "firing_id": e.task.firing_id, "advisor_id": advisor_id, "position": e.position,

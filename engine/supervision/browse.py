@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
 from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
+from engine import clock
 from engine.errors import did_you_mean
 from engine.pipeline.recording import FIRING
 from engine.language.rendering import Renderer
@@ -219,7 +220,7 @@ def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, 
             fh.write(json.dumps({"sha256": h, "kind": kind, "body": body}, ensure_ascii=False) + "\n")
     v = verify(conn)
     manifest = {
-        "steward_audit_export": 1, "created_at": datetime.now(timezone.utc).isoformat(), "created_by": actor,
+        "steward_audit_export": 1, "created_at": clock.now().isoformat(), "created_by": actor,
         "format": fmt, "filters": f.model_dump(mode="json", exclude_none=True), "events": n,
         "first_seq": first, "last_seq": last, "chain_head": {"seq": v.head_seq, "hash": v.head_hash},
         "chain_verified": v.ok, "chain_problem": str(v.broken) if v.broken else None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, String, column, inspect, select, table, update
@@ -25,6 +25,7 @@ from sqlmodel import Field, SQLModel
 
 from engine.audit.log import Event, append
 from engine.config.base import SupervisionConfig
+from engine import clock
 from engine.errors import StewardError
 from engine.models import Advisor
 from engine.pipeline.recording import FIRING
@@ -116,7 +117,7 @@ def sample(conn: Connection, day: date, cfg: SupervisionConfig, actor: str = "su
     res = SampleResult(day)
     boss, sups = supervisors(conn)
     load: Counter[str] = Counter(r[0] for r in conn.execute(select(REVIEW.c.supervisor_id).where(REVIEW.c.day == day)))
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     rows, events = [], []
     for f in _candidates(conn, day, cfg):
         res.candidates += 1
@@ -172,7 +173,7 @@ def decide(conn: Connection, review_id: int, reviewer: str, decision: str, comme
         raise StewardError(f"review {review_id} is assigned to {r.supervisor_id}, not {reviewer}")
     if decision != "ok" and not (comment or "").strip():
         raise StewardError(f"--comment: a {decision} decision needs a comment saying what is wrong")
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     conn.execute(update(REVIEW).where(REVIEW.c.id == review_id)
                  .values(decision=decision, comment=comment, decided_by=reviewer, decided_at=now))
     f = conn.execute(select(FIRING.c.client_id, FIRING.c.rule_id).where(FIRING.c.id == r.firing_id)).first()

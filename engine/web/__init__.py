@@ -1,0 +1,10 @@
+"""Web: the browser console (FastAPI + Jinja2 page templates + vendored htmx), served by `steward web`.
+
+Owns sign-in pages and console sessions on top of engine.compliance.auth, the per-route role check
+against engine.compliance.access.ROUTES, CSRF tokens on every form, the console's zh-CN/en message
+table, and the pages for compliance (review queue, proposal diff, approve/reject), supervisors
+(firings, CSV export, firing page), advisors (call tasks), operators (outbox) and admins (users).
+Page templates live in engine/web/templates/, never mixed with message templates in templates/.
+
+May import every wing except cli and demo.
+"""
