@@ -26,6 +26,7 @@ from engine.pipeline.recording import FIRING
 from engine.pipeline.run import run
 from tests import book
 from tests.compliance_helpers import ROOT, copy_shipped, pack_config
+from tests.identity_helpers import cli_token
 from tests.test_cli import steward
 
 TPL = "templates/concentrated_position/zh-CN.j2"
@@ -157,8 +158,9 @@ def test_proposed_python_is_never_imported_by_the_author_or_the_reviewer(
     monkeypatch.setenv("PGPASSWORD", "secret")
     sub = review.submit(staffed, project, "ann", "a Python rule")
     assert not [p for p in sub.problems if p.severity == "error"]
+    token = cli_token(staffed, "bo", ["compliance"])
     res = steward("--config", str(project.base_dir / "config.yaml"), "--database", url, "review", "show",
-                  str(sub.proposal_id), "--as", "bo", "--tests", env={"PGPASSWORD": "secret"})
+                  str(sub.proposal_id), "--tests", env={"PGPASSWORD": "secret", "STEWARD_TOKEN": token})
     assert res.returncode == 0, res.stdout + res.stderr
     assert "+++ proposed/rules/zz_pyrule.py" in res.stdout and "def zz_pyrule(facts):" in res.stdout
     assert "Impact preview skipped" in res.stdout and "Rule tests: 5 passed, 0 failed" in res.stdout
@@ -167,7 +169,7 @@ def test_proposed_python_is_never_imported_by_the_author_or_the_reviewer(
     assert len(runs) >= 3 and all(r["pid"] != os.getpid() for r in runs)  # submit, show, approve: only in children
     allowed = set(proposal_check.SAFE_ENV)
     assert all(set(r["env"]) <= allowed | {k for k in r["env"] if k.startswith("LC_")} for r in runs)
-    assert all("STEWARD_DATABASE_URL" not in r["env"] and "PGPASSWORD" not in r["env"] for r in runs)
+    assert all(not {"STEWARD_DATABASE_URL", "PGPASSWORD", "STEWARD_TOKEN"} & set(r["env"]) for r in runs)
     assert url not in marker.read_text(encoding="utf-8")
 
 

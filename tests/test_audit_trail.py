@@ -28,6 +28,7 @@ from engine.pipeline.run import run
 from engine.servicing.task_outcomes import record_outcome
 from tests import book
 from tests.dispatch_helpers import Gateway, add_client, add_message, with_dispatch
+from tests.identity_helpers import cli_token
 from tests.test_cli import steward
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +46,10 @@ WRITE_PATHS: dict[str, str] = {
     "engine/compliance/review.py:put_blobs": "exempt: submitted bytes, named by proposal.submitted and proposal.approved",
     "engine/compliance/review.py:reject": "proposal.rejected",
     "engine/compliance/review.py:submit": "proposal.submitted",
-    "engine/compliance/users.py:add": "role.granted (via _role_events)",
+    "engine/compliance/users.py:add": "user.added",
     "engine/compliance/users.py:grant": "role.granted (via _role_events)",
     "engine/compliance/users.py:revoke": "role.revoked (via _role_events)",
-    "engine/compliance/users.py:set_active": "role.granted, role.revoked (via _role_events)",
+    "engine/compliance/users.py:set_active": "user.activated, user.deactivated",
     "engine/demo/book.py:_insert": "exempt: the synthetic demo book",
     "engine/demo/book.py:_products": "exempt: the synthetic demo book",
     "engine/demo/playbook.py:assessment_row": "exempt: the synthetic demo book",
@@ -70,7 +71,13 @@ WRITE_PATHS: dict[str, str] = {
     "engine/events/processor.py:_record": "rule.fired (pipeline recording with the audit record hook)",
     "engine/events/processor.py:_step": "exempt: sequence marks and deadlines, engine state; what fires is rule.fired",
     "engine/events/ruletest.py:_client": "exempt: a scratch database of the event rule tests",
-    "engine/events/ruletest.py:scratch_db": "exempt: a scratch database of the event rule tests",
+    "engine/events/ruletest.py:_template_db": "exempt: a scratch database of the event rule tests",
+    "engine/compliance/auth.py:_open": "token.issued, user.signed_in",
+    "engine/compliance/auth.py:check_password": "user.sign_in_failed, user.locked_out",
+    "engine/compliance/auth.py:resolve": "exempt: a token's last_seen_at, no change to a permission",
+    "engine/compliance/auth.py:revoke_tokens": "token.revoked",
+    "engine/compliance/auth.py:set_password": "user.password_set",
+    "engine/compliance/auth.py:sign_out": "token.revoked, user.signed_out",
     "engine/events/store.py:_task_outcome": "task.outcome (via record_outcome when a task is named)",
     "engine/events/store.py:mark": "exempt: processing status of an intake event (its firings are rule.fired)",
     "engine/events/store.py:retry_failed": "exempt: puts failed intake events back to stored, nothing reaches a client",
@@ -217,7 +224,8 @@ def test_consent_dnc_and_calendar_changes_are_events(db: Engine, tmp_path: Path)
     assert events(db, "outbox.changed")[0]["data"]["outbox_id"] == mid
     assert "13800000009" not in str(events(db, "dnc.added"))  # masked in the log
     url = db.url.render_as_string(hide_password=False)
-    res = steward("--database", url, "calendar", "set", "2026-10-09", "--closed", "--as", "ops.li")
+    token = cli_token(db, "ops.li", ["operator"])
+    res = steward("--database", url, "calendar", "set", "2026-10-09", "--closed", env={"STEWARD_TOKEN": token})
     assert res.returncode == 0, res.stdout + res.stderr
     [e] = events(db, "calendar.overridden")
     assert e["actor"] == "ops.li" and e["data"]["days"] == {date(2026, 10, 9).isoformat(): False}
