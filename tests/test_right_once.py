@@ -118,21 +118,42 @@ def _queue(eng: Engine, n: int, channel_of: Callable[[int], str]) -> None:
         c.execute(OUTBOX.insert(), rows)
 
 
+class _Running:
+    """A clock that starts at a fixed instant and runs with real elapsed time: leases must run out."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.t0 = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.t0)
+
+
 def _overlap(eng: Engine, cfg: Config, n: int, wait_for: Callable[[], bool]) -> list[Any]:
     """Dispatcher A starts; once `wait_for()` holds, B starts; both pass again until nothing is left."""
+    from engine import clock
     from engine.dispatch.outbox import OUTBOX, dispatch_once
+
+    with clock.using(_Running(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))):
+        return _overlap_on(eng, cfg, n, wait_for, dispatch_once, OUTBOX)
+
+
+def _overlap_on(eng: Engine, cfg: Config, n: int, wait_for: Callable[[], bool], dispatch_once: Any, OUTBOX: Any) -> list[Any]:  # noqa: N803
 
     summaries: list[Any] = []
     errors: list[BaseException] = []
 
     def loop(worker: str) -> None:
         try:
-            for _ in range(50):
-                summaries.append(dispatch_once(eng, cfg, worker=worker))
+            end = time.monotonic() + 90
+            while time.monotonic() < end:  # until every row is sent (bounded)
+                s = dispatch_once(eng, cfg, worker=worker)
+                summaries.append(s)
                 with eng.connect() as c:
                     left = c.execute(select(OUTBOX.c.id).where(OUTBOX.c.state.in_(("queued", "sending"))).limit(1)).first()
                 if left is None:
                     return
+                if not s.claimed:
+                    time.sleep(0.01)  # the other dispatcher holds the rest: poll again shortly
         except BaseException as e:  # noqa: BLE001 - reported by the test
             errors.append(e)
 
