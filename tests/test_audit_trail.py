@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-import engine.cli.app  # noqa: F401 - every wing imported: every event name registered
+import engine.cli.app  # noqa: F401
+# The CLI loads its commands lazily: import every module that registers audit event names.
+import engine.compliance.auth  # noqa: F401
+import engine.compliance.calendar_review  # noqa: F401
+import engine.compliance.review  # noqa: F401
+import engine.compliance.users  # noqa: F401
 from engine.audit import log as auditlog
 from engine.config.base import Config
 from engine.dispatch import dnc
@@ -83,6 +88,9 @@ WRITE_PATHS: dict[str, str] = {
     "engine/events/store.py:retry_failed": "exempt: puts failed intake events back to stored, nothing reaches a client",
     "engine/events/store.py:store": "exempt: intake of upstream facts (trades, cash), like the nightly import",
     "engine/events/store.py:apply_facts": "exempt: intake of upstream facts (trades, cash), like the nightly import",
+    "engine/audit/log.py:_insert_ignoring_duplicates": "exempt: content-addressed blob store under the audit log (put_blobs)",
+    "engine/facts/calendar_file.py:apply": "calendar.approved (written by its caller, engine/compliance/calendar_review.py)",
+    "engine/servicing/task_outcomes.py:_record": "task.outcome (written by its caller, record_outcome, same transaction)",
     "engine/facts/importer.py:_upsert": "exempt: the nightly client-data import",
     "engine/facts/products.py:upsert": "exempt: product master data import",
     "engine/facts/trading_calendar.py:set_day": "calendar.set (written by its caller, engine/cli/scheduler_cmd.py:set_)",
