@@ -22,7 +22,7 @@ import threading
 
 from engine import docgen
 from engine.audit import log as auditlog
-from engine.compliance import suitability
+from engine.compliance import aml, suitability
 from engine.dispatch import contact_policy, outbox
 from engine.dispatch.channels import builtin as channels
 from engine.facts import base as facts
@@ -73,9 +73,10 @@ def _register() -> None:
     for module in (facts, holdings, playbook, history, positions):
         for p in module.PROVIDERS.providers:
             facts.register_provider(p)
-    # Policy stages order themselves by number: suitability 100, segment playbook 150,
+    # Policy stages order themselves by number: suitability 100, AML 110, segment playbook 150,
     # consent 200, do-not-call 300, contact window 400, caps 500, arbitration 600.
     suitability.register()
+    aml.register()
     playbook_stage.register()
     contact_policy.register()
     # Record hooks run in order, in the recording transaction.

@@ -138,6 +138,13 @@ class EvaluationRun(SQLModel, table=True):
     skipped_cooldown: int = 0
     skipped_duplicate: int = 0
     rules_version: str | None = None
+    status: str = Field(default="running", max_length=16)
+    """running, finished, or failed (the process died: marked at the next start)."""
+    owner: str | None = Field(default=None, max_length=128)
+    """host:pid of the process running it, so the next start can tell a dead run from a live one."""
+    heartbeat_at: datetime | None = None
+    """Last sign of life (each committed batch)."""
+    error: str | None = None
 
 
 class Firing(SQLModel, table=True):

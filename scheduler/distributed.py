@@ -101,7 +101,7 @@ def enqueue_day(engine: Engine, cfg: Config, config_path: str | None, day: date,
     _conninfo(url)  # refuse before anything is written
     ruleset = jobs.approved_rules(engine, cfg)
     plan = shards.plan(engine, day, n_shards, min_shard)
-    run_id, _ = pipeline.start(engine, cfg, ruleset, day, "run", now)
+    run_id = pipeline.start(engine, cfg, ruleset, day, "run", now).run_id
     app = make_app(url)
     ids = []
     with app.open():

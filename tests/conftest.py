@@ -191,6 +191,14 @@ def cfg() -> Config:
 
 
 @pytest.fixture(autouse=True)
+def audit_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test's audit events are authenticated with a generated key, as production's are (docs/audit.md)."""
+    key = f"test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("STEWARD_AUDIT_KEY", key)
+    return key
+
+
+@pytest.fixture(autouse=True)
 def _fast_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2id parameters in tests (the hashes are still real argon2id; see tests/test_identity.py)."""
     from engine.compliance import auth

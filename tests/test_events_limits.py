@@ -78,6 +78,8 @@ def test_a_new_rule_version_takes_effect_in_a_fresh_engine_only(db: Engine, cfg:
     old.start()
     f = rules / "margin_closeout_event.yaml"
     f.write_text(f.read_text(encoding="utf-8").replace("< 130%", "< 140%"), encoding="utf-8")
+    t = rules / "tests" / "margin_closeout_event.yaml"  # the author moves the rule's test with it (approval runs it)
+    t.write_text(t.read_text(encoding="utf-8").replace("maintenance_ratio: 1.3}", "maintenance_ratio: 1.4}"), encoding="utf-8")
     approve(db, c)  # the edit is approved: it still waits for a fresh engine
     old.post([margin("m1", "2026-11-20 10:00", 1.35)])
     old.drain()

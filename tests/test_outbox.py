@@ -54,7 +54,7 @@ def test_failures_back_off_then_land_in_dead_letter(db: Engine, cfg: Config) -> 
         assert row.state == "dead" and row.reason == "RETRIES_EXHAUSTED" and gw.requests == 3
         assert "500" in row.last_error and [e["event"] for e in row.trail if e["event"] != "transmitting"] == ["retry", "retry", "dead"]
         with db.begin() as conn:  # a supervisor puts it back once the provider is fixed
-            assert retry_dead(conn, row_id, NOW + timedelta(minutes=5))
+            assert retry_dead(conn, row_id, NOW + timedelta(minutes=5), actor="ops")
         gw.fail_next = 0
         assert dispatch_once(db, c, now=NOW + timedelta(minutes=5)).sent == 1
     assert len(gw.deliveries) == 1

@@ -68,13 +68,13 @@ def test_a_recorded_callback_sets_callback_done(ran: Engine, cfg: Config) -> Non
         contact = c.execute(select(Contact.__table__).where(Contact.__table__.c.client_id == "C001")).one()  # type: ignore[attr-defined]
     assert f is not None and f["callback_done"] is True and contact.by_user == "advisor.li"
     with ran.begin() as c, pytest.raises(StewardError, match="is done, not open"):
-        record_outcome(c, tid, "reached", None, book.AS_OF)
+        record_outcome(c, tid, "reached", "advisor.li", book.AS_OF)
 
 
 def test_an_unanswered_call_keeps_the_task_open(ran: Engine, cfg: Config) -> None:
     tid = _task(ran)
     with ran.begin() as c:
-        r = record_outcome(c, tid, "no_answer", None, book.AS_OF)
+        r = record_outcome(c, tid, "no_answer", "advisor.li", book.AS_OF)
     assert (r.contact_kind, r.task_status) == ("call_attempt", "open")
     with ran.connect() as c:
         assert facts.facts_for(c, cfg, book.AS_OF, "C001")["callback_done"] is False  # type: ignore[index]
@@ -141,7 +141,7 @@ def test_effectiveness_counts_per_rule(ran: Engine, cfg: Config, monkeypatch: py
     with Gateway() as gw:
         dispatch_once(ran, with_dispatch(cfg, gateway={"url": gw.url}), now=DAY)
     with ran.begin() as c:
-        record_outcome(c, _task(ran), "reached", None, book.AS_OF)
+        record_outcome(c, _task(ran), "reached", "advisor.li", book.AS_OF)
     with ran.connect() as c:
         rep = {r.rule_id: r for r in effectiveness(c, book.AS_OF, book.AS_OF)}
     conc, task, act = rep["concentrated_position"], rep["new_account_callback"], rep["dormant_activation"]

@@ -90,9 +90,9 @@ def test_an_uncertain_email_is_resolved_by_hand(sqlite_engine: Engine) -> None:
     add_client(sqlite_engine, "K5")
     row_id = add_message(sqlite_engine, "K5", channel="email", state="uncertain")
     with sqlite_engine.begin() as conn:
-        assert mark_sent_by_hand(conn, row_id, "found <key@steward.invalid> in the mail log")
-        assert not mark_sent_by_hand(conn, row_id, "twice")  # only uncertain rows
-        assert not retry_dead(conn, row_id)
+        assert mark_sent_by_hand(conn, row_id, "found <key@steward.invalid> in the mail log", actor="ops")
+        assert not mark_sent_by_hand(conn, row_id, "twice", actor="ops")  # only uncertain rows
+        assert not retry_dead(conn, row_id, actor="ops")
     row = outbox_row(sqlite_engine, row_id)
     assert row.state == "sent" and row.receipt.startswith("found")
 

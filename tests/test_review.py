@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_approved_snapshot_is_rebuilt_from_the_database(staffed: Engine, project
     a = approve_working(staffed, project)
     review.approved_ruleset(staffed, project)
     root = project.path(project.compliance.approved_dir) / a.content_hash[:16]
-    (root / TPL).write_text("tampered", encoding="utf-8")
+    shutil.rmtree(root)  # a tampered folder is refused (tests/test_approval_integrity.py); a missing one is rebuilt
     ruleset, _, _ = review.approved_ruleset(staffed, project)
     assert (root / TPL).read_bytes() == (project.base_dir / TPL).read_bytes()
     assert ruleset.version == review.check_files(project, review.working_files(project))[0].version  # type: ignore[union-attr]

@@ -26,15 +26,16 @@ the `steward_app` role on PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-
-import orjson
+import os
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Index, Text, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
@@ -110,6 +111,8 @@ class AuditEvent(SQLModel, table=True):
     """Canonical JSON of the whole event: what the hash covers."""
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+    mac: str | None = Field(default=None, max_length=64)
+    """HMAC-SHA256 of `hash` under the audit key (STEWARD_AUDIT_KEY), which the database never holds."""
 
 
 class AuditBlob(SQLModel, table=True):
@@ -181,6 +184,22 @@ def chain_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
+KEY_ENV, KEY_FILE_ENV = "STEWARD_AUDIT_KEY", "STEWARD_AUDIT_KEY_FILE"
+
+
+def audit_key() -> bytes | None:
+    """The event-authentication key: STEWARD_AUDIT_KEY, else the file named by STEWARD_AUDIT_KEY_FILE (docs/audit.md)."""
+    if v := os.environ.get(KEY_ENV):
+        return v.encode("utf-8")
+    if f := os.environ.get(KEY_FILE_ENV):
+        return Path(f).read_bytes().strip()
+    return None
+
+
+def event_mac(key: bytes | None, h: str) -> str | None:
+    return hmac.new(key, h.encode("ascii"), hashlib.sha256).hexdigest() if key else None
+
+
 def sha256_text(s: str) -> str:
     return hashlib.sha256(s.encode("utf-8")).hexdigest()
 
@@ -246,13 +265,14 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
     _check(events)
     now = clock.now()
     encoded = [_encoded(e, now) for e in events]
+    key = audit_key()
     seq, prev = _lock_and_head(conn)
     rows = []
     for head, tail, row in encoded:
         seq += 1
         body = f"{head}{seq}{tail}"
         h = chain_hash(prev, body)
-        row.update(seq=seq, body=body, prev_hash=prev, hash=h)
+        row.update(seq=seq, body=body, prev_hash=prev, hash=h, mac=event_mac(key, h))
         prev = h
         rows.append(row)
     for i in range(0, len(rows), chunk):
@@ -343,6 +363,16 @@ def _column_mismatch(row: Any, rec: dict[str, Any]) -> str | None:
     return None
 
 
+def _check_mac(row: Any, key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    if row.mac is None:
+        return "it carries no HMAC: written without the audit key, or inserted by hand (forged)"
+    if not hmac.compare_digest(row.mac, event_mac(key, row.hash) or ""):
+        return "its HMAC does not match under the audit key: forged, or written with another key"
+    return None
+
+
 def _check_row(row: Any, expected_seq: int, prev: str) -> str | None:
     if row.seq != expected_seq:
         missing = f"#{expected_seq}" if row.seq == expected_seq + 1 else f"#{expected_seq}..#{row.seq - 1}"
@@ -369,18 +399,19 @@ def _rows(conn: Connection) -> Generator[Any, None, None]:
         result.close()  # also when verify stops early: frees PostgreSQL's server-side cursor
 
 
-def verify(conn: Connection, known_heads: Sequence[tuple[int, str]] = ()) -> VerifyResult:
+def verify(conn: Connection, known_heads: Sequence[tuple[int, str]] = (), key: bytes | None = None) -> VerifyResult:
     """Walk the chain from the first event; stop at the first broken link.
 
     `known_heads` are (seq, hash) pairs published earlier (an export manifest's head):
-    each must still be in the chain, which catches rows cut off the end.
+    each must still be in the chain, which catches rows cut off the end. With `key`, every
+    event's HMAC is checked too (INSERT rights alone cannot forge an event).
     """
     prev, n, last_seq = GENESIS, 0, 0
     wanted = dict(known_heads)
     rows = _rows(conn)
     try:
         for row in rows:
-            problem = _check_row(row, last_seq + 1, prev)
+            problem = _check_row(row, last_seq + 1, prev) or _check_mac(row, key)
             if problem is None and row.seq in wanted and wanted[row.seq] != row.hash:
                 problem = f"hash {row.hash[:12]}… differs from the published head {wanted[row.seq][:12]}…"
             if problem:

@@ -46,7 +46,8 @@ def run() -> None:
         r = release_due(eng, c, approved_rules(eng, c), now)  # held messages re-check against approved rules
         s = dispatch_once(eng, c, now)
     console.print(f"released {r.released}, dropped on re-check {r.dropped}; claimed {s.claimed}: sent {s.sent}, "
-                  f"retrying {s.retried}, dead {s.dead}, held for quiet hours {s.held + r.held}, uncertain {s.uncertain}")
+                  f"retrying {s.retried}, dead {s.dead}, held for quiet hours {s.held + r.held}, uncertain {s.uncertain}"
+                  + (f"; {s.lost} taken over by another dispatcher after this one's lease ran out (not sent here)" if s.lost else ""))
 
 
 @dispatch_app.command("list")
@@ -83,6 +84,8 @@ def list_(state_: str = typer.Option(None, "--state", help="held, queued, sendin
 def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncertain message")) -> None:
     """Queue a dead-letter (or uncertain) message again, e.g. after the provider is fixed.
 
+    Recorded in the audit log (outbox.changed) with the signed-in user.
+
     Example:
 
       steward dispatch retry 42
@@ -92,8 +95,8 @@ def retry(row_id: int = typer.Argument(..., help="outbox id of a dead or uncerta
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            signed_in(conn, "dispatch retry")
-            ok = retry_dead(conn, row_id)
+            who = signed_in(conn, "dispatch retry")
+            ok = retry_dead(conn, row_id, actor=who.name)
     if not ok:
         fail(f"outbox row {row_id} is not dead or uncertain; `steward dispatch list --state dead` lists dead letters")
     console.print(f"outbox row {row_id} queued again.")
@@ -113,8 +116,8 @@ def resolve(row_id: int = typer.Argument(..., help="outbox id of an uncertain me
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            signed_in(conn, "dispatch resolve")
-            ok = mark_sent_by_hand(conn, row_id, receipt)
+            who = signed_in(conn, "dispatch resolve")
+            ok = mark_sent_by_hand(conn, row_id, receipt, actor=who.name)
     if not ok:
         fail(f"outbox row {row_id} is not uncertain; `steward dispatch list --state uncertain` lists them")
     console.print(f"outbox row {row_id} marked sent.")
@@ -163,40 +166,37 @@ def outcome(task_id: int = typer.Argument(..., help="firing id of the call task"
 @dnc_app.command("add")
 def dnc_add(phone: str = typer.Argument(..., help="phone number as the client gave it, e.g. 13800138000"), source: str = typer.Option("client", "--source", help="client, national, regulator"),
             note: str = typer.Option(None, "--note", help="why, e.g. how the request came in")) -> None:
-    """Put a phone number on the do-not-call list.
+    """Put a phone number on the do-not-call list (recorded in the audit log as dnc.added).
 
     Example:
 
       steward dnc add 13800138000 --note "asked on the phone"
     """
-    from engine.dispatch.tables import DoNotCall
+    from engine.dispatch import dnc
 
-    t = DoNotCall.__table__  # type: ignore[attr-defined]
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            signed_in(conn, "dnc add")
-            conn.execute(t.delete().where(t.c.phone == phone))
-            conn.execute(t.insert(), [{"phone": phone, "source": source, "note": note, "added_at": clock.now()}])
+            who = signed_in(conn, "dnc add")
+            dnc.add(conn, phone, source, note, who.name, clock.now())
     console.print(f"{phone} is on the do-not-call list.")
 
 
 @dnc_app.command("remove")
 def dnc_remove(phone: str = typer.Argument(..., help="phone number on the list")) -> None:
-    """Take a phone number off the do-not-call list.
+    """Take a phone number off the do-not-call list (recorded in the audit log as dnc.removed).
 
     Example:
 
       steward dnc remove 13800138000
     """
-    from engine.dispatch.tables import DoNotCall
+    from engine.dispatch import dnc
 
-    t = DoNotCall.__table__  # type: ignore[attr-defined]
     with user_errors():
         eng = open_db(cfg())
         with eng.begin() as conn:
-            signed_in(conn, "dnc remove")
-            n = conn.execute(t.delete().where(t.c.phone == phone)).rowcount
+            who = signed_in(conn, "dnc remove")
+            n = dnc.remove(conn, phone, who.name, clock.now())
     if not n:
         fail(f"{phone} is not on the do-not-call list")
     console.print(f"{phone} removed.")

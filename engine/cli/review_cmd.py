@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from engine import clock
-from engine.compliance import auth, impact, users
+from engine.compliance import auth, impact, proposal_check, users
 from engine.compliance import review
 from engine.cli import rules_cmd, users_cmd
 from engine.cli.common import cfg, console, err_console, identity, open_db, parse_day, signed_in, user_errors
@@ -118,12 +118,18 @@ def status() -> None:
         with eng.connect() as conn:
             approved = review.current(conn)
             open_ = review.proposals(conn, "submitted")
+            tampered = review.integrity_problems(conn, c, approved) if approved else []
         changes = review.unapproved(c, approved)
     if approved is None:
         console.print("No approved version yet: nothing runs.")
     else:
         console.print(f"Approved version {approved.version}: {len(approved.manifest)} files, approved by "
                       f"{approved.approved_by} on {approved.approved_at:%Y-%m-%d %H:%M} — {approved.comment}", highlight=False)
+    if tampered:
+        console.print(f"[bold red]The approved version is not intact: {len(tampered)} problem(s); `steward run` refuses "
+                      "to run it until this is investigated:[/]")
+        for p in tampered:
+            console.print(f"  [red]{escape(str(p))}[/]", highlight=False)
     if changes:
         console.print(f"Draft: {len(changes)} file(s) differ from the approved version and do not run:")
         _changes(changes)
@@ -200,12 +206,16 @@ def _range(c: Config, start: str | None, end: str | None) -> tuple[date, date]:
 def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward review list`"),
          start: str = typer.Option(None, "--from", help="impact preview from YYYY-MM-DD (default: 6 days before --to)"),
          end: str = typer.Option(None, "--to", help="impact preview to YYYY-MM-DD (default: today)"),
-         no_impact: bool = typer.Option(False, "--no-impact", help="skip the impact preview")) -> None:
+         no_impact: bool = typer.Option(False, "--no-impact", help="skip the impact preview"),
+         tests: bool = typer.Option(False, "--tests", help="also run the proposal's rule tests (in a child process)")) -> None:
     """A proposal in full: every changed file as a diff, the lint findings, and the impact preview.
+
+    Proposed files are checked in a child process without database credentials; Python rule
+    files are shown as source and never imported here.
 
     Example:
 
-      steward review show 2 --from 2026-06-01 --to 2026-06-30
+      steward review show 2 --from 2026-06-01 --to 2026-06-30 --tests
     """
     with user_errors():
         c = cfg()
@@ -216,7 +226,8 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
             files = review.proposal_files(conn, row)
             base = review.base_manifest(conn, row)
             old = review.get_blobs(conn, set(base.values()))
-        _, problems = review.check_files(c, files)
+        check = review.check_proposal(c, files, tests=tests)
+        problems = check.problems
         changes = review.diff_manifests(base, row.manifest)
         console.print(f"Proposal {row.id} by {row.author} ({row.created_at:%Y-%m-%d %H:%M}), {row.status}"
                       + (f" by {row.decided_by}: {row.comment}" if row.decided_by else "")
@@ -227,9 +238,27 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
         console.print(f"Lint: {sum(p.severity == 'error' for p in problems)} error(s), "
                       f"{sum(p.severity == 'warning' for p in problems)} warning(s)")
         _problems(problems)
-        if not no_impact and not any(p.severity == "error" for p in problems):
+        _tests(check, tests)
+        code = review.python_files(row.manifest)
+        if code and not no_impact:
+            console.print(f"[yellow]Impact preview skipped: the proposal holds Python rule file(s) {', '.join(code)}; "
+                          "proposed code never runs in a reviewer's process. The author can run "
+                          "`steward rules backtest RULE --from D --to D` on the working files.[/]", highlight=False)
+        elif not no_impact and not any(p.severity == "error" for p in problems):
             a, b = _range(c, start, end)
             _print_impact(impact.compare(eng, c, _approved_or_none(eng, c), _proposal_ruleset(eng, c, row), a, b))
+
+
+def _tests(check: proposal_check.Check, asked: bool) -> None:
+    if not asked:
+        console.print("Rule tests: not run (add --tests; `review approve` runs them and needs them to pass).")
+        return
+    if not check.tests_ran:
+        console.print("[red]Rule tests: not run, the proposal has errors.[/]")
+        return
+    for t in check.failed:
+        console.print(f"[red]FAIL[/] {escape(f'{t.path}: {t.rule}: {t.case}: {t.detail}')}", highlight=False)
+    console.print(f"Rule tests: {len(check.tests) - len(check.failed)} passed, {len(check.failed)} failed.")
 
 
 def _approved_or_none(eng: Engine, c: Config) -> RuleSet | None:
@@ -249,7 +278,9 @@ def _proposal_ruleset(eng: Engine, c: Config, row: Any) -> RuleSet:
 @app.command("approve")
 def approve(proposal_id: int = typer.Argument(..., help="proposal id from `steward review list`"),
             comment: str = typer.Option(..., "--comment", "-m", help="why it is approved (kept with the record)")) -> None:
-    """Approve a proposal: compliance role, signed in, not its author, no lint errors.
+    """Approve a proposal: compliance role, signed in, not its author, no lint errors, every rule test passing.
+
+    The proposal is checked and its rule tests run in a child process without database credentials.
 
     Example:
 

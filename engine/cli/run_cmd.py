@@ -61,6 +61,10 @@ def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
         for reason, n in s.per_reason.most_common():
             why.add_row(reason, f"{n:,}")
         console.print(why)
+    for rid, day, cause in s.failed_runs:
+        err_console.print(f"[bold red]Run {rid} (as of {day}) never finished and is now marked failed:[/] {cause}. "
+                          f"Run `steward run --as-of {day}` again to evaluate the clients it missed "
+                          "(clients already recorded that day are skipped).", highlight=False)
     secs = sum(s.seconds.values())
     console.print(
         f"{s.clients:,} clients evaluated, {s.firings:,} firings "
@@ -71,6 +75,25 @@ def print_summary(s: pipeline.RunSummary, ruleset: RuleSet) -> None:
         + f". {secs:.1f}s (facts {s.seconds['facts']:.1f}s, matching {s.seconds['matching']:.1f}s, "
         f"rendering {s.seconds['rendering']:.1f}s, recording {s.seconds['recording']:.1f}s)."
     )
+
+
+def _demo_audit_key(c: Config) -> None:
+    """The demo authenticates its audit events too: a key file var/audit.key, made once (never in the database)."""
+    import os
+    import secrets
+
+    from engine.audit import log as auditlog
+
+    if auditlog.audit_key() is not None:
+        return
+    key = c.path("var/audit.key")
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+        key.chmod(0o600)
+    os.environ[auditlog.KEY_FILE_ENV] = str(key.resolve())  # this process only: the demo's own commands
+    console.print(f"Audit key: {rel(key)} (demo only); verify with "
+                  f"`STEWARD_AUDIT_KEY_FILE={rel(key)} steward audit verify` (docs/audit.md, key handling)", highlight=False)
 
 
 def demo(
@@ -98,6 +121,7 @@ def demo(
         day = parse_day(as_of, c) if as_of else demo_mod.latest_session(c.calendar.exchange, parse_day(None, c))
         ruleset = load_ruleset(c)
         eng = _demo_database(c)
+        _demo_audit_key(c)
         with progress_bar("building", clients) as bar:
             task = bar.add_task(f"building {clients:,} clients", total=clients)
             book = demo_mod.build_book(eng, c, clients=clients, seed=seed, as_of=day,
@@ -298,6 +322,10 @@ def evaluate(
 ) -> None:
     """Dry run without a database: print each firing as one JSON line.
 
+    Every compliance gate that needs only the client's facts (suitability, AML) is applied;
+    a firing it blocks is printed with "blocked". Gates that need the database (consent,
+    do-not-call, contact window, caps, ...) are skipped, and the summary says which.
+
     Example:
 
       steward evaluate --facts facts.jsonl --as-of 2026-06-15
@@ -307,8 +335,9 @@ def evaluate(
         day = parse_day(as_of, c)
         ruleset = load_ruleset(c, [rules] if rules else None, templates)
         batch = read_facts_jsonl(facts_file)
+    dry = pipeline.evaluate_gated(c, ruleset, batch, day)
     n = 0
-    for f in pipeline.evaluate_facts(ruleset, batch, day):
+    for f in dry.firings:
         a = f.rule.spec.action
         out = {"client_id": f.match.facts["client_id"], "rule_id": f.rule.id, "action": a.type,
                "channel": a.channel, "subject": f.subject, "message": f.message}
@@ -316,4 +345,12 @@ def evaluate(
             out["error"] = f.error
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         n += 1
+    for d in dry.blocked:
+        last = d.trail[-1] if d.trail else {}
+        sys.stdout.write(json.dumps({"client_id": d.match.facts["client_id"], "rule_id": d.match.rule.id,
+                                     "blocked": {"stage": last.get("stage"), "reason": d.reason,
+                                                 "detail": last.get("detail")}}, ensure_ascii=False) + "\n")
+    err_console.print(f"Gates applied: {', '.join(dry.applied) or 'none'} ({len(dry.blocked):,} firing(s) blocked). "
+                      f"[yellow]Skipped, they need the database: {', '.join(dry.skipped) or 'none'}[/] — "
+                      "`steward run` applies every gate.", highlight=False)
     err_console.print(f"{len(batch):,} clients, {n:,} firings", highlight=False)

@@ -174,7 +174,7 @@ def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
          through: str = typer.Option(None, "--through", help="set every day up to this one too"),
          weekdays: bool = typer.Option(False, "--weekdays", help="with --through: Saturdays and Sundays are set closed")) -> None:
     """Override days by hand as the signed-in operator (source 'admin'; `calendar sync` and imports never
-    overwrite them). Audited.
+    overwrite them). Audited (calendar.set, with every day set).
 
     Examples:
 
@@ -197,11 +197,13 @@ def set_(day: str = typer.Argument(..., help="YYYY-MM-DD"),
         with eng.begin() as conn:
             me = signed_in(conn, "calendar set").name
             d = lo
+            days: dict[str, bool] = {}
             while d <= hi:
-                trading_calendar.set_day(conn, c.calendar.exchange, d, is_open and not (weekdays and d.weekday() >= 5))
+                days[d.isoformat()] = is_open and not (weekdays and d.weekday() >= 5)
+                trading_calendar.set_day(conn, c.calendar.exchange, d, days[d.isoformat()])
                 d += timedelta(days=1)
                 n += 1
-            calendar_review.record_set(conn, me, c.calendar.exchange, lo, hi, is_open, weekdays)
+            calendar_review.record_set(conn, me, c.calendar.exchange, lo, hi, is_open, weekdays, days)
     console.print(f"{c.calendar.exchange}: {n} day(s) from {lo} set by hand.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import typer
 from sqlalchemy import Engine, func, select
@@ -11,19 +12,25 @@ from engine.supervision import explain
 from engine.audit.log import Event, append
 from engine.config.base import Config
 from engine.cli.common import cfg, console, open_db, parse_day, user_errors, viewer
-from engine.errors import StewardError
 from engine.language.loading import RuleSet, load_ruleset
 from engine.pipeline.recording import RUN
 
 
-def _ruleset(eng: Engine, c: Config) -> tuple[RuleSet, str]:
-    """The version that actually runs (last approved); the working files only when nothing is approved."""
+def _ruleset(eng: Engine, c: Config, as_of: date) -> tuple[RuleSet, str]:
+    """The version that ran on as_of (found by the rules hash its evaluation run recorded); else the
+    last approved version; the working files only when nothing is approved."""
     from engine.compliance import review
 
+    with eng.connect() as conn:
+        ran = {r[0] for r in conn.execute(select(RUN.c.rules_version).where(RUN.c.as_of == as_of, RUN.c.mode == "run"))
+               if r[0]}
+    found = review.ruleset_that_ran(eng, c, ran) if ran else None
+    if found is not None:
+        return found[0], f"approved version {found[1].version}, the version that ran on {as_of}"
     try:
         ruleset, _, approved = review.approved_ruleset(eng, c)
-        return ruleset, f"approved version {approved.version}"
-    except StewardError:
+        return ruleset, f"approved version {approved.version} (the current one: no run of {as_of} names its version)"
+    except review.NothingApproved:
         return load_ruleset(c), "working files (no approved version yet)"
 
 
@@ -47,10 +54,10 @@ def why(
     with user_errors():
         c = cfg()
         eng = open_db(c)
-        ruleset, source = _ruleset(eng, c)
         with eng.connect() as conn:
             latest = conn.execute(select(func.max(RUN.c.as_of)).where(RUN.c.mode == "run")).scalar()
         as_of = parse_day(day, c) if day or latest is None else latest
+        ruleset, source = _ruleset(eng, c, as_of)
         if not as_json:
             console.print(f"Rules: {source}", highlight=False)
         with eng.begin() as conn:
@@ -66,6 +73,7 @@ def why(
 def _as_dict(ex: explain.Explanation) -> dict[str, object]:
     return {
         "client_id": ex.client_id, "as_of": ex.as_of.isoformat(), "evaluated": ex.evaluated, "facts": ex.facts,
+        "facts_source": ex.facts_source,
         "rules": [{
             "rule_id": v.rule_id, "fired": v.fired, "holds": v.holds, "note": v.note,
             "failing": [{"condition": f.text, "values": f.values} for f in v.failing],
@@ -77,6 +85,7 @@ def _as_dict(ex: explain.Explanation) -> dict[str, object]:
 
 def _print(ex: explain.Explanation) -> None:
     f = ex.facts
+    console.print(f"Facts: {ex.facts_source}", highlight=False)
     console.print(f"[bold]{ex.client_id}[/] on {ex.as_of}: segment {f.get('segment')}, advisor {f.get('advisor_id')}, "
                   f"locale {f.get('locale')}" + ("" if ex.evaluated else f"  [yellow](no evaluation run for {ex.as_of})[/]"),
                   highlight=False)

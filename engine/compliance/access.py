@@ -76,7 +76,7 @@ COMMANDS: dict[str, str] = {
     "demo": SERVICE, "import": SERVICE, "run": SERVICE, "evaluate": PUBLIC, "why": PUBLIC,
     "scheduler": SERVICE, "outcome": "calls.outcome", "webhook": SERVICE,
     "rules check": PUBLIC, "rules test": PUBLIC, "rules list": PUBLIC, "rules backtest": PUBLIC,
-    "audit list": PUBLIC, "audit show": PUBLIC, "audit verify": PUBLIC, "audit export": PUBLIC,
+    "audit list": PUBLIC, "audit show": PUBLIC, "audit verify": PUBLIC, "audit export": PUBLIC, "audit checkpoint": SERVICE,
     "audit check-export": PUBLIC, "audit firings": PUBLIC, "audit firing": PUBLIC,
     "audit retention": "audit.retention",
     "events post": SERVICE, "events serve": SERVICE, "events replay": SERVICE, "events list": PUBLIC,

@@ -89,7 +89,9 @@ def decide(engine: Engine, actor: str | None, seq: int, approve: bool, comment: 
         return p, written
 
 
-def record_set(conn: Connection, actor: str, exchange: str, first: date, last: date, is_open: bool, weekdays: bool) -> None:
+def record_set(conn: Connection, actor: str, exchange: str, first: date, last: date, is_open: bool, weekdays: bool,
+               days: dict[str, bool] | None = None) -> None:
+    """Audit a hand override (calendar.set); `days` maps each ISO day set to open (True) or closed."""
     auditlog.append(conn, [auditlog.Event("calendar.set", actor=actor, data={
         "exchange": exchange, "first": first.isoformat(), "last": last.isoformat(), "open": is_open,
-        "weekends_closed": weekdays})])
+        "weekends_closed": weekdays, "days": days or {}})])

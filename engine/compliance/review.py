@@ -5,9 +5,20 @@ database by content hash at submission, so the reviewer approves exactly the byt
 author submitted. Approval records the hash of every file, who approved, when and why.
 
 Only approved content runs: `approved_ruleset` unpacks the last approved version from the
-database (into `compliance.approved_dir/<version>/`) and loads it from there, whatever the
+database (into `compliance.approved_dir/<content hash>/`) and loads it from there, whatever the
 working files say; files that differ from it are reported as unapproved and never run.
 `approved_event_rules` does the same for the event engine's rules (`events.rules_dir`).
+
+Integrity at every load: each stored blob must hash to its manifest entry, the unpacked folder
+must hold exactly the manifest's files with exactly those bytes (an extra file, a changed byte
+or a missing file is refused, never repaired silently), and the loaded rules must carry the
+approved hashes. A mismatch writes a `snapshot.refused` audit event and raises
+`SnapshotMismatch`: nothing runs until someone investigates.
+
+Proposed content is never loaded in a reviewer's process (it may hold Python): `show` and
+`approve` check it in a child process (engine.compliance.proposal_check). Approval needs no
+lint error and every rule test of the proposal (rules/tests, rules/events/tests, which are part
+of the snapshot) to pass.
 """
 
 from __future__ import annotations
@@ -27,16 +38,17 @@ from sqlalchemy import JSON, Column, Engine, LargeBinary, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.compliance import users
+from engine.compliance import proposal_check, users
 from engine.audit import log as auditlog
 from engine.config.base import Config
 from engine import clock
 from engine.errors import Problem, SourceErrors, StewardError, rel
 from engine.language.event_rules import EventRuleSet, load_event_rules
-from engine.language.loading import RuleSet, check_ruleset, load_ruleset
+from engine.language.loading import RuleSet, SnapshotMismatch, check_ruleset, load_ruleset, verify_tree
 from engine.language.rules import rule_files
 
 auditlog.register_event_name("proposal.submitted", "an author submitted rules, templates or lint lists for review (content hash)")
+auditlog.register_event_name("snapshot.refused", "the approved snapshot failed its integrity check at load: nothing ran")
 
 Manifest = dict[str, str]
 """Snapshot path (rules/x.yaml, rules/events/y.yaml, templates/t/zh-CN.j2, compliance/prohibited.yaml) -> sha256."""
@@ -132,18 +144,26 @@ def _label(configured: str, fallback: str) -> str:
 def _areas(cfg: Config) -> list[tuple[str, str, Path, list[Path]]]:
     """(kind, label, folder, files) of everything under approval: rules, event rules, templates, lint lists.
 
-    Rule tests (rules/tests, rules/events/tests) are not content that reaches a client: not snapshotted.
+    Rule tests (<rules>/tests, <events>/tests) are part of the snapshot: approval needs them to pass.
     """
     out = []
     for i, (conf, d) in enumerate(zip(cfg.rules_dirs, cfg.rules_paths)):
-        out.append(("rules", _label(conf, f"rules{i + 1}"), d, rule_files([d])))
+        label = _label(conf, f"rules{i + 1}")
+        out.append(("rules", label, d, rule_files([d])))
+        out.append(("tests", f"{label}/tests", d / "tests", _yaml(d / "tests")))
     e = cfg.path(cfg.events.rules_dir)
-    out.append(("events", _label(cfg.events.rules_dir, "events"), e, sorted(p for p in e.glob("*.yaml") if p.is_file())))
+    label = _label(cfg.events.rules_dir, "events")
+    out.append(("events", label, e, _yaml(e)))
+    out.append(("tests", f"{label}/tests", e / "tests", _yaml(e / "tests")))
     t = cfg.templates_path
     out.append(("templates", _label(cfg.templates_dir, "templates"), t, sorted(p for p in t.glob("*/*.j2") if p.is_file())))
     c = cfg.path(cfg.compliance.lists_dir)
     out.append(("compliance", _label(cfg.compliance.lists_dir, "compliance"), c, sorted(p for p in c.glob("*.yaml") if p.is_file())))
     return out
+
+
+def _yaml(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.yaml") if p.is_file())
 
 
 def working_files(cfg: Config) -> dict[str, bytes]:
@@ -202,23 +222,61 @@ def snapshot_config(cfg: Config, root: Path) -> tuple[Config, list[Path], Path]:
     return c, [root / label for label in _labels(cfg, "rules")], root / _labels(cfg, "templates")[0]
 
 
-def _intact(root: Path, manifest: Mapping[str, str]) -> bool:
-    return all((root / p).is_file() and sha256((root / p).read_bytes()) == h for p, h in manifest.items())
+def blob_problems(manifest: Mapping[str, str], blobs: Mapping[str, bytes]) -> list[Problem]:
+    """Stored bytes that are missing or do not hash to their manifest entry."""
+    out = []
+    for path, h in sorted(manifest.items()):
+        b = blobs.get(h)
+        if b is None:
+            out.append(Problem(path, None, "content_blob", f"the stored bytes {h[:12]}… are missing from the database"))
+        elif (got := sha256(b)) != h:
+            out.append(Problem(path, None, "content_blob",
+                               f"the stored bytes hash to {got[:12]}…, not the approved {h[:12]}… (row edited)"))
+    return out
 
 
 def materialise(conn: Connection, cfg: Config, manifest: Mapping[str, str], chash: str) -> Path:
-    """Unpack a stored snapshot under compliance.approved_dir (reused when intact)."""
+    """Unpack a stored snapshot under compliance.approved_dir (reused when intact), checking every byte.
+
+    Raises SnapshotMismatch when a stored blob or the unpacked folder is not the approved bytes.
+    """
+    blobs = get_blobs(conn, set(manifest.values()))
+    if bad := blob_problems(manifest, blobs):
+        raise SnapshotMismatch(bad)
     base = cfg.path(cfg.compliance.approved_dir)
     root = base / chash[:16]
-    if root.is_dir() and _intact(root, manifest):
-        return root
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{chash[:16]}-", dir=base))
-    write_snapshot(tmp, cfg, manifest, get_blobs(conn, set(manifest.values())))
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(tmp, root)
+    if not root.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{chash[:16]}-", dir=base))
+        write_snapshot(tmp, cfg, manifest, blobs)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process unpacked it first; checked below like any folder
+            shutil.rmtree(tmp, ignore_errors=True)
+    if bad := verify_tree(root, manifest):
+        raise SnapshotMismatch(bad)
     return root
+
+
+def integrity_problems(conn: Connection, cfg: Config, approved: Approved) -> list[Problem]:
+    """What `review status` shows: stored blobs and the unpacked folder against the manifest (read only)."""
+    bad = blob_problems(approved.manifest, get_blobs(conn, set(approved.manifest.values())))
+    root = cfg.path(cfg.compliance.approved_dir) / approved.content_hash[:16]
+    return bad + (verify_tree(root, approved.manifest) if root.is_dir() else [])
+
+
+def _refuse(engine: Engine, cfg: Config, approved: Approved, e: SnapshotMismatch) -> SnapshotMismatch:
+    """Record the refusal (its own transaction, so it stays) and the error that stops the run."""
+    root = cfg.path(cfg.compliance.approved_dir) / approved.content_hash[:16]
+    with engine.begin() as conn:
+        auditlog.append(conn, [auditlog.Event("snapshot.refused", actor="engine", status="refused", data={
+            "version": approved.version, "content_hash": approved.content_hash,
+            "problems": [str(p) for p in e.problems]})])
+    head = Problem(rel(root), None, "", (
+        f"approved version {approved.version} (content {approved.content_hash[:12]}) is not the approved bytes, "
+        "so nothing runs (audit event snapshot.refused). Investigate who changed it; then delete this folder "
+        "to unpack it again from the database, or restore the database rows from a backup"))
+    return SnapshotMismatch([head, *e.problems])
 
 
 def relabel(problems: list[Problem], root: Path) -> list[Problem]:
@@ -245,6 +303,16 @@ def check_files(cfg: Config, files: Mapping[str, bytes]) -> tuple[RuleSet | None
         return ruleset, relabel(problems, root)
 
 
+def check_proposal(cfg: Config, files: Mapping[str, bytes], tests: bool = False) -> proposal_check.Check:
+    """Lint a proposal, and with `tests` run its rule tests, in a child process (never in this one)."""
+    return proposal_check.check_in_child(cfg, files, tests, write_snapshot)
+
+
+def python_files(manifest: Mapping[str, str]) -> list[str]:
+    """Snapshot paths of Python rule files: code that only ever runs in a check child or once approved."""
+    return sorted(p for p in manifest if p.endswith(".py"))
+
+
 # ------------------------------------------------------------------ versions
 
 
@@ -260,6 +328,14 @@ def unapproved(cfg: Config, approved: Approved | None) -> list[Change]:
     return diff_manifests(approved.manifest if approved else {}, manifest_of(working_files(cfg)))
 
 
+def _verified_root(engine: Engine, cfg: Config, approved: Approved) -> Path:
+    try:
+        with engine.begin() as conn:
+            return materialise(conn, cfg, approved.manifest, approved.content_hash)
+    except SnapshotMismatch as e:
+        raise _refuse(engine, cfg, approved, e) from e
+
+
 def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change], Approved]:
     """The last approved version, loaded from its stored bytes, and the unapproved working files."""
     with engine.begin() as conn:
@@ -269,9 +345,13 @@ def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change]
                 "nothing is approved yet, so nothing runs: an author submits the rules and templates with "
                 "`steward review submit --note ...` (signed in as an author), and a compliance reviewer approves them with "
                 "`steward review approve ID --comment ...` (docs/compliance.md)")
-        root = materialise(conn, cfg, approved.manifest, approved.content_hash)
+    root = _verified_root(engine, cfg, approved)
     c, rules, templates = snapshot_config(cfg, root)
-    return load_ruleset(c, rules, templates), unapproved(cfg, approved), approved
+    try:
+        ruleset = load_ruleset(c, rules, templates, snapshot=(root, approved.manifest))
+    except SnapshotMismatch as e:
+        raise _refuse(engine, cfg, approved, e) from e
+    return ruleset, unapproved(cfg, approved), approved
 
 
 def approved_event_rules(engine: Engine, cfg: Config) -> tuple[EventRuleSet, list[Change], Approved]:
@@ -284,9 +364,28 @@ def approved_event_rules(engine: Engine, cfg: Config) -> tuple[EventRuleSet, lis
                 "version is approved): an author submits the rules, event rules and templates with "
                 "`steward review submit --note ...` (signed in as an author), and a compliance reviewer approves them with "
                 "`steward review approve ID --comment ...`; then `steward events replay` (docs/compliance.md)")
-        root = materialise(conn, cfg, approved.manifest, approved.content_hash)
+    root = _verified_root(engine, cfg, approved)
     c, _, templates = snapshot_config(cfg, root)
     return load_event_rules(c, templates_dir=templates), unapproved(cfg, approved), approved
+
+
+def approved_versions(conn: Connection) -> list[Approved]:
+    """Every approved version, newest first."""
+    return [Approved(r.id, r.content_hash, dict(r.manifest), r.approved_by, r.approved_at, r.comment)
+            for r in conn.execute(select(VERSION).order_by(VERSION.c.id.desc()))]
+
+
+def ruleset_that_ran(engine: Engine, cfg: Config, rules_versions: set[str]) -> tuple[RuleSet, Approved] | None:
+    """The approved version whose rules hash is one an evaluation run recorded (`why` on a past day)."""
+    with engine.connect() as conn:
+        versions = approved_versions(conn)
+    for a in versions:
+        root = _verified_root(engine, cfg, a)
+        c, rules, templates = snapshot_config(cfg, root)
+        ruleset = load_ruleset(c, rules, templates, snapshot=(root, a.manifest))
+        if ruleset.version in rules_versions:
+            return ruleset, a
+    return None
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -310,7 +409,8 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
     files = working_files(cfg)
     manifest = manifest_of(files)
     chash = content_hash(manifest)
-    _, problems = check_files(cfg, files)
+    # Python rule files are code: even the author's submit checks them in a child process.
+    problems = check_proposal(cfg, files).problems if python_files(manifest) else check_files(cfg, files)[1]
     with engine.begin() as conn:
         author = users.require(conn, actor, "review.submit")
         base = current(conn)
@@ -378,11 +478,14 @@ def approve(engine: Engine, cfg: Config, actor: str | None, pid: int, comment: s
         if (base.version if base else None) != row.base_version:
             raise StewardError(f"proposal {pid} was made against version {row.base_version}, but version "
                                f"{base.version if base else None} has been approved since: the author resubmits")
-        _, problems = check_files(cfg, proposal_files(conn, row))
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            raise StewardError(f"proposal {pid} has {len(errors)} error(s) and cannot be approved:\n"
-                               + "\n".join(f"  {p}" for p in errors))
+        check = check_proposal(cfg, proposal_files(conn, row), tests=True)
+        if check.errors:
+            raise StewardError(f"proposal {pid} has {len(check.errors)} error(s) and cannot be approved:\n"
+                               + "\n".join(f"  {p}" for p in check.errors))
+        if check.failed:
+            raise StewardError(f"proposal {pid} fails {len(check.failed)} of its {len(check.tests)} rule test(s) and "
+                               "cannot be approved; the author fixes the rules or the tests and resubmits:\n"
+                               + "\n".join(f"  {t.path}: {t.rule}: {t.case}: {t.detail}" for t in check.failed))
         now = clock.now()
         vid = int(conn.execute(VERSION.insert().values(
             proposal_id=pid, content_hash=row.content_hash, manifest=row.manifest, author=row.author,

@@ -82,6 +82,8 @@ def verdict(facts: Mapping[str, Any], product_risk: str, as_of: date, validity_m
 
 class SuitabilityStage:
     name = NAME
+    needs_db = False
+    """Only the client's facts: dry runs (`steward evaluate`) apply it too."""
 
     def prepare(self, ctx: StageContext) -> None:
         return None

@@ -146,6 +146,8 @@ class RetentionConfig(_Model):
 class AuditConfig(_Model):
     supervision: SupervisionConfig = SupervisionConfig()
     retention: RetentionConfig = RetentionConfig()
+    checkpoint_file: str = "var/audit-checkpoints.jsonl"
+    """File outside the database where the daily chain-head checkpoint is appended; `audit verify` checks the latest."""
 
 
 class Config(_Model):

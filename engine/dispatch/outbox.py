@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -28,10 +29,13 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from engine.audit import log as auditlog
 from engine.dispatch import channels
 from engine.dispatch import contact_policy
 from engine.dispatch.channels import ChannelError, OutMessage, PermanentError
 from engine.config.base import Config
+from engine.errors import StewardError
+from engine.language.rendering import mask
 from engine.dispatch.tables import Outbox
 from engine import clock
 from engine.models import Client
@@ -42,6 +46,21 @@ OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 CLIENT = Client.__table__  # type: ignore[attr-defined]
 StepHook = Callable[[str, int], None]
 """Called after each committed step ('claimed', 'transmitting', 'sent', 'recorded') with the row id."""
+
+
+auditlog.register_event_name(
+    "outbox.changed", "an outbox message changed state outside a send: held or dropped at send time, parked "
+    "uncertain, requeued from the dead letters, confirmed sent by hand, dropped on an opt-out")
+DISPATCH_ACTOR = "dispatch"
+
+
+def _audit(conn: Connection, name: str, row: Any, status: str, now: datetime, actor: str = DISPATCH_ACTOR,
+           reason: str | None = None, **data: Any) -> None:
+    """The audit event of one outbox state change, in the transaction that makes the change."""
+    auditlog.append(conn, [auditlog.Event(
+        name, actor=actor, client_id=row.client_id, rule_id=row.rule_id, rule_hash=row.rule_hash,
+        firing_id=row.firing_id, channel=row.channel, status=status, reason=reason, at=now,
+        data={"outbox_id": row.id, "kind": row.kind, **data})])
 
 
 def utcnow() -> datetime:
@@ -104,6 +123,12 @@ class Claimed:
     id: int
     prev_phase: str | None
     """The phase the row had when it was claimed: 'transmitting' means an earlier send may have gone out."""
+    token: int = 0
+    """Fencing token of this claim: every later step of this dispatcher requires the row to still carry it."""
+
+
+Fence = tuple[str, int]
+"""(worker, claim token): a step commits only while the row is still this claim's."""
 
 
 def _claimable(now: datetime) -> Any:
@@ -113,38 +138,39 @@ def _claimable(now: datetime) -> Any:
 
 def _claim_values(now: datetime, worker: str, lease: float) -> dict[str, Any]:
     return {"state": "sending", "phase": "claimed", "claimed_by": worker, "attempts": OUTBOX.c.attempts + 1,
-            "lease_until": now + timedelta(seconds=lease), "updated_at": now}
+            "claim_token": OUTBOX.c.claim_token + 1, "lease_until": now + timedelta(seconds=lease), "updated_at": now}
 
 
 def claim(engine: Engine, cfg: Config, now: datetime, worker: str, limit: int | None = None) -> list[Claimed]:
     """Claim due rows for this worker. PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: conditional UPDATE."""
     limit = limit or cfg.dispatch.retry.batch_size
     lease = cfg.dispatch.retry.lease_seconds
-    pick = select(OUTBOX.c.id, OUTBOX.c.phase).where(_claimable(now)).order_by(OUTBOX.c.id).limit(limit)
+    pick = select(OUTBOX.c.id, OUTBOX.c.phase, OUTBOX.c.claim_token).where(_claimable(now)).order_by(OUTBOX.c.id).limit(limit)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             rows = list(conn.execute(pick.with_for_update(skip_locked=True)))
             if rows:
                 conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows]))
                              .values(**_claim_values(now, worker, lease)))
-            return [Claimed(r.id, r.phase) for r in rows]
+            return [Claimed(r.id, r.phase, r.claim_token + 1) for r in rows]
         claimed = []
         for r in list(conn.execute(pick)):
-            res = conn.execute(update(OUTBOX).where(OUTBOX.c.id == r.id, _claimable(now))
+            res = conn.execute(update(OUTBOX).where(OUTBOX.c.id == r.id, OUTBOX.c.claim_token == r.claim_token, _claimable(now))
                                .values(**_claim_values(now, worker, lease)))
             if res.rowcount == 1:
-                claimed.append(Claimed(r.id, r.phase))
+                claimed.append(Claimed(r.id, r.phase, r.claim_token + 1))
         return claimed
 
 
 # ------------------------------------------------------------------ send and record
 
 
-def _append(conn: Connection, row_id: int, values: dict[str, Any], ev: dict[str, Any], worker: str | None = None) -> bool:
+def _append(conn: Connection, row_id: int, values: dict[str, Any], ev: dict[str, Any], fence: Fence | None = None) -> bool:
+    """Apply one step; with a fence, only while the row is still that claim's (atomic: one conditional UPDATE)."""
     trail = conn.execute(select(OUTBOX.c.trail).where(OUTBOX.c.id == row_id)).scalar_one()
     q = update(OUTBOX).where(OUTBOX.c.id == row_id)
-    if worker is not None:
-        q = q.where(OUTBOX.c.claimed_by == worker, OUTBOX.c.state == "sending")
+    if fence is not None:
+        q = q.where(OUTBOX.c.claimed_by == fence[0], OUTBOX.c.claim_token == fence[1], OUTBOX.c.state == "sending")
     res = conn.execute(q.values(**values, trail=[*trail, ev], updated_at=ev_time(ev)))
     return res.rowcount == 1
 
@@ -184,6 +210,8 @@ class DispatchSummary:
     dropped: int = 0
     uncertain: int = 0
     released: int = 0
+    lost: int = 0
+    """Rows another dispatcher took over (our lease ran out) before we transmitted: skipped, not sent."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -192,18 +220,21 @@ def _backoff(cfg: Config, attempts: int) -> timedelta:
     return timedelta(seconds=min(r.backoff_seconds * 2 ** max(attempts - 1, 0), r.backoff_max_seconds))
 
 
-def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetime, worker: str, s: DispatchSummary) -> None:
+def _fail(conn: Connection, cfg: Config, row: Any, e: ChannelError, now: datetime, worker: Fence, s: DispatchSummary) -> None:
     final = isinstance(e, PermanentError) or row.attempts >= cfg.dispatch.retry.max_attempts
     if final:
         reason = e.code if isinstance(e, PermanentError) else "RETRIES_EXHAUSTED"
-        _append(conn, row.id, {"state": "dead", "phase": None, "reason": reason, "last_error": str(e)},
-                event(now, "dead", reason, f"attempt {row.attempts}: {e}"), worker)
+        if _append(conn, row.id, {"state": "dead", "phase": None, "reason": reason, "last_error": str(e)},
+                   event(now, "dead", reason, f"attempt {row.attempts}: {e}"), worker):
+            _audit(conn, "send.attempted", row, "dead", now, reason=reason, attempt=row.attempts, error=str(e))
         _set_firing(conn, _own_firing(row), "dead", reason)
         s.dead += 1
         return
     when = now + _backoff(cfg, row.attempts)
-    _append(conn, row.id, {"state": "queued", "phase": None, "reason": e.code, "last_error": str(e), "next_attempt_at": when},
-            event(now, "retry", e.code, f"attempt {row.attempts} failed: {e}; next at {when.isoformat()}"), worker)
+    if _append(conn, row.id, {"state": "queued", "phase": None, "reason": e.code, "last_error": str(e), "next_attempt_at": when},
+               event(now, "retry", e.code, f"attempt {row.attempts} failed: {e}; next at {when.isoformat()}"), worker):
+        _audit(conn, "send.attempted", row, "retry", now, reason=e.code, attempt=row.attempts, error=str(e),
+               next_attempt_at=when.isoformat())
     s.retried += 1
 
 
@@ -216,44 +247,57 @@ def _client_zone(conn: Connection, cfg: Config, client_id: str | None) -> Any:
     return zone(cfg, name)
 
 
-def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: str, s: DispatchSummary) -> bool:
+def _gate(conn: Connection, cfg: Config, row: Any, now: datetime, worker: Fence, s: DispatchSummary) -> bool:
     """Send-time checks: contact window, recipient. False when the row was held or dropped."""
     tz = _client_zone(conn, cfg, row.client_id) if row.kind == "client" else cfg.tz
     if row.kind == "client" and not row.bypass_window and not contact_policy.in_window(cfg, now, tz):
         if row.outside_window == "drop":
-            _append(conn, row.id, {"state": "dropped", "phase": None, "reason": "WINDOW_CLOSED"},
-                    event(now, "dropped", "WINDOW_CLOSED", "outside the contact window at send time"), worker)
+            if _append(conn, row.id, {"state": "dropped", "phase": None, "reason": "WINDOW_CLOSED"},
+                       event(now, "dropped", "WINDOW_CLOSED", "outside the contact window at send time"), worker):
+                _audit(conn, "outbox.changed", row, "dropped", now, reason="WINDOW_CLOSED")
             _set_firing(conn, _own_firing(row), "dropped", "WINDOW_CLOSED")
             s.dropped += 1
             return False
         until = contact_policy.next_open(cfg, now, tz=tz)
-        _append(conn, row.id, {"state": "held", "phase": None, "reason": "WINDOW_QUIET_HOURS", "not_before": until,
-                               "attempts": row.attempts - 1},
-                event(now, "held", "WINDOW_QUIET_HOURS", f"outside the contact window at send time; until {until.isoformat()}"), worker)
+        if _append(conn, row.id, {"state": "held", "phase": None, "reason": "WINDOW_QUIET_HOURS", "not_before": until,
+                                  "attempts": row.attempts - 1},
+                   event(now, "held", "WINDOW_QUIET_HOURS", f"outside the contact window at send time; until {until.isoformat()}"), worker):
+            _audit(conn, "outbox.changed", row, "held", now, reason="WINDOW_QUIET_HOURS", until=until.isoformat())
         s.held += 1
         return False
     return True
 
 
-def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str,
-             on_step: StepHook | None, s: DispatchSummary) -> None:
+def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, me: str,
+             on_step: StepHook | None, s: DispatchSummary, clock: Callable[[], datetime]) -> None:
+    worker: Fence = (me, c.token)
     with engine.begin() as conn:
         row = conn.execute(select(OUTBOX).where(OUTBOX.c.id == c.id)).one()
+        if row.claim_token != c.token or row.claimed_by != me or row.state != "sending":
+            s.lost += 1  # another dispatcher took the row over after our lease ran out: it is theirs now
+            return
         if not _gate(conn, cfg, row, now, worker, s):
             return
         channel = channels.get(row.channel, cfg.dispatch) if row.channel in channels.names() else None
         if channel is not None and c.prev_phase == "transmitting" and not channel.idempotent \
                 and cfg.dispatch.email.on_uncertain == "review":
-            _append(conn, row.id, {"state": "uncertain", "phase": None, "reason": "SEND_UNCERTAIN"},
-                    event(now, "uncertain", "SEND_UNCERTAIN", "crashed during a non-idempotent send; check the mailbox "
-                          "for the Message-ID, then `steward dispatch resolve`"), worker)
+            if _append(conn, row.id, {"state": "uncertain", "phase": None, "reason": "SEND_UNCERTAIN"},
+                       event(now, "uncertain", "SEND_UNCERTAIN", "crashed during a non-idempotent send; check the mailbox "
+                             "for the Message-ID, then `steward dispatch resolve`"), worker):
+                _audit(conn, "outbox.changed", row, "uncertain", now, reason="SEND_UNCERTAIN")
             s.uncertain += 1
             return
         to = _recipient(conn, row)
         if not to:
             _fail(conn, cfg, row, PermanentError("NO_ADDRESS", f"client {row.client_id} has no {row.channel} address"), now, worker, s)
             return
-        _append(conn, row.id, {"phase": "transmitting", "recipient": to}, event(now, "transmitting", None, to), worker)
+        # Fencing: the ownership check and the lease extension are one conditional UPDATE, committed
+        # right before the channel call; a dispatcher whose claim was taken over stops here.
+        lease_until = clock() + timedelta(seconds=cfg.dispatch.retry.lease_seconds)
+        if not _append(conn, row.id, {"phase": "transmitting", "recipient": to, "lease_until": lease_until},
+                       event(now, "transmitting", None, to), worker):
+            s.lost += 1
+            return
     if on_step:
         on_step("transmitting", c.id)
     msg = OutMessage(row.idempotency_key, row.channel, to, row.subject, row.body or "", row.locale, row.client_id)
@@ -270,6 +314,8 @@ def _process(engine: Engine, cfg: Config, c: Claimed, now: datetime, worker: str
                        event(utcnow(), "sent", None, receipt), worker)
         if done:
             _set_firing(conn, _own_firing(row), "sent")
+            _audit(conn, "send.attempted", row, "sent", now, attempt=row.attempts, recipient=mask(to))
+            _audit(conn, "send.receipt", row, "sent", now, receipt=receipt)
     s.sent += done
     if on_step:
         on_step("recorded", c.id)
@@ -285,45 +331,63 @@ def dispatch_once(engine: Engine, cfg: Config, now: datetime | None = None, work
     now = now or utcnow()
     worker = worker or worker_id()
     s = DispatchSummary()
+    started = time.monotonic()
+
+    def clock() -> datetime:  # the pass's time, advanced by the real time spent: leases count from each step
+        return now + timedelta(seconds=time.monotonic() - started)
+
     for c in claim(engine, cfg, now, worker):
         s.claimed += 1
         if on_step:
             on_step("claimed", c.id)
-        _process(engine, cfg, c, now, worker, on_step, s)
+        _process(engine, cfg, c, now, worker, on_step, s, clock)
     return s
 
 
 # ------------------------------------------------------------------ operator actions
 
 
-def retry_dead(conn: Connection, row_id: int, now: datetime | None = None) -> bool:
-    """Put a dead or uncertain message back in the queue (a supervisor's decision)."""
+def _require_actor(actor: str | None) -> str:
+    if not actor:
+        raise StewardError("name the acting user (--as or STEWARD_USER): the audit log records who changed the message")
+    return actor
+
+
+def retry_dead(conn: Connection, row_id: int, now: datetime | None = None, actor: str | None = None) -> bool:
+    """Put a dead or uncertain message back in the queue (a supervisor's decision, recorded with who)."""
+    actor = _require_actor(actor)
     now = now or utcnow()
-    row = conn.execute(select(OUTBOX.c.state).where(OUTBOX.c.id == row_id)).first()
+    row = conn.execute(select(OUTBOX).where(OUTBOX.c.id == row_id)).first()
     if row is None or row.state not in ("dead", "uncertain"):
         return False
     _append(conn, row_id, {"state": "queued", "attempts": 0, "next_attempt_at": now, "reason": None},
-            event(now, "requeued", None, f"from {row.state} by an operator"))
+            event(now, "requeued", None, f"from {row.state} by {actor}"))
+    _audit(conn, "outbox.changed", row, "requeued", now, actor=actor, previous=row.state)
     return True
 
 
-def mark_sent_by_hand(conn: Connection, row_id: int, receipt: str, now: datetime | None = None) -> bool:
+def mark_sent_by_hand(conn: Connection, row_id: int, receipt: str, now: datetime | None = None,
+                      actor: str | None = None) -> bool:
     """Close an `uncertain` row after finding the message in the mailbox."""
+    actor = _require_actor(actor)
     now = now or utcnow()
-    row = conn.execute(select(OUTBOX.c.state, OUTBOX.c.firing_id, OUTBOX.c.kind).where(OUTBOX.c.id == row_id)).first()
+    row = conn.execute(select(OUTBOX).where(OUTBOX.c.id == row_id)).first()
     if row is None or row.state != "uncertain":
         return False
-    _append(conn, row_id, {"state": "sent", "receipt": receipt, "sent_at": now}, event(now, "sent", None, f"confirmed by an operator: {receipt}"))
+    _append(conn, row_id, {"state": "sent", "receipt": receipt, "sent_at": now}, event(now, "sent", None, f"confirmed by {actor}: {receipt}"))
     _set_firing(conn, _own_firing(row), "sent")
+    _audit(conn, "outbox.changed", row, "sent", now, actor=actor, receipt=receipt)
+    _audit(conn, "send.receipt", row, "sent", now, actor=actor, receipt=receipt, by_hand=True)
     return True
 
 
 def drop_marketing(conn: Connection, client_ids: list[str], reason: str, now: datetime | None = None) -> int:
     """Stop every unsent marketing message of these clients (an opt-out takes effect at once)."""
     now = now or utcnow()
-    rows = list(conn.execute(select(OUTBOX.c.id, OUTBOX.c.firing_id).where(
+    rows = list(conn.execute(select(OUTBOX).where(
         OUTBOX.c.client_id.in_(client_ids), OUTBOX.c.rule_class == "marketing", OUTBOX.c.state.in_(("held", "queued")))))
     for r in rows:
         _append(conn, r.id, {"state": "dropped", "reason": reason}, event(now, "dropped", reason, "client opted out"))
         _set_firing(conn, r.firing_id, "dropped", reason)
+        _audit(conn, "outbox.changed", r, "dropped", now, reason=reason)
     return len(rows)

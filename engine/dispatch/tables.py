@@ -58,6 +58,8 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=_tz())
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=128)
+    claim_token: int = 0
+    """Fencing token: raised by every claim; a dispatcher transmits only while the row still carries its token."""
     lease_until: datetime | None = Field(default=None, sa_type=_tz())
     receipt: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=_tz())

@@ -34,9 +34,11 @@ from engine.config.base import Config
 from engine import clock
 from engine.errors import StewardError
 from engine.models import Client, Consent
+from engine.audit import log as auditlog
 from engine.dispatch.outbox import drop_marketing
 from engine.language.rendering import mask
 
+auditlog.register_event_name("consent.changed", "a client's consent for a channel and purpose changed (opt-out reply, evidence)")
 CONSENT = Consent.__table__  # type: ignore[attr-defined]
 CLIENT = Client.__table__  # type: ignore[attr-defined]
 _STRIP = string.whitespace + string.punctuation + "。！，．、：；"
@@ -62,6 +64,8 @@ def record_opt_out(conn: Connection, sender: str, channel: str, text: str, now: 
                                             CONSENT.c.purpose == "marketing"))
         conn.execute(CONSENT.insert(), [{"client_id": cid, "channel": channel, "purpose": "marketing",
                                          "status": "opted_out", "recorded_at": now, "evidence": evidence}])
+        auditlog.append(conn, [auditlog.Event("consent.changed", actor="webhook", client_id=cid, channel=channel,
+                                              status="opted_out", at=now, data={"purpose": "marketing", "evidence": evidence})])
     if ids:
         drop_marketing(conn, ids, "OPTED_OUT_MARKETING", now)
     return ids

@@ -229,8 +229,7 @@ class Processor:
         last = recording.last_fired(conn, cid, cid, day)
         decisions = []
         for rule, facts in fired:
-            prev = last.get((rule.id, cid))
-            if prev is not None and (prev == day or day - prev < rule.rule.spec.cooldown_delta):
+            if recording.within_cooldown(last.get((rule.id, cid)), day, rule.rule.spec.cooldown_delta):
                 continue
             decisions.append(Decision(Match(rule.rule, facts)))
         if not decisions:

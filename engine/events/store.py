@@ -171,7 +171,7 @@ def apply_facts(conn: Connection, ev: AnyEvent, tz: ZoneInfo) -> None:
 
 def _task_outcome(conn: Connection, ev: TaskOutcomeEvent, day: Any) -> None:
     if ev.task_id is not None:
-        task_outcomes.record_outcome(conn, ev.task_id, ev.outcome, ev.by_user, day, note=f"event {ev.id}")
+        task_outcomes.record_outcome(conn, ev.task_id, ev.outcome, ev.by_user or "event-intake", day, note=f"event {ev.id}")
         return
     kind = task_outcomes.OUTCOMES[ev.outcome][0]
     conn.execute(insert(CONTACT), [{"id": _row_id(ev.id),

@@ -82,6 +82,23 @@ def stages() -> list[Stage]:
     return [s for _, s in _STAGES]
 
 
+def offline(stage: Stage) -> bool:
+    """A stage that needs only the client's facts (no database): dry runs apply it. Declared by `needs_db = False`."""
+    return getattr(stage, "needs_db", True) is False
+
+
+def apply_offline(ctx: StageContext, per_client: list[list[Decision]]) -> tuple[list[str], list[str]]:
+    """Dry run (ctx.conn is None): apply every stage that needs no database; (applied, skipped) stage names."""
+    active = [s for s in stages() if offline(s)]
+    for s in active:
+        s.prepare(ctx)
+    for decisions in per_client:
+        for s in active:
+            if any(d.live for d in decisions):
+                s.apply(ctx, decisions)
+    return [s.name for s in active], [s.name for s in stages() if not offline(s)]
+
+
 def apply_all(ctx: StageContext, per_client: list[list[Decision]]) -> None:
     active = stages()
     for s in active:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import os
+import socket
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Connection
 
 from engine.facts.base import DATE, Facts, all_fields
@@ -38,28 +40,89 @@ def _date_fields() -> tuple[str, ...]:
 _DATE_FIELDS: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
-def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[str, str], date]:
-    """(rule_id, client_id) -> latest firing day on or before as_of, for one batch of clients."""
+BLOCKED_BY_GATE = ("suppressed", "dropped")
+"""Firing statuses of a firing a gate stopped: nothing reached the client, so no cooldown starts."""
+
+
+def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[str, str], tuple[date, date | None]]:
+    """(rule_id, client_id) -> (latest firing day on or before as_of, latest such day that starts the cooldown).
+
+    The first is for same-day dedup (one firing row per rule, client and day); the second
+    leaves out firings a gate blocked (suppressed or dropped): a client blocked yesterday and
+    eligible today is contacted today, not a cooldown later.
+    """
+    counted = func.max(case((FIRING.c.status.in_(BLOCKED_BY_GATE), None), else_=FIRING.c.as_of))
     q = (
-        select(FIRING.c.rule_id, FIRING.c.client_id, func.max(FIRING.c.as_of))
+        select(FIRING.c.rule_id, FIRING.c.client_id, func.max(FIRING.c.as_of), counted)
         .where(FIRING.c.client_id >= lo, FIRING.c.client_id <= hi, FIRING.c.as_of <= as_of)
         .group_by(FIRING.c.rule_id, FIRING.c.client_id)
     )
-    return {(r[0], r[1]): r[2] for r in conn.execute(q)}
+    return {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(q)}
+
+
+def within_cooldown(prev: tuple[date, date | None] | None, as_of: date, cooldown: timedelta) -> str | None:
+    """'duplicate' when already recorded on as_of, 'cooldown' when a counted firing is too recent, else None."""
+    if prev is None:
+        return None
+    if prev[0] == as_of:
+        return "duplicate"
+    return "cooldown" if prev[1] is not None and as_of - prev[1] < cooldown else None
+
+
+STALE_AFTER = timedelta(hours=1)
+"""A run on another host with no heartbeat for this long is taken as dead."""
+
+
+def run_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None, heartbeat: datetime | None, now: datetime) -> bool:
+    host, _, pid = (owner or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    beat = heartbeat.replace(tzinfo=timezone.utc) if heartbeat is not None and heartbeat.tzinfo is None else heartbeat
+    return beat is not None and now - beat < STALE_AFTER
+
+
+def fail_dead_runs(conn: Connection, now: datetime | None = None) -> list[Any]:
+    """Mark nightly runs whose process died (killed, crashed) as failed; returns the rows marked."""
+    now = now or clock.now()
+    dead = [r for r in conn.execute(select(RUN).where(RUN.c.status == "running", RUN.c.mode == "run"))
+            if not _alive(r.owner, r.heartbeat_at, now)]
+    for r in dead:
+        last = r.heartbeat_at or r.started_at
+        conn.execute(update(RUN).where(RUN.c.id == r.id, RUN.c.status == "running").values(
+            status="failed", error=f"the process {r.owner or '?'} stopped before finishing (last sign of life "
+                                   f"{last:%Y-%m-%d %H:%M:%S} UTC); the firings it recorded stand, the rest were not evaluated"))
+    return [conn.execute(select(RUN).where(RUN.c.id == r.id)).one() for r in dead]
 
 
 def start_run(conn: Connection, as_of: date, mode: str, version: str, now: datetime | None = None) -> int:
-    res = conn.execute(
-        RUN.insert().values(as_of=as_of, started_at=now or clock.now(), mode=mode, rules_version=version)
-    )
+    """Open a run; `now` is the run's (fixed) clock for started_at, the heartbeat is always the real clock."""
+    beat = clock.now()
+    res = conn.execute(RUN.insert().values(as_of=as_of, started_at=now or beat, mode=mode, rules_version=version,
+                                           status="running", owner=run_owner(), heartbeat_at=beat))
     key = res.inserted_primary_key
     assert key is not None
     return int(key[0])
 
 
+def heartbeat(conn: Connection, run_id: int) -> None:
+    conn.execute(update(RUN).where(RUN.c.id == run_id).values(heartbeat_at=clock.now()))
+
+
 def finish_run(conn: Connection, run_id: int, now: datetime | None = None, **counts: int) -> None:
     """Close a run; `now` is the run's (fixed) clock, else the wall clock."""
-    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=now or clock.now(), **counts))
+    beat = clock.now()
+    conn.execute(update(RUN).where(RUN.c.id == run_id).values(finished_at=now or beat, heartbeat_at=beat,
+                                                              status="finished", **counts))
 
 
 def insert_firings(conn: Connection, rows: list[dict[str, Any]], chunk: int = 5000) -> None:

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
@@ -27,7 +27,7 @@ from engine.language.rendering import RenderBudgetError
 from engine.pipeline.matching import Match, match
 from engine import clock
 from engine.models import Advisor
-from engine.pipeline.policy import Decision, StageContext, apply_all
+from engine.pipeline.policy import Decision, StageContext, apply_all, apply_offline
 
 RecordHook = Callable[[Connection, StageContext, list[dict[str, Any]]], None]
 """Called in the recording transaction with the firing rows just inserted (ids set)."""
@@ -73,6 +73,8 @@ class RunSummary:
     per_action: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("facts", "matching", "rendering", "recording", "commit"), 0.0))
     """Seconds per stage, summed over batches (and over shards: CPU seconds, not wall time)."""
+    failed_runs: list[tuple[int, date, str]] = field(default_factory=list)
+    """Earlier runs found dead at this start and marked failed: (run id, as_of, why)."""
 
 
 class _Clock:
@@ -106,6 +108,28 @@ def evaluate_facts(ruleset: RuleSet, batch: Iterable[Facts], as_of: date,
     """Match and render without a database (dry runs, rule tests, `steward evaluate`)."""
     for m in match(ruleset.enabled, batch):
         yield render_firing(ruleset, m, advisors or {}, as_of)
+
+
+@dataclass
+class DryRun:
+    """`steward evaluate`: firings through every gate that needs no database, and which gates were skipped."""
+
+    firings: list[Firing]
+    blocked: list[Decision]
+    applied: list[str]
+    skipped: list[str]
+
+
+def evaluate_gated(cfg: Config, ruleset: RuleSet, batch: list[Facts], as_of: date) -> DryRun:
+    per_client: dict[str, list[Decision]] = {}
+    for m in match(ruleset.enabled, batch):
+        per_client.setdefault(m.facts["client_id"], []).append(Decision(m))
+    groups = list(per_client.values())
+    ids = sorted(per_client) or [""]
+    applied, skipped = apply_offline(StageContext(None, cfg, as_of, ids[0], ids[-1]), groups)
+    decisions = [d for g in groups for d in g]
+    return DryRun([render_firing(ruleset, d.match, {}, as_of) for d in decisions if d.live],
+                  [d for d in decisions if not d.live], applied, skipped)
 
 
 def advisors_of(conn: Connection) -> dict[str, dict[str, str]]:
@@ -149,7 +173,7 @@ def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleS
     }
 
 
-def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str], date],
+def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str], tuple[date, date | None]],
                  as_of: date, s: RunSummary, failed: list[Decision]) -> list[list[Decision]]:
     """Matches not already recorded today nor within cooldown, grouped per client.
 
@@ -157,12 +181,12 @@ def _new_matches(batch: list[Facts], ruleset: RuleSet, last: dict[tuple[str, str
     """
     per_client: dict[str, list[Decision]] = {}
     for m in match(ruleset.enabled, batch):
-        prev = last.get((m.rule.id, m.facts["client_id"]))
-        if prev == as_of:
+        held = recording.within_cooldown(last.get((m.rule.id, m.facts["client_id"])), as_of, m.rule.spec.cooldown_delta)
+        if held == "duplicate":
             s.skipped_duplicate += 1
         elif m.error:
             failed.append(Decision(m))
-        elif prev is not None and as_of - prev < m.rule.spec.cooldown_delta:
+        elif held == "cooldown":
             s.skipped_cooldown += 1
         else:
             per_client.setdefault(m.facts["client_id"], []).append(Decision(m))
@@ -217,13 +241,21 @@ def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_i
         s.per_action[d.match.rule.spec.action.type] += 1
 
 
+class Opened(NamedTuple):
+    run_id: int
+    advisors: dict[str, dict[str, str]]
+    failed_runs: list[tuple[int, date, str]]
+    """Earlier nightly runs found dead at this start and marked failed: (run id, as_of, why)."""
+
+
 def start(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, mode: str = "run",
-          now: datetime | None = None) -> tuple[int, dict[str, dict[str, str]]]:
-    """Open a run: trading calendar, the `evaluation_run` row; returns (run id, advisors)."""
+          now: datetime | None = None) -> Opened:
+    """Open a run: trading calendar, dead earlier runs marked failed, the `evaluation_run` row."""
     with engine.begin() as conn:
         trading_calendar.ensure(conn, cfg.calendar.exchange, as_of - timedelta(days=90), as_of)
+        failed_runs = [(r.id, r.as_of, r.error) for r in recording.fail_dead_runs(conn)] if mode == "run" else []
         run_id = recording.start_run(conn, as_of, mode, ruleset.version, now)
-        return run_id, advisors_of(conn)
+        return Opened(run_id, advisors_of(conn), failed_runs)
 
 
 def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, run_id: int,
@@ -234,7 +266,7 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
     One shard of a run (engine.pipeline.shards) or the whole book. `now`, when given, is the
     run's fixed clock: the contact-window stage, the outbox and the firing rows read it instead
     of the wall clock, so every batch of the run decides against the same instant (benchmarks,
-    tests, replays of a day).
+    tests, replays of a day). Each batch also records the run's heartbeat (real clock).
     """
     s = RunSummary(as_of, run_id)
     clock = _Clock(s)
@@ -248,6 +280,7 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
                 if now is not None:
                     ctx.cache["now"] = now
                 _process_batch(conn, batch, ruleset, run_id, ctx, advisors, s, clock)
+                recording.heartbeat(conn, run_id)
             clock.lap("commit")
             s.clients += len(batch)
             if progress:
@@ -282,7 +315,8 @@ def run(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date,
 
     `now` (timezone-aware): a fixed clock for the whole run; None reads the wall clock.
     """
-    run_id, advisors = start(engine, cfg, ruleset, as_of, mode, now)
+    run_id, advisors, failed_runs = start(engine, cfg, ruleset, as_of, mode, now)
     s = evaluate_range(engine, cfg, ruleset, as_of, run_id, advisors, now, progress=progress)
+    s.failed_runs = failed_runs
     finish(engine, s, now)
     return s

@@ -101,7 +101,7 @@ def run_sharded(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, work
     if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
         raise StewardError("--workers needs a database file or server: an in-memory SQLite database "
                          "is private to one process (use --workers 1)")
-    run_id, advisors = pipeline.start(engine, cfg, ruleset, as_of, mode, now)
+    run_id, advisors, failed_runs = pipeline.start(engine, cfg, ruleset, as_of, mode, now)
     engine.dispose()  # no pooled connection crosses the fork
     ctx = multiprocessing.get_context("fork")  # children inherit the loaded rules and the registries
     out: Any = ctx.Queue()
@@ -109,7 +109,7 @@ def run_sharded(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, work
                          args=(_url(engine), cfg, ruleset, as_of, run_id, advisors, now, s, out)) for s in shards]
     for p in procs:
         p.start()
-    total = pipeline.RunSummary(as_of, run_id)
+    total = pipeline.RunSummary(as_of, run_id, failed_runs=failed_runs)
     errors = _collect(procs, out, total, progress)
     for p in procs:
         p.join()

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
+from engine.audit import log as auditlog
 from engine.config.base import Config
 from engine.dispatch.tables import TaskEscalation
 from engine.errors import StewardError
@@ -64,12 +65,18 @@ def record_outcome(conn: Connection, firing_id: int, outcome: str, by_user: str 
         raise StewardError(f"firing {firing_id} is a {row.channel} message, not a call task")
     if row.status != "open":
         raise StewardError(f"task {firing_id} is {row.status}, not open: its outcome is already recorded")
+    if not by_user:
+        raise StewardError("--by: name who made the call (or set STEWARD_USER); every outcome records the acting user")
     kind, status = OUTCOMES[outcome]
     conn.execute(CONTACT.insert(), [{"id": f"task-{firing_id}-{uuid.uuid4().hex[:8]}", "client_id": row.client_id,
                                      "contacted_on": on, "kind": kind, "outcome": outcome if not note else f"{outcome}: {note}",
                                      "by_user": by_user}])
     conn.execute(update(FIRING).where(FIRING.c.id == firing_id).values(status=status, reason=None if status == "open" else outcome.upper()))
     _record(conn, row, outcome, by_user, on, note, need, follow_up)
+    auditlog.append(conn, [auditlog.Event(
+        "task.outcome", actor=by_user, client_id=row.client_id, advisor_id=row.advisor_id, rule_id=row.rule_id,
+        rule_hash=row.rule_hash, firing_id=firing_id, channel=row.channel, status=status, reason=outcome.upper(),
+        data={"outcome": outcome, "contact_kind": kind, "on": on.isoformat(), "note": note, "by_user": by_user})])
     return OutcomeResult(firing_id, row.client_id, kind, status)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,10 +20,10 @@ from engine.language import expr
 from engine.audit.log import EVENT
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.facts.base import Facts, facts_for
+from engine.facts.base import DATE, Facts, all_fields, facts_for
 from engine.language.loading import RuleSet
 from engine.models import Client, EvaluationRun
-from engine.pipeline.recording import FIRING
+from engine.pipeline.recording import BLOCKED_BY_GATE, FIRING
 from engine.language.rules import Rule
 
 CLIENT = Client.__table__  # type: ignore[attr-defined]
@@ -70,6 +71,8 @@ class Explanation:
     verdicts: list[RuleVerdict]
     evaluated: bool
     """Whether an evaluation run exists for the day."""
+    facts_source: str = "recomputed from the data as it is now"
+    """Where the facts come from: recorded with that day's firing, or recomputed."""
 
 
 def _show(v: Any) -> str:
@@ -152,6 +155,15 @@ def _dispatch_lines(conn: Connection, firing_ids: list[int]) -> dict[int, list[s
     return out
 
 
+def _recorded(stored: Mapping[str, Any]) -> Facts:
+    """A firing's facts snapshot back to facts: ISO dates of date fields become dates again."""
+    out: dict[str, Any] = dict(stored)
+    for name, f in all_fields().items():
+        if f.type == DATE and isinstance(out.get(name), str):
+            out[name] = date.fromisoformat(out[name])
+    return out
+
+
 def explain_client(conn: Connection, cfg: Config, ruleset: RuleSet, client_id: str, as_of: date) -> Explanation:
     """Every rule's verdict for one client and day; raises StewardError for an unknown client."""
     opened = conn.execute(select(CLIENT.c.opened_on).where(CLIENT.c.id == client_id)).first()
@@ -164,9 +176,15 @@ def explain_client(conn: Connection, cfg: Config, ruleset: RuleSet, client_id: s
         raise StewardError(f"no facts for client {client_id!r} on {as_of}")
     firings = {r.rule_id: r for r in conn.execute(
         select(FIRING).where(FIRING.c.client_id == client_id, FIRING.c.as_of == as_of))}
+    source = f"recomputed from the data as it is now (no firing of {client_id} was recorded on {as_of})"
+    rec = next((f for f in sorted(firings.values(), key=lambda f: f.id) if f.facts), None)
+    if rec is not None:  # the facts in force that day, as the evaluation recorded them
+        facts = _recorded(rec.facts)
+        source = f"recorded by the evaluation of {as_of} (with firing {rec.id}), not today's data"
     last = {r[0]: r[1] for r in conn.execute(
         select(FIRING.c.rule_id, func.max(FIRING.c.as_of))
-        .where(FIRING.c.client_id == client_id, FIRING.c.as_of < as_of).group_by(FIRING.c.rule_id))}
+        .where(FIRING.c.client_id == client_id, FIRING.c.as_of < as_of, FIRING.c.status.not_in(BLOCKED_BY_GATE))
+        .group_by(FIRING.c.rule_id))}
     evaluated = conn.execute(select(func.count()).select_from(RUN).where(RUN.c.as_of == as_of)).scalar() or 0
     verdicts = [_verdict(r, facts, firings.get(r.id), last.get(r.id), as_of, evaluated > 0)
                 for r in sorted(ruleset.rules, key=lambda r: r.id)]
@@ -174,4 +192,4 @@ def explain_client(conn: Connection, cfg: Config, ruleset: RuleSet, client_id: s
     for v in verdicts:
         if v.firing is not None:
             v.dispatch = lines.get(v.firing.id, [])
-    return Explanation(client_id, as_of, facts, verdicts, evaluated > 0)
+    return Explanation(client_id, as_of, facts, verdicts, evaluated > 0, source)
