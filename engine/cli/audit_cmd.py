@@ -155,7 +155,9 @@ def verify_(
     the latest chain-head checkpoint (audit.checkpoint_file), and that firings, outbox messages
     and stored sources agree with their events.
 
-    Example:
+    Examples:
+
+      steward audit verify
 
       STEWARD_AUDIT_KEY_FILE=/etc/steward/audit.key steward audit verify
     """
