@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -141,6 +142,26 @@ def _require_pg() -> None:
         if IN_CI:
             pytest.fail(f"CI=true but PostgreSQL at STEWARD_TEST_PG_URL is unreachable: {e}")
         pytest.skip(f"PostgreSQL unreachable ({e}); PostgreSQL tests skipped")
+
+
+@contextmanager
+def pg_databases(n: int) -> Iterator[list[Engine]]:
+    """`n` fresh PostgreSQL databases cloned from the migrated template, dropped afterwards."""
+    _require_pg()
+    tpl = _PgTemplate.get()
+    names = [f"steward_t_{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    with _admin_conn() as c:
+        for name in names:
+            c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
+    engs = [make_engine(_pg_url(name)) for name in names]
+    try:
+        yield engs
+    finally:
+        for e in engs:
+            e.dispose()
+        with _admin_conn() as c:
+            for name in names:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

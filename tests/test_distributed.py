@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from sqlalchemy import Engine, text
 from engine.audit.log import LOCK_KEY
 from engine.compliance import review
 from engine.config.base import Config
-from engine.db import make_engine
 from engine.demo import book as demo
 from engine.pipeline import run as pipeline
 from scheduler import distributed, jobs
@@ -33,19 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def pg_pair() -> Iterator[tuple[Engine, Engine]]:
-    conftest._require_pg()
-    tpl = conftest._PgTemplate.get()
-    names = [f"steward_t_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with conftest._admin_conn() as c:
-        for n in names:
-            c.execute(f'CREATE DATABASE "{n}" TEMPLATE "{tpl}"')
-    engs = [make_engine(conftest._pg_url(n)) for n in names]
-    yield engs[0], engs[1]
-    for e in engs:
-        e.dispose()
-    with conftest._admin_conn() as c:
-        for n in names:
-            c.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
+    with conftest.pg_databases(2) as engs:
+        yield engs[0], engs[1]
 
 
 def _worker(url: str) -> subprocess.Popen[bytes]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -40,19 +39,9 @@ def two_dbs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[En
     else:
         from tests import conftest
 
-        conftest._require_pg()
-        tpl = conftest._PgTemplate.get()
-        names = [f"steward_t_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-        with conftest._admin_conn() as c:
-            for n in names:
-                c.execute(f'CREATE DATABASE "{n}" TEMPLATE "{tpl}"')
-        engs = [make_engine(conftest._pg_url(n)) for n in names]
-        yield engs[0], engs[1]
-        for e in engs:
-            e.dispose()
-        with conftest._admin_conn() as c:
-            for n in names:
-                c.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
+        with conftest.pg_databases(2) as pg:
+            yield pg[0], pg[1]
+        return
     for e in engs:
         e.dispose()
 
