@@ -62,10 +62,11 @@ def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str
 
 
 def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
-    """Only approved content runs (engine.compliance.review): the last approved version, from its stored bytes."""
+    """Only approved content runs (engine.compliance.review): the last approved version, from its stored bytes,
+    and only with the approved governed config.yaml keys in force."""
     from engine.compliance.review import approved_ruleset
 
-    return approved_ruleset(engine, cfg)[0]
+    return approved_ruleset(engine, cfg, for_run=True)[0]  # also refuses unapproved governed config keys
 
 
 def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = False,

@@ -113,6 +113,8 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)
     mac: str | None = Field(default=None, max_length=64)
     """HMAC-SHA256 of `hash` under the audit key (STEWARD_AUDIT_KEY), which the database never holds."""
+    key_id: str | None = Field(default=None, max_length=32)
+    """Which audit key wrote `mac` (engine.audit.keys); none: the single key of STEWARD_AUDIT_KEY(_FILE)."""
 
 
 class AuditBlob(SQLModel, table=True):

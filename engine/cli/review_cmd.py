@@ -42,7 +42,7 @@ def print_unapproved(changes: list[review.Change], version: int | None) -> None:
 
 def approved_for_run(eng: Engine, c: Config) -> RuleSet:
     """The last approved version, saying which working files are unapproved and so not sent."""
-    ruleset, changes, approved = review.approved_ruleset(eng, c)
+    ruleset, changes, approved = review.approved_ruleset(eng, c, for_run=True)
     console.print(f"Running approved version {approved.version} (content {approved.content_hash[:12]}, approved by "
                   f"{approved.approved_by} on {approved.approved_at:%Y-%m-%d}).", highlight=False)
     print_unapproved(changes, approved.version)
@@ -119,6 +119,7 @@ def status() -> None:
             approved = review.current(conn)
             open_ = review.proposals(conn, "submitted")
             tampered = review.integrity_problems(conn, c, approved) if approved else []
+            keys = review.unapproved_config(conn, c, approved)
         changes = review.unapproved(c, approved)
     if approved is None:
         console.print("No approved version yet: nothing runs.")
@@ -135,13 +136,17 @@ def status() -> None:
         _changes(changes)
     else:
         console.print("The working files equal the approved version.")
+    if keys:
+        console.print(f"[bold red]{len(keys)} governed config.yaml key(s) differ from the approved version: `steward run` "
+                      "refuses to run until they are approved (`steward review submit`) or restored:[/]")
+        _keys(keys)
     for p in open_:
         console.print(f"Open proposal {p.id} by {p.author}: {p.note} ({p.lint_errors} lint errors)", highlight=False)
 
 
 @app.command("submit")
 def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and why (the reviewer reads it)")) -> None:
-    """Submit the current rules, templates and lint lists as a proposal (author role, signed in).
+    """Submit the current rules, templates, lint lists and governed config.yaml keys as a proposal (author role, signed in).
 
     Example:
 
@@ -153,11 +158,19 @@ def submit(note: str = typer.Option(..., "--note", "-m", help="what changed and 
         res = review.submit(eng, c, identity(eng, "review submit"), note)
     console.print(f"Proposal {res.proposal_id} submitted with {len(res.changes)} changed file(s):")
     _changes(res.changes)
+    if res.config_changes:
+        console.print(f"Governed config.yaml keys changed ({len(res.config_changes)}):")
+        _keys(res.config_changes)
     _problems(res.problems)
     errors = sum(p.severity == "error" for p in res.problems)
     if errors:
         console.print(f"[red]{errors} error(s): the proposal cannot be approved until they are fixed and resubmitted.[/]")
     console.print(f"Next: a compliance reviewer runs [bold]steward review show {res.proposal_id}[/].")
+
+
+def _keys(keys: list[Any]) -> None:
+    for k in keys:
+        console.print(f"  {escape(str(k))}", highlight=False)
 
 
 @app.command("list")
@@ -226,6 +239,7 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
             files = review.proposal_files(conn, row)
             base = review.base_manifest(conn, row)
             old = review.get_blobs(conn, set(base.values()))
+            keys = review.config_changes(conn, base, files, row.config_source)
         check = review.check_proposal(c, files, tests=tests)
         problems = check.problems
         changes = review.diff_manifests(base, row.manifest)
@@ -235,6 +249,9 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
                       highlight=False)
         for ch in changes:
             console.print(escape(review.text_diff(ch.path, old.get(ch.old or ""), files.get(ch.path))), highlight=False)
+        if keys:
+            console.print(f"Governed config.yaml keys ({len(keys)} changed, approved -> proposed):")
+            _keys(keys)
         console.print(f"Lint: {sum(p.severity == 'error' for p in problems)} error(s), "
                       f"{sum(p.severity == 'warning' for p in problems)} warning(s)")
         _problems(problems)

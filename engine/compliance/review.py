@@ -38,8 +38,9 @@ from sqlalchemy import JSON, Column, Engine, LargeBinary, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.compliance import proposal_check, users
+from engine.compliance import config_review, proposal_check, users
 from engine.audit import log as auditlog
+from engine.config import governed
 from engine.config.base import Config
 from engine import clock
 from engine.errors import Problem, SourceErrors, StewardError, rel
@@ -78,6 +79,8 @@ class Proposal(SQLModel, table=True):
     manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     lint_errors: int = 0
     lint_warnings: int = 0
+    config_source: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Where the governed config.yaml keys came from: {"file": ..., "lines": {key: line}} (not hashed)."""
     decided_by: str | None = Field(default=None, max_length=64)
     decided_at: datetime | None = None
     comment: str | None = None
@@ -167,9 +170,11 @@ def _yaml(folder: Path) -> list[Path]:
 
 
 def working_files(cfg: Config) -> dict[str, bytes]:
-    """The current files under approval, keyed by snapshot path."""
-    return {f"{label}/{p.relative_to(folder).as_posix()}": p.read_bytes()
-            for _, label, folder, files in _areas(cfg) for p in files}
+    """The current files under approval, keyed by snapshot path, and the governed config.yaml keys in force."""
+    files = {f"{label}/{p.relative_to(folder).as_posix()}": p.read_bytes()
+             for _, label, folder, files in _areas(cfg) for p in files}
+    files[governed.SNAPSHOT_PATH] = governed.render(governed.values(cfg))
+    return files
 
 
 def manifest_of(files: Mapping[str, bytes]) -> Manifest:
@@ -336,8 +341,11 @@ def _verified_root(engine: Engine, cfg: Config, approved: Approved) -> Path:
         raise _refuse(engine, cfg, approved, e) from e
 
 
-def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change], Approved]:
-    """The last approved version, loaded from its stored bytes, and the unapproved working files."""
+def approved_ruleset(engine: Engine, cfg: Config, for_run: bool = False) -> tuple[RuleSet, list[Change], Approved]:
+    """The last approved version, loaded from its stored bytes, and the unapproved working files.
+
+    `for_run` (every path that evaluates or sends) also refuses when the governed config.yaml keys in
+    force are not the approved ones (config_review.ConfigNotApproved)."""
     with engine.begin() as conn:
         approved = current(conn)
         if approved is None:
@@ -346,6 +354,8 @@ def approved_ruleset(engine: Engine, cfg: Config) -> tuple[RuleSet, list[Change]
                 "`steward review submit --note ...` (signed in as an author), and a compliance reviewer approves them with "
                 "`steward review approve ID --comment ...` (docs/compliance.md)")
     root = _verified_root(engine, cfg, approved)
+    if for_run:
+        config_review.require_approved(engine, cfg, approved.version, root, approved.manifest)
     c, rules, templates = snapshot_config(cfg, root)
     try:
         ruleset = load_ruleset(c, rules, templates, snapshot=(root, approved.manifest))
@@ -365,6 +375,7 @@ def approved_event_rules(engine: Engine, cfg: Config) -> tuple[EventRuleSet, lis
                 "`steward review submit --note ...` (signed in as an author), and a compliance reviewer approves them with "
                 "`steward review approve ID --comment ...`; then `steward events replay` (docs/compliance.md)")
     root = _verified_root(engine, cfg, approved)
+    config_review.require_approved(engine, cfg, approved.version, root, approved.manifest)
     c, _, templates = snapshot_config(cfg, root)
     return load_event_rules(c, templates_dir=templates), unapproved(cfg, approved), approved
 
@@ -396,6 +407,7 @@ class Submitted:
     proposal_id: int
     changes: list[Change]
     problems: list[Problem]
+    config_changes: list[config_review.Located]
 
 
 def _open_with(conn: Connection, chash: str) -> int | None:
@@ -409,6 +421,7 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
     files = working_files(cfg)
     manifest = manifest_of(files)
     chash = content_hash(manifest)
+    where = config_review.source(cfg)
     # Python rule files are code: even the author's submit checks them in a child process.
     problems = check_proposal(cfg, files).problems if python_files(manifest) else check_files(cfg, files)[1]
     with engine.begin() as conn:
@@ -422,15 +435,32 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
         put_blobs(conn, files)
         pid = int(conn.execute(PROPOSAL.insert().values(
             author=author.name, note=note.strip(), created_at=clock.now(), status="submitted",
-            base_version=base.version if base else None, content_hash=chash, manifest=manifest,
+            base_version=base.version if base else None, content_hash=chash, manifest=manifest, config_source=where,
             lint_errors=sum(p.severity == "error" for p in problems),
             lint_warnings=sum(p.severity == "warning" for p in problems),
         )).inserted_primary_key[0])  # type: ignore[index]
         changes = diff_manifests(base.manifest if base else {}, manifest)
+        keys = config_changes(conn, base.manifest if base else {}, files, where)
         auditlog.append(conn, [auditlog.Event("proposal.submitted", actor=author.name, data={
-            "proposal": pid, "content_hash": chash, "note": note.strip(),
+            "proposal": pid, "content_hash": chash, "note": note.strip(), "config_changes": [str(k) for k in keys],
             "changes": {c.path: c.state for c in changes}, "lint_errors": sum(p.severity == "error" for p in problems)})])
-    return Submitted(pid, changes, problems)
+    return Submitted(pid, changes, problems, keys)
+
+
+def unapproved_config(conn: Connection, cfg: Config, approved: Approved | None) -> list[config_review.Located]:
+    """Governed config.yaml keys in force that differ from the approved version (a run refuses them)."""
+    return config_changes(conn, approved.manifest if approved else {},
+                          {governed.SNAPSHOT_PATH: governed.render(governed.values(cfg))}, config_review.source(cfg))
+
+
+def config_changes(conn: Connection, base: Mapping[str, str], files: Mapping[str, bytes],
+                   where: Mapping[str, Any] | None) -> list[config_review.Located]:
+    """Governed config.yaml keys a proposal changes against its base version: old -> new, by file and line."""
+    snap = files.get(governed.SNAPSHOT_PATH)
+    if snap is None:
+        return []
+    old = config_review.values_of(base, get_blobs(conn, set(base.values())))
+    return config_review.located_changes(old, governed.parse(snap), where, snap)
 
 
 def proposal(conn: Connection, pid: int) -> Any:

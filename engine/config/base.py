@@ -168,6 +168,8 @@ class Config(_Model):
     events: EventsConfig = EventsConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative paths resolve against it (not a YAML key)."""
+    source: Path | None = Field(default=None, exclude=True)
+    """The file it was read from, so governed keys can be located by line (not a YAML key)."""
 
     @field_validator("timezone")
     @classmethod
@@ -232,6 +234,8 @@ def parse_config(data: Any, path: str = "config.yaml", base_dir: Path | None = N
         data = LineDict()
     if not isinstance(data, dict):
         raise SourceErrors([Problem(path, 1, "", "config must be a mapping of keys")])
+    if inner := [k for k in ("base_dir", "source") if k in data]:
+        raise SourceErrors([Problem(path, line_of(data, (k,)), k, f"unknown key '{k}'") for k in inner])
     try:
         cfg = Config.model_validate({**data, "base_dir": base_dir or Path(".")})
     except ValidationError as e:
@@ -247,4 +251,4 @@ def load_config(path: Path | str | None = None) -> Config:
             raise SourceErrors([Problem(rel(p), None, "", "config file not found")])
         return Config(base_dir=Path.cwd())
     data = load_file(p)
-    return parse_config(data, rel(p), p.resolve().parent)
+    return parse_config(data, rel(p), p.resolve().parent).model_copy(update={"source": p})
