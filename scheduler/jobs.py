@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 
 from engine import db
 from engine.audit import checkpoint
-from engine.audit.log import audit_key
 from engine.facts import trading_calendar
 from engine.config.base import Config, load_config
 from engine.dispatch.tables import JobRun
@@ -117,7 +116,7 @@ def nightly(config_path: str | None, database_url: str | None) -> None:
     try:
         nightly_slot(engine, cfg, local_today(cfg), config_path)
         with engine.connect() as conn:  # the day's chain head, published outside the database
-            cp = checkpoint.write(conn, cfg.path(cfg.audit.checkpoint_file), audit_key(), clock.now())
+            cp = checkpoint.publish(conn, cfg, clock.now())  # the file, then the notary if configured
         log.info("audit checkpoint #%s %s", cp.seq, cp.hash)
     finally:
         engine.dispose()

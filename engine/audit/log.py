@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -41,6 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine import clock
+from engine.audit import keys
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
@@ -190,12 +190,8 @@ KEY_ENV, KEY_FILE_ENV = "STEWARD_AUDIT_KEY", "STEWARD_AUDIT_KEY_FILE"
 
 
 def audit_key() -> bytes | None:
-    """The event-authentication key: STEWARD_AUDIT_KEY, else the file named by STEWARD_AUDIT_KEY_FILE (docs/audit.md)."""
-    if v := os.environ.get(KEY_ENV):
-        return v.encode("utf-8")
-    if f := os.environ.get(KEY_FILE_ENV):
-        return Path(f).read_bytes().strip()
-    return None
+    """The current event-authentication key (engine.audit.keys: a key ring, or STEWARD_AUDIT_KEY(_FILE))."""
+    return keys.keyring().current_key
 
 
 def event_mac(key: bytes | None, h: str) -> str | None:
@@ -267,14 +263,15 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
     _check(events)
     now = clock.now()
     encoded = [_encoded(e, now) for e in events]
-    key = audit_key()
+    ring = keys.keyring()
+    key = ring.current_key
     seq, prev = _lock_and_head(conn)
     rows = []
     for head, tail, row in encoded:
         seq += 1
         body = f"{head}{seq}{tail}"
         h = chain_hash(prev, body)
-        row.update(seq=seq, body=body, prev_hash=prev, hash=h, mac=event_mac(key, h))
+        row.update(seq=seq, body=body, prev_hash=prev, hash=h, mac=event_mac(key, h), key_id=ring.current)
         prev = h
         rows.append(row)
     for i in range(0, len(rows), chunk):
@@ -365,7 +362,12 @@ def _column_mismatch(row: Any, rec: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_mac(row: Any, key: bytes | None) -> str | None:
+def _check_mac(row: Any, key: bytes | None, ring: keys.KeyRing | None = None) -> str | None:
+    if ring is not None and ring.keys and key is None:
+        key = ring.key_for(row.key_id)
+        if key is None and row.mac is not None:
+            return (f"its HMAC was written with audit key {row.key_id or keys.DEFAULT_ID!r}, which is not in the key ring: "
+                    "add that key to STEWARD_AUDIT_KEYS_FILE to check it (docs/audit.md, rotating the key)")
     if key is None:
         return None
     if row.mac is None:
@@ -401,19 +403,21 @@ def _rows(conn: Connection) -> Generator[Any, None, None]:
         result.close()  # also when verify stops early: frees PostgreSQL's server-side cursor
 
 
-def verify(conn: Connection, known_heads: Sequence[tuple[int, str]] = (), key: bytes | None = None) -> VerifyResult:
+def verify(conn: Connection, known_heads: Sequence[tuple[int, str]] = (), key: bytes | None = None,
+           ring: keys.KeyRing | None = None) -> VerifyResult:
     """Walk the chain from the first event; stop at the first broken link.
 
     `known_heads` are (seq, hash) pairs published earlier (an export manifest's head):
     each must still be in the chain, which catches rows cut off the end. With `key`, every
-    event's HMAC is checked too (INSERT rights alone cannot forge an event).
+    event's HMAC is checked too (INSERT rights alone cannot forge an event); with `ring`, each
+    event's HMAC is checked with the key its `key_id` names (rotated keys).
     """
     prev, n, last_seq = GENESIS, 0, 0
     wanted = dict(known_heads)
     rows = _rows(conn)
     try:
         for row in rows:
-            problem = _check_row(row, last_seq + 1, prev) or _check_mac(row, key)
+            problem = _check_row(row, last_seq + 1, prev) or _check_mac(row, key, ring)
             if problem is None and row.seq in wanted and wanted[row.seq] != row.hash:
                 problem = f"hash {row.hash[:12]}… differs from the published head {wanted[row.seq][:12]}…"
             if problem:

@@ -1,4 +1,4 @@
-"""`steward audit list|show|verify|export|check-export|firings|firing|retention`."""
+"""`steward audit list|show|verify|checkpoint|rotate-key|export|check-export|firings|firing|retention`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from engine import clock
-from engine.audit import checkpoint, crosscheck
+from engine.audit import checkpoint, crosscheck, keys
 from engine.audit import log as auditlog
 from engine.supervision import browse as audit
 from engine.audit.log import Event, append
@@ -20,6 +20,7 @@ from engine.cli.common import cfg, console, err_console, fail, open_db, parse_da
 from engine.errors import StewardError, did_you_mean
 
 app = typer.Typer(no_args_is_help=True)
+auditlog.register_event_name("audit.key_rotated", "a new audit key signs events from now on (key ids, never secrets)")
 
 
 def _filter(**kw: Any) -> audit.EventFilter:
@@ -169,13 +170,15 @@ def verify_(
                 raise StewardError(f"--head: expected SEQ:HASH with a 64-character hash, got {h!r}")
             heads.append((int(seq), hsh))
         c = cfg()
-        key = auditlog.audit_key()
-        cp = None if no_checkpoint else checkpoint.latest(c.path(c.audit.checkpoint_file), key)
-        if cp is not None:
-            heads.append((cp.seq, cp.hash))
+        ring = keys.keyring()
+        key = ring.current_key
+        cp = None if no_checkpoint else checkpoint.latest(c.path(c.audit.checkpoint_file), None, ring)
+        ext = None if no_checkpoint else checkpoint.latest_external(c, ring)
+        heads += [(x.seq, x.hash) for x in (cp, ext) if x is not None]
+        _same_seq(cp, ext, c.audit.checkpoint_url)
         eng = open_db(c)
         with eng.connect() as conn:
-            res = auditlog.verify(conn, heads, key)
+            res = auditlog.verify(conn, heads, ring=ring)
             problems = crosscheck.cross_check(conn) if res.ok else []
     if not res.ok:
         fail(f"audit chain broken at {res.broken}; {res.events:,} events before it are intact", code=1)
@@ -183,15 +186,34 @@ def verify_(
         for p in problems[:crosscheck.LIMIT]:
             err_console.print(f"[red]mismatch[/] {p}", highlight=False)
         fail(f"the audit log and the tables disagree in {len(problems):,} place(s) (first {crosscheck.LIMIT} above)", code=1)
+    if ext is None and c.audit.checkpoint_url and not no_checkpoint:
+        err_console.print(f"[yellow]warning:[/] the notary {c.audit.checkpoint_url} holds no checkpoint yet "
+                          "(`steward audit checkpoint`)", highlight=False)
     if key is None:
-        err_console.print("[yellow]warning:[/] no audit key (STEWARD_AUDIT_KEY or STEWARD_AUDIT_KEY_FILE): event HMACs "
+        err_console.print("[yellow]warning:[/] no audit key (STEWARD_AUDIT_KEYS_FILE, STEWARD_AUDIT_KEY or _FILE): event HMACs "
                           "were not checked, so an event inserted by hand would pass (docs/audit.md)", highlight=False)
     if cp is None and not no_checkpoint:
         err_console.print(f"[yellow]warning:[/] no checkpoint in {c.audit.checkpoint_file} yet "
                           "(`steward audit checkpoint`; the scheduler writes one daily)", highlight=False)
     console.print(f"audit chain OK: {res.events:,} events, {res.blobs_checked:,} sources; firings, outbox and "
                   f"sources agree with their events; head #{res.head_seq} {res.head_hash}"
-                  + (f"; checkpoint #{cp.seq} of {cp.at} found" if cp else ""), highlight=False)
+                  + (f"; checkpoint #{cp.seq} of {cp.at} found" if cp else "")
+                  + (f"; notary checkpoint #{ext.seq} of {ext.at} found" if ext else ""), highlight=False)
+
+
+def _same_seq(cp: checkpoint.Checkpoint | None, ext: checkpoint.Checkpoint | None, url: str | None) -> None:
+    """The file and the notary must agree: a file cut short, or a head that differs, is tampering."""
+    if cp is None or ext is None:
+        if ext is not None and cp is None:
+            raise StewardError(f"the notary {url} holds checkpoint #{ext.seq} but the checkpoint file has none: "
+                               "the file was removed or replaced")
+        return
+    if ext.seq > cp.seq:
+        raise StewardError(f"the notary {url} holds checkpoint #{ext.seq} of {ext.at}, newer than the file's last "
+                           f"#{cp.seq}: the checkpoint file was cut short or replaced")
+    if ext.seq == cp.seq and ext.hash != cp.hash:
+        raise StewardError(f"checkpoint #{cp.seq} differs between the file ({cp.hash[:12]}…) and the notary "
+                           f"{url} ({ext.hash[:12]}…): one of them was rewritten")
 
 
 @app.command("checkpoint")
@@ -204,8 +226,41 @@ def checkpoint_() -> None:
         c = cfg()
         eng = open_db(c)
         with eng.connect() as conn:
-            cp = checkpoint.write(conn, c.path(c.audit.checkpoint_file), auditlog.audit_key(), clock.now())
-    console.print(f"checkpoint #{cp.seq} {cp.hash} appended to {c.audit.checkpoint_file}", highlight=False)
+            cp = checkpoint.publish(conn, c, clock.now())
+    console.print(f"checkpoint #{cp.seq} {cp.hash} appended to {c.audit.checkpoint_file}"
+                  + (f" and posted to {c.audit.checkpoint_url}" if c.audit.checkpoint_url else ""), highlight=False)
+
+
+@app.command("rotate-key")
+def rotate_key() -> None:
+    """Start signing audit events with a new key; old events keep verifying with the old ones.
+
+    Appends a new key (a fresh 256-bit secret with the next id) to the key ring file named by
+    STEWARD_AUDIT_KEYS_FILE, creating it from STEWARD_AUDIT_KEY(_FILE) when it does not exist
+    yet, and records an `audit.key_rotated` event signed with the new key. Give the new file to
+    every process that writes or verifies events (docs/audit.md, rotating the key).
+
+    Example:
+
+      STEWARD_AUDIT_KEYS_FILE=/etc/steward/audit.keys steward audit rotate-key
+    """
+    import os
+
+    with user_errors():
+        path = os.environ.get(keys.KEYS_FILE_ENV)
+        if not path:
+            raise StewardError(f"set {keys.KEYS_FILE_ENV} to the key ring file (e.g. /etc/steward/audit.keys, mode 0600): "
+                               "rotate-key appends the new key there (docs/audit.md, rotating the key)")
+        c = cfg()
+        eng = open_db(c)
+        with eng.begin() as conn:
+            actor = signed_in(conn, "audit rotate-key").name
+        old, new = keys.rotate(Path(path))
+        with eng.begin() as conn:
+            append(conn, [Event("audit.key_rotated", actor=actor, data={
+                "old_key_id": old, "new_key_id": new, "key_file": str(Path(path).resolve())})])
+    console.print(f"audit key {new} is now current (was {old or 'none'}); new events and checkpoints are signed with it. "
+                  f"Keep every earlier line of {path}: verify needs them for older events.", highlight=False)
 
 
 @app.command("export")

@@ -38,6 +38,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "dnc.manage": frozenset({"advisor", "operator", "compliance"}),
     "calendar.manage": frozenset({"operator"}),
     "audit.retention": frozenset({"compliance"}),
+    "audit.keys": frozenset({"operator", "admin"}),
 }
 """Action -> the roles that may do it."""
 
@@ -77,6 +78,7 @@ COMMANDS: dict[str, str] = {
     "scheduler": SERVICE, "outcome": "calls.outcome", "webhook": SERVICE,
     "rules check": PUBLIC, "rules test": PUBLIC, "rules list": PUBLIC, "rules backtest": PUBLIC,
     "audit list": PUBLIC, "audit show": PUBLIC, "audit verify": PUBLIC, "audit export": PUBLIC, "audit checkpoint": SERVICE,
+    "audit rotate-key": "audit.keys",
     "audit check-export": PUBLIC, "audit firings": PUBLIC, "audit firing": PUBLIC,
     "audit retention": "audit.retention",
     "events post": SERVICE, "events serve": SERVICE, "events replay": SERVICE, "events list": PUBLIC,

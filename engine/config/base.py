@@ -148,6 +148,12 @@ class AuditConfig(_Model):
     retention: RetentionConfig = RetentionConfig()
     checkpoint_file: str = "var/audit-checkpoints.jsonl"
     """File outside the database where the daily chain-head checkpoint is appended; `audit verify` checks the latest."""
+    checkpoint_url: str | None = None
+    """External append-only store (HTTP notary) each checkpoint is also posted to; `audit verify` checks its latest."""
+    checkpoint_token_env: str | None = None
+    """Environment variable holding a bearer token for the notary."""
+    checkpoint_timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of each request to the notary."""
 
 
 class Config(_Model):
