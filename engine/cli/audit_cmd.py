@@ -240,7 +240,9 @@ def rotate_key() -> None:
     yet, and records an `audit.key_rotated` event signed with the new key. Give the new file to
     every process that writes or verifies events (docs/audit.md, rotating the key).
 
-    Example:
+    Examples:
+
+      steward audit rotate-key
 
       STEWARD_AUDIT_KEYS_FILE=/etc/steward/audit.keys steward audit rotate-key
     """
