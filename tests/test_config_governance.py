@@ -68,6 +68,19 @@ def test_every_governed_key_is_documented() -> None:
     assert all(f"`{p}`" in ops for p in governed.OPERATIONAL)
 
 
+def test_a_proposals_governed_values_apply_to_its_checks_and_nothing_else() -> None:
+    shipped = load_config(ROOT / "config.yaml")
+    vals = governed.values(shipped)
+    assert governed.values(governed.apply(shipped, vals)) == vals
+    proposed = {k: v for k, v in vals.items() if not k.startswith("servicing.playbooks.settled.")}
+    proposed["compliance.senior_age"] = 70
+    c = review.proposal_config(shipped, {governed.SNAPSHOT_PATH: governed.render(proposed)})
+    assert c.compliance.senior_age == 70 and "settled" not in c.servicing.playbooks
+    assert governed.values(c) == proposed
+    assert (c.database, c.base_dir, c.source, c.evaluation.batch_size) == (
+        shipped.database, shipped.base_dir, shipped.source, shipped.evaluation.batch_size)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Config:
     copy_shipped(tmp_path)

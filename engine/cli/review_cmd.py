@@ -240,7 +240,7 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
             base = review.base_manifest(conn, row)
             old = review.get_blobs(conn, set(base.values()))
             keys = review.config_changes(conn, base, files, row.config_source)
-        check = review.check_proposal(c, files, tests=tests)
+        check = review.check_proposal(review.proposal_config(c, files), files, tests=tests)
         problems = check.problems
         changes = review.diff_manifests(base, row.manifest)
         console.print(f"Proposal {row.id} by {row.author} ({row.created_at:%Y-%m-%d %H:%M}), {row.status}"

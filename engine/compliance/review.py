@@ -313,6 +313,12 @@ def check_proposal(cfg: Config, files: Mapping[str, bytes], tests: bool = False)
     return proposal_check.check_in_child(cfg, files, tests, write_snapshot)
 
 
+def proposal_config(cfg: Config, files: Mapping[str, bytes]) -> Config:
+    """The config a proposal's rules and tests are checked with: its own governed keys, this process's others."""
+    snap = files.get(governed.SNAPSHOT_PATH)
+    return governed.apply(cfg, governed.parse(snap)) if snap is not None else cfg
+
+
 def python_files(manifest: Mapping[str, str]) -> list[str]:
     """Snapshot paths of Python rule files: code that only ever runs in a check child or once approved."""
     return sorted(p for p in manifest if p.endswith(".py"))
@@ -508,7 +514,8 @@ def approve(engine: Engine, cfg: Config, actor: str | None, pid: int, comment: s
         if (base.version if base else None) != row.base_version:
             raise StewardError(f"proposal {pid} was made against version {row.base_version}, but version "
                                f"{base.version if base else None} has been approved since: the author resubmits")
-        check = check_proposal(cfg, proposal_files(conn, row), tests=True)
+        files = proposal_files(conn, row)
+        check = check_proposal(proposal_config(cfg, files), files, tests=True)
         if check.errors:
             raise StewardError(f"proposal {pid} has {len(check.errors)} error(s) and cannot be approved:\n"
                                + "\n".join(f"  {p}" for p in check.errors))

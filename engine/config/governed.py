@@ -163,3 +163,27 @@ class KeyChange:
 def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[KeyChange]:
     return [KeyChange(k, old.get(k), new.get(k), k not in old, k not in new)
             for k in sorted(set(old) | set(new)) if old.get(k, ...) != new.get(k, ...)]
+
+
+def apply(cfg: Any, vals: Mapping[str, Any]) -> Any:
+    """`cfg` with its governed keys set to `vals` (a proposal's), operational keys untouched."""
+    data = cfg.model_dump(mode="json")
+    for key in set(values(cfg)) - set(vals):
+        *parents, last = key.split(".")
+        node = data
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(last, None)
+        for i in range(len(parents), 0, -1):  # a mapping emptied by the removal goes too (a key set to {} comes back below)
+            holder = data
+            for p in parents[: i - 1]:
+                holder = holder.get(p, {})
+            if holder.get(parents[i - 1]) == {}:
+                holder.pop(parents[i - 1])
+    for key, v in vals.items():
+        *parents, last = key.split(".")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = v
+    return type(cfg).model_validate({**data, "base_dir": cfg.base_dir}).model_copy(update={"source": cfg.source})
