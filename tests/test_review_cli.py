@@ -62,7 +62,7 @@ def test_submit_review_approve_run(tmp_path: Path) -> None:
     ann = login(g, tmp_path, "ANN", one_time(ok(*g, "users", "add", "Ann", "--role", "author", "--role", "compliance",
                                                env=root)))
     bo = login(g, tmp_path, "bo", one_time(ok(*g, "users", "add", "bo", "--role", "compliance", env=root)))
-    assert "Proposal 1 submitted with 18 changed file(s)" in ok(*g, "review", "submit", "--note", "first pack", env=ann)
+    assert "Proposal 1 submitted with 19 changed file(s)" in ok(*g, "review", "submit", "--note", "first pack", env=ann)
     assert "the author can never approve" in refused(*g, "review", "approve", "1", "-m", "ok", env=ann)
     assert "may not run `steward review approve`" in refused(*g, "review", "approve", "1", "-m", "ok", env=root)
     shown = ok(*g, "review", "show", "1", "--from", "2026-11-19", "--to", "2026-11-20", env=bo)
