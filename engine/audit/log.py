@@ -65,6 +65,7 @@ EVENT_NAMES: dict[str, str] = {
     "retention.applied": "retention ran: restrictions recorded, disposals due reported",
     "hold.placed": "a legal hold was placed on a client's records",
     "hold.released": "a legal hold was released",
+    "audit.key_rotated": "a new audit key signs events from now on (key ids, never secrets)",
 }
 """Stable event names. Extensions add theirs with `register_event_name`."""
 

@@ -20,7 +20,6 @@ from engine.cli.common import cfg, console, err_console, fail, open_db, parse_da
 from engine.errors import StewardError, did_you_mean
 
 app = typer.Typer(no_args_is_help=True)
-auditlog.register_event_name("audit.key_rotated", "a new audit key signs events from now on (key ids, never secrets)")
 
 
 def _filter(**kw: Any) -> audit.EventFilter:
