@@ -28,6 +28,11 @@ EVERYTHING = SupervisionConfig(marketing_rate=1.0, service_rate=1.0, task_rate=1
 
 
 def build(root: Path) -> tuple[Engine, Config]:
+    with clock.using(clock.FixedClock(DAY)):  # module fixtures run outside the per-test clock
+        return _build(root)
+
+
+def _build(root: Path) -> tuple[Engine, Config]:
     copy_shipped(root)
     cfg = pack_config(shipped_config().model_copy(update={"rules_dirs": ("rules",)}), root)
     eng = make_engine(f"sqlite:///{root / 's.db'}")
@@ -37,10 +42,9 @@ def build(root: Path) -> tuple[Engine, Config]:
         make_user(eng, name, roles)
     review.submit(eng, cfg, "li.na", "first pack")
     review.approve(eng, cfg, "wang.fang", 1, "baseline")
-    with clock.using(clock.FixedClock(DAY)):  # the contact window judged at the book's day, not today
-        run(eng, cfg, load_ruleset(cfg), book.AS_OF)
-        with eng.begin() as c:  # as if the dispatcher had sent them: only sent messages are sampled
-            c.execute(update(FIRING).where(FIRING.c.action_type == "message").values(status="sent"))
-            c.execute(update(book.Client.__table__).values(phone="13800000001"))  # type: ignore[attr-defined]
-            sampling.sample(c, book.AS_OF, EVERYTHING)
+    run(eng, cfg, load_ruleset(cfg), book.AS_OF)  # the contact window judged at the book's day
+    with eng.begin() as c:  # as if the dispatcher had sent them: only sent messages are sampled
+        c.execute(update(FIRING).where(FIRING.c.action_type == "message").values(status="sent"))
+        c.execute(update(book.Client.__table__).values(phone="13800000001"))  # type: ignore[attr-defined]
+        sampling.sample(c, book.AS_OF, EVERYTHING)
     return eng, cfg
