@@ -170,3 +170,14 @@ def test_the_chain_page_shows_the_verify_result_and_the_last_checkpoint(sqlite_e
         conn.execute(update(auditlog.EVENT).where(auditlog.EVENT.c.seq == 1).values(actor="mallory"))
     page = c.get("/audit/chain").text
     assert 'class="banner" id="chain-status"' in page and "event #1" in page
+
+
+def test_docs_print_the_personal_data_matrix() -> None:
+    """docs/console.md's table says exactly what access.PERSONAL_DATA holds."""
+    text = (Path(__file__).parent.parent / "docs" / "console.md").read_text(encoding="utf-8")
+    labels = {"client_name": "client name", "client_id": "client id", "birth_date": "birth date", "contact": "phone, e-mail"}
+    for kind, label in labels.items():
+        row = re.search(rf"^\| {re.escape(label)} \| ([^|]+) \|", text, re.M)
+        assert row, f"docs/console.md: no row for {label}"
+        shown = {w for w in re.findall(r"[a-z]+", row.group(1)) if w in access.ROLES}
+        assert shown == set(access.PERSONAL_DATA[kind]), (kind, shown)
