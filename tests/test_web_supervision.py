@@ -181,3 +181,18 @@ def test_docs_print_the_personal_data_matrix() -> None:
         assert row, f"docs/console.md: no row for {label}"
         shown = {w for w in re.findall(r"[a-z]+", row.group(1)) if w in access.ROLES}
         assert shown == set(access.PERSONAL_DATA[kind]), (kind, shown)
+
+
+def test_the_client_page_follows_a_new_approved_version(shared: tuple[Engine, Config]) -> None:
+    """The approved rule set is loaded once per version: a new approval is used at the next page."""
+    from engine.compliance import review
+
+    eng, cfg = shared
+    c = _signed_in(shared, "zhao.lei")
+    assert "approved version 1" in c.get("/clients/C002?day=2026-11-20").text  # type: ignore[attr-defined]
+    assert "approved version 1" in c.get("/clients/C002?day=2026-11-20").text  # type: ignore[attr-defined]  # cached
+    tpl = cfg.path("templates/dormant_activation/zh-CN.j2")
+    tpl.write_text(tpl.read_text(encoding="utf-8").replace("市场有风险", "市场总有风险"), encoding="utf-8")
+    pid = review.submit(eng, cfg, "li.na", "softer wording").proposal_id
+    review.approve(eng, cfg, "wang.fang", pid, "ok")
+    assert "approved version 2" in c.get("/clients/C002?day=2026-11-20").text  # type: ignore[attr-defined]

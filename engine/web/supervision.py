@@ -54,6 +54,21 @@ def _row_cells(r: Any, m: Masker) -> list[Any]:
     return [shown.get(f, getattr(r, f)) for f in CSV_FIELDS]
 
 
+def _approved_rules(request: Request) -> tuple[Any, int]:
+    """The approved rule set, loaded (and its snapshot verified) once per approved version, not per page."""
+    from engine.compliance import review
+
+    c = console(request)
+    with c.engine.connect() as conn:
+        now = review.current(conn)
+    cached = getattr(request.app.state, "approved_rules", None)
+    if now is not None and cached is not None and cached[0] == (now.version, now.content_hash):
+        return cached[1], now.version
+    ruleset, _, approved = review.approved_ruleset(c.engine, c.cfg)
+    request.app.state.approved_rules = ((approved.version, approved.content_hash), ruleset)
+    return ruleset, approved.version
+
+
 def _params(request: Request) -> dict[str, str]:
     return {k: v for k in FILTERS if (v := request.query_params.get(k, "").strip())}
 
@@ -136,11 +151,10 @@ def routes(app: FastAPI) -> None:
     @app.get("/clients/{cid}", response_class=HTMLResponse)
     def client(request: Request, cid: str) -> Response:
         """`steward why` in the browser: every rule for one client and day, with the failing condition."""
-        from engine.compliance import review
         from engine.supervision import explain
 
         c = console(request)
-        ruleset, _, approved = review.approved_ruleset(c.engine, c.cfg)
+        ruleset, version = _approved_rules(request)
         with c.engine.begin() as conn:
             day = _day(request.query_params.get("day")) or conn.execute(select(func.max(FIRING.c.as_of))).scalar()
             if day is None:
@@ -149,7 +163,7 @@ def routes(app: FastAPI) -> None:
             auditlog.append(conn, [auditlog.Event("client.viewed", actor=user_of(request).name, client_id=cid, as_of=day,
                                                   data={"command": "console why", "facts": sorted(ex.facts)},
                                                   at=c.clock())])
-        return render(request, "client.html", ex=ex, version=approved.version, m=masker(user_of(request).roles))
+        return render(request, "client.html", ex=ex, version=version, m=masker(user_of(request).roles))
 
     @app.get("/firings/{fid}", response_class=HTMLResponse)
     def firing(request: Request, fid: int) -> Response:
