@@ -6,8 +6,8 @@ text; `en` leaves msgstr empty and shows the msgid). They are read once per proc
 the words they translate by value (`_(p.status)`, `_(o)`) are marked here with `N_` so extraction
 finds them. To add or change words (docs/console.md):
 
-    .venv/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o engine/web/locale/messages.pot .
-    .venv/bin/pybabel update -i engine/web/locale/messages.pot -d engine/web/locale --no-location --ignore-obsolete
+    .venv/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -w 120 -o engine/web/locale/messages.pot .
+    .venv/bin/pybabel update -i engine/web/locale/messages.pot -d engine/web/locale -w 120 --ignore-obsolete
 
 then fill the new msgstr in zh_CN; tests/test_web_i18n.py fails while a msgid has no translation.
 """
