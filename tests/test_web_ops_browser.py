@@ -142,7 +142,7 @@ def test_supervisor_decides_a_sample_item_reads_charts_and_exports_xlsx(server: 
     page.click("nav >> text=Charts")  # type: ignore[attr-defined]
     for chart in ("by-day", "sends", "suppressions", "callbacks", "kpi-assets", "kpi-churn"):
         page.wait_for_selector(f"#{chart} canvas")  # type: ignore[attr-defined]  # ECharts drew each one
-    _shot(page, "charts", full=True)
+    _shot(page, "charts-all", full=True)
     page.click("nav >> text=Firings")  # type: ignore[attr-defined]
     with page.expect_download() as dl:  # type: ignore[attr-defined]
         page.click("#xlsx")  # type: ignore[attr-defined]
