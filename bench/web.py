@@ -157,12 +157,16 @@ def measure(eng: Engine, cfg: Config, n: int, seed: int) -> list[tuple[str, list
         resp = c.get(url)
         assert resp.status_code == 200, (url, resp.status_code, resp.text[:300])
 
-    def bare(q: Any, count: bool = False) -> Callable[[], None]:
+    def bare(q: Any, before: int | None) -> Callable[[], None]:
+        """The page's own statements: the filter's total, then 51 rows newest first (below `before`)."""
+        page_q = q.order_by(FIRING.c.id.desc()).limit(supervision.PAGE + 1)
+        if before:
+            page_q = page_q.where(FIRING.c.id < before)
+
         def go() -> None:
             with eng.connect() as conn:
-                if count:
-                    conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-                list(conn.execute(q.order_by(FIRING.c.id.desc()).limit(supervision.PAGE + 1)))
+                conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+                list(conn.execute(page_q))
         return go
 
     results = []
@@ -171,10 +175,8 @@ def measure(eng: Engine, cfg: Config, n: int, seed: int) -> list[tuple[str, list
              "firings list (client filter)": ({"client": cids[0]}, None), "firings list (deep page)": ({}, hi // 2)}
     for label, (params, before) in lists.items():
         q = supervision._query(params)
-        if before:
-            q = q.where(FIRING.c.id < before)
         url = "/firings?" + "&".join(f"{k}={v}" for k, v in params.items()) + (f"&before={before}" if before else "")
-        results.append((label, timed(lambda: page(url), n), timed(bare(q, count=True), n)))
+        results.append((label, timed(lambda: page(url), n), timed(bare(q, before), n)))
     ids = [rng.randint(1, hi) for _ in range(n)]
     it, bit = iter(ids), iter(ids)
 
