@@ -157,7 +157,6 @@ class Firing(SQLModel, table=True):
         Index("ix_firing_rule_id", "rule_id", "id"),
         Index("ix_firing_status_id", "status", "id"),
         Index("ix_firing_advisor_id", "advisor_id", "id"),
-        Index("ix_firing_client_day", "client_id", "as_of", "rule_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

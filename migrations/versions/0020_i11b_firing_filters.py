@@ -4,9 +4,7 @@ The console's firings list filters by rule, status or advisor and pages newest f
 (WHERE rule_id = ? AND id < ? ORDER BY id DESC LIMIT 51), and shows the total. Without an
 index led by the filter column, both the total and a page for a rare value scan the whole
 table (a million rows of facts snapshots); with (column, id) they read only the matching
-index entries. The client page ("why") asks for one client's firings before a day by rule and
-status; (client_id, as_of, rule_id, status) answers that from the index alone instead of reading
-each of the client's rows (bench/web.py, bench/results/issue-11-web.md).
+index entries. (bench/web.py, bench/results/issue-11-web.md)
 
 Revision ID: 0020_i11b
 """
@@ -19,8 +17,7 @@ branch_labels = None
 depends_on = None
 
 INDEXES = {"ix_firing_rule_id": ["rule_id", "id"], "ix_firing_status_id": ["status", "id"],
-           "ix_firing_advisor_id": ["advisor_id", "id"],
-           "ix_firing_client_day": ["client_id", "as_of", "rule_id", "status"]}
+           "ix_firing_advisor_id": ["advisor_id", "id"]}
 
 
 def upgrade() -> None:
