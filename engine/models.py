@@ -153,6 +153,10 @@ class Firing(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("rule_id", "client_id", "as_of", name="uq_firing_rule_client_day"),
         Index("ix_firing_client_rule", "client_id", "rule_id"),
+        # the console's firings list: a filter, newest first (migration 0020_i11b)
+        Index("ix_firing_rule_id", "rule_id", "id"),
+        Index("ix_firing_status_id", "status", "id"),
+        Index("ix_firing_advisor_id", "advisor_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

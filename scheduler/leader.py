@@ -112,3 +112,24 @@ def wait_for_leadership(lock: Lock, poll: float, stop: threading.Event) -> bool:
             told = True
         stop.wait(poll)
     return False
+
+
+def holder(engine: Engine, key: int, lock_file: Path) -> str | None:
+    """Who leads now, for a status page: the PostgreSQL backend holding the advisory lock, or the
+    process holding the SQLite lock file's flock (from /proc/locks); None when no scheduler leads."""
+    if engine.dialect.name == "postgresql":
+        q = text("SELECT a.pid, a.client_addr, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                 "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1")
+        with engine.connect() as conn:
+            row = conn.execute(q, {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF}).first()
+        return None if row is None else f"PostgreSQL backend pid {row.pid} from {row.client_addr or 'local socket'}"
+    try:
+        inode = os.stat(lock_file).st_ino
+        locks = Path("/proc/locks").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in locks.splitlines():  # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"
+        parts = line.split()
+        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            return f"pid {parts[4]} on this machine (lock file {lock_file})"
+    return None

@@ -93,7 +93,7 @@ WRITE_PATHS: dict[str, str] = {
     "engine/servicing/task_outcomes.py:_record": "task.outcome (written by its caller, record_outcome, same transaction)",
     "engine/facts/importer.py:_upsert": "exempt: the nightly client-data import",
     "engine/facts/products.py:upsert": "exempt: product master data import",
-    "engine/facts/trading_calendar.py:set_day": "calendar.set (written by its caller, engine/cli/scheduler_cmd.py:set_)",
+    "engine/facts/trading_calendar.py:set_day": "calendar.set or calendar.unset (written by its callers, engine/cli/scheduler_cmd.py:set_, engine/web/scheduling.py)",
     "engine/facts/trading_calendar.py:sync": "exempt: the exchange's own calendar; admin overrides are kept",
     "engine/pipeline/recording.py:finish_run": "exempt: run bookkeeping; every firing of the run is rule.fired",
     "engine/pipeline/recording.py:heartbeat": "exempt: run bookkeeping (a sign of life)",

@@ -113,3 +113,33 @@ def roles_for(action: str) -> frozenset[str] | None:
 def allowed(action: str, roles: frozenset[str]) -> bool:
     need = roles_for(action)
     return need is None or bool(need & roles)
+
+
+# ------------------------------------------------------------------ supervision and operations pages
+
+ACTIONS.update({
+    "supervision.read": frozenset({"supervisor", "compliance", "auditor"}),
+    "audit.read": frozenset({"supervisor", "compliance", "auditor"}),
+    "scheduler.read": frozenset({"operator", "admin", "auditor"}),
+})
+ROUTES.update({
+    ("GET", "/firings.xlsx"): "firings.read",
+    ("GET", "/supervision"): "supervision.read",
+    ("POST", "/supervision/decide"): "supervision.decide",
+    ("GET", "/audit/chain"): "audit.read",
+    ("GET", "/scheduler"): "scheduler.read",
+    ("GET", "/calendar"): "scheduler.read",
+    ("POST", "/calendar"): "calendar.manage",
+    ("POST", "/calendar/remove"): "calendar.manage",
+})
+
+PERSONAL_DATA: dict[str, frozenset[str]] = {
+    "client_name": frozenset({"advisor", "supervisor", "compliance"}),
+    "client_id": frozenset({"advisor", "supervisor", "compliance", "auditor"}),
+    "birth_date": frozenset({"supervisor", "compliance"}),
+    "contact": frozenset(),
+}
+"""Personal data the console shows in full, by kind -> the roles that see it so. Everyone else sees
+it partly masked (engine.web.masking): names keep their first character (张**), client ids their
+first two and last two (C0****17), birth dates their year; phones and e-mail addresses are masked
+for every role (138****0003). Held as data beside the route matrix; docs/console.md prints it."""

@@ -95,3 +95,12 @@ def record_set(conn: Connection, actor: str, exchange: str, first: date, last: d
     auditlog.append(conn, [auditlog.Event("calendar.set", actor=actor, data={
         "exchange": exchange, "first": first.isoformat(), "last": last.isoformat(), "open": is_open,
         "weekends_closed": weekdays, "days": days or {}})])
+
+
+auditlog.register_event_name("calendar.unset", "an operator removed a hand override; the exchange's own day is back")
+
+
+def record_unset(conn: Connection, actor: str, exchange: str, day: date, was_open: bool, now_open: bool) -> None:
+    """Audit the removal of a hand override (calendar.unset): what the day was, and what it is again."""
+    auditlog.append(conn, [auditlog.Event("calendar.unset", actor=actor, data={
+        "exchange": exchange, "day": day.isoformat(), "was_open": was_open, "open": now_open})])

@@ -1,37 +1,66 @@
-"""The console's words in zh-CN and en (a message table; the key is the English text)."""
+"""The console's words in zh-CN and en: gettext message catalogues kept with Babel.
+
+The catalogues are `engine/web/locale/<locale>/LC_MESSAGES/messages.po` (the msgid is the English
+text; `en` leaves msgstr empty and shows the msgid). They are read once per process with
+`babel.messages.pofile.read_po`, so there is no compile step to forget. Templates call `_("...")`;
+the words they translate by value (`_(p.status)`, `_(o)`) are marked here with `N_` so extraction
+finds them. To add or change words (docs/console.md):
+
+    .venv/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -w 120 -o engine/web/locale/messages.pot .
+    .venv/bin/pybabel update -i engine/web/locale/messages.pot -d engine/web/locale -w 120 --ignore-obsolete
+
+then fill the new msgstr in zh_CN; tests/test_web_i18n.py fails while a msgid has no translation.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
+from babel.messages.pofile import PoFileError, read_po
+
+from engine.errors import StewardError
+
 LOCALES = ("en", "zh-CN")
-ZH: dict[str, str] = {
-    "Sign in": "登录", "Sign out": "退出", "User name": "用户名", "Password": "密码",
-    "Steward console": "Steward 控制台", "Review queue": "审核队列", "Firings": "触发记录",
-    "Call tasks": "回访任务", "Outbox": "发件箱", "Users and roles": "用户与角色",
-    "Change password": "修改密码", "Current password": "当前密码", "New password": "新密码",
-    "Proposal": "变更提案", "Author": "作者", "Submitted": "提交时间", "Status": "状态", "Note": "说明",
-    "Lint findings": "检查结果", "No findings": "无问题", "Approve": "批准", "Reject": "驳回",
-    "Comment": "意见", "Approved version": "已批准版本", "approved": "已批准", "rejected": "已驳回",
-    "submitted": "待审核", "Rule": "规则", "Client": "客户", "Day": "日期", "Channel": "渠道",
-    "Reason": "原因", "Filter": "筛选", "Next page": "下一页", "Export CSV": "导出 CSV",
-    "Facts as recorded": "记录时的事实", "Policy trail": "策略轨迹", "Words": "消息内容",
-    "Dispatch steps": "发送步骤", "Rule version source": "规则版本源码", "Phone": "电话",
-    "Outcome": "结果", "reached": "已接通", "no_answer": "未接听", "declined": "拒绝",
-    "callback_later": "稍后回电", "wrong_number": "号码错误", "Retry": "重试", "Dead letters": "死信",
-    "Roles": "角色", "Add user": "添加用户", "Save roles": "保存角色", "New one-time password": "重置一次性密码",
-    "One-time password": "一次性密码", "Your password is a one-time password: choose your own.": "您的密码是一次性密码：请设置新密码。",
-    "Sign-in refused: wrong user name or password, or the account is locked.": "登录被拒绝：用户名或密码错误，或账户已锁定。",
-    "You may not open this page.": "您无权访问此页面。", "Nothing to review.": "没有待审核的提案。",
-    "No open tasks.": "没有未完成的任务。", "Times are shown in": "时间时区", "Due": "截止",
-    "Signed in as": "当前用户", "Decided by": "决定人", "Total": "合计", "Recorded": "已记录",
-    "channel not configured: messages go to dead letters": "渠道未配置：消息将进入死信",
-    "The author can never approve or reject their own proposal.": "作者不能批准或驳回自己的提案。",
-    "Charts": "图表", "Firings per day by status": "每日触发（按状态）",
-    "Firings by reason code": "触发原因代码", "Language": "语言", "Active": "启用", "yes": "是", "no": "否", "State": "状态", "Attempts": "尝试次数",
-}
+CATALOGUES = Path(__file__).parent / "locale"
+BABEL_LOCALE = {"en": "en", "zh-CN": "zh_CN"}
+"""Console language (URL, cookie, Accept-Language) -> Babel locale (the catalogue's folder)."""
 
 
+def N_(s: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+    return s
+
+
+TRANSLATED_BY_VALUE = (
+    # proposal states (reviews.html, proposal.html)
+    N_("submitted"), N_("approved"), N_("rejected"), N_("refused"),
+    # call outcomes (calls.html; engine.servicing.task_outcomes.OUTCOMES)
+    N_("reached"), N_("positive"), N_("declined"), N_("wrong_number"), N_("no_answer"), N_("callback_later"),
+    # supervision decisions (supervision.html; engine.supervision.sampling.DECISIONS)
+    N_("ok"), N_("follow_up"), N_("escalate"),
+    # the sign-in page's refusal (app.py)
+    N_("Sign-in refused: wrong user name or password, or the account is locked."),
+)
+
+
+def catalogue_path(locale: str) -> Path:
+    return CATALOGUES / BABEL_LOCALE[locale] / "LC_MESSAGES" / "messages.po"
+
+
+@lru_cache(maxsize=len(LOCALES))
 def translator(locale: str) -> dict[str, str]:
-    return ZH if locale == "zh-CN" else {}
+    """msgid -> translation for `locale` (English: empty, so every msgid shows as itself)."""
+    if locale not in BABEL_LOCALE:
+        return {}
+    path = catalogue_path(locale)
+    try:
+        with path.open("rb") as f:
+            cat = read_po(f, locale=BABEL_LOCALE[locale], abort_invalid=True)
+    except (OSError, PoFileError) as e:
+        raise StewardError(f"{path}: cannot read the console's {locale} catalogue: {e}; reinstall Steward or "
+                           "restore the file from git") from e
+    return {m.id: m.string for m in cat if isinstance(m.id, str) and m.id and isinstance(m.string, str)
+            and m.string and not m.fuzzy}
 
 
 def pick(query: str | None, cookie: str | None, accept: str | None) -> str:

@@ -18,15 +18,9 @@ from engine.models import Client
 from engine.pipeline.recording import FIRING
 from engine.servicing.task_outcomes import OUTCOMES, record_outcome
 from engine.web.app import console, render, user_of
+from engine.web.masking import mask_phone, masker
 
 CLIENT = Client.__table__  # type: ignore[attr-defined]
-
-
-def mask_phone(phone: str | None) -> str:
-    """138****0003: enough to recognise the number, not enough to copy it."""
-    if not phone:
-        return ""
-    return phone[:3] + "*" * max(len(phone) - 7, 0) + phone[-4:] if len(phone) > 7 else "*" * len(phone)
 
 
 def _calls(request: Request, status: int = 200, error: str | None = None) -> Response:
@@ -80,7 +74,8 @@ def routes(app: FastAPI) -> None:
             counts: dict[str, int] = dict(conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)).all())
             dead = list(conn.execute(select(OUTBOX).where(OUTBOX.c.state.in_(("dead", "uncertain")))
                                      .order_by(OUTBOX.c.id.desc()).limit(200)))
-        return render(request, "outbox.html", counts=counts, dead=dead, missing=_gateway_missing(request))
+        return render(request, "outbox.html", counts=counts, dead=dead, missing=_gateway_missing(request),
+                      m=masker(user_of(request).roles))
 
     @app.post("/outbox/retry")
     async def retry(request: Request) -> Response:
@@ -122,6 +117,10 @@ def routes(app: FastAPI) -> None:
     async def set_active(request: Request, name: str) -> Response:
         form = await request.form()
         return _active(request, name, str(form.get("active", "")) == "1")
+
+    from engine.web import scheduling  # the scheduler and calendar pages: one module of their own
+
+    scheduling.routes(app)
 
     @app.post("/admin/users/{name}/password", response_class=HTMLResponse)
     async def reset(request: Request, name: str) -> Response:

@@ -1,22 +1,32 @@
-"""Supervisor pages: firings with filters, totals, keyset paging and CSV export; one firing in full."""
+"""Supervisor pages: firings with filters, totals, keyset paging, CSV and XLSX export; one firing in full.
+
+Client ids, names, birth dates and phones pass through the signed-in role's masker (engine.web.masking)
+on the pages and in both exports.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from sqlalchemy import func, select
+from starlette.background import BackgroundTask
 
-from engine import clock as engine_clock
+from engine import sheets
 from engine.audit import log as auditlog
 from engine.dispatch.outbox import OUTBOX
 from engine.pipeline.recording import FIRING
+from engine.errors import StewardError
 from engine.web.app import console, render, user_of
+from engine.web.masking import Masker, masker
 
 PAGE = 50
 FILTERS = ("rule", "status", "client", "advisor", "channel", "rule_class", "reason", "from", "to")
@@ -31,6 +41,36 @@ def neutralise(value: Any) -> str:
     """A CSV cell a spreadsheet will not run as a formula (cells starting = + - @, tab or CR get a ')."""
     s = "" if value is None else str(value)
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+
+
+XLSX_LIMIT = 1_048_575
+"""Rows a worksheet holds under its header row."""
+
+
+def _row_cells(r: Any, m: Masker) -> list[Any]:
+    """One export row: ids and names masked for the role, every text cell neutralised."""
+    names = [(r.facts or {}).get("name")]
+    shown = {"client_id": m.cid(r.client_id), "subject": m.text(r.subject, names), "message": m.text(r.message, names)}
+    return [shown.get(f, getattr(r, f)) for f in CSV_FIELDS]
+
+
+def _approved_rules(request: Request) -> tuple[Any, int]:
+    """The approved rule set, loaded (and its snapshot verified) once per approved version, not per page."""
+    from engine.compliance import review
+
+    c = console(request)
+    with c.engine.connect() as conn:
+        now = review.current(conn)
+    cached = getattr(request.app.state, "approved_rules", None)
+    if now is not None and cached is not None and cached[0] == (now.version, now.content_hash):
+        return cached[1], now.version
+    ruleset, _, approved = review.approved_ruleset(c.engine, c.cfg)
+    request.app.state.approved_rules = ((approved.version, approved.content_hash), ruleset)
+    return ruleset, approved.version
+
+
+def _params(request: Request) -> dict[str, str]:
+    return {k: v for k in FILTERS if (v := request.query_params.get(k, "").strip())}
 
 
 def _day(v: str | None) -> date | None:
@@ -55,7 +95,7 @@ def _query(params: dict[str, str]) -> Any:
 def routes(app: FastAPI) -> None:
     @app.get("/firings", response_class=HTMLResponse)
     def firings(request: Request) -> Response:
-        params = {k: v for k in FILTERS if (v := request.query_params.get(k, "").strip())}
+        params = _params(request)
         q = _query(params)
         before = request.query_params.get("before", "")
         with console(request).engine.connect() as conn:
@@ -66,13 +106,14 @@ def routes(app: FastAPI) -> None:
             rows = list(conn.execute(page_q))
         more = len(rows) > PAGE
         rows = rows[:PAGE]
-        return render(request, "firings.html", rows=rows, total=total, params=params,
+        return render(request, "firings.html", rows=rows, total=total, params=params, m=masker(user_of(request).roles),
                       next_before=rows[-1].id if more else None, filters=FILTERS)
 
     @app.get("/firings.csv")
     def firings_csv(request: Request) -> Response:
-        params = {k: v for k in FILTERS if (v := request.query_params.get(k, "").strip())}
+        params = _params(request)
         eng = console(request).engine
+        m = masker(user_of(request).roles)
 
         def lines() -> Iterator[str]:
             buf = io.StringIO()
@@ -80,7 +121,7 @@ def routes(app: FastAPI) -> None:
             w.writerow(CSV_FIELDS)
             with eng.connect() as conn:
                 for r in conn.execute(_query(params).order_by(FIRING.c.id.desc())):
-                    w.writerow([neutralise(getattr(r, f)) for f in CSV_FIELDS])
+                    w.writerow([neutralise(v) for v in _row_cells(r, m)])
                     yield buf.getvalue()
                     buf.seek(0)
                     buf.truncate()
@@ -89,34 +130,31 @@ def routes(app: FastAPI) -> None:
         return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="firings.csv"'})
 
-    @app.get("/charts", response_class=HTMLResponse)
-    def charts(request: Request) -> Response:
-        """Firings per day by status and held/suppressed firings by reason, over the last 60 days of data."""
-        with console(request).engine.connect() as conn:
-            last = conn.execute(select(func.max(FIRING.c.as_of))).scalar()
-            lo = (last or engine_clock.now().date()) - timedelta(days=59)
-            by_day = conn.execute(select(FIRING.c.as_of, FIRING.c.status, func.count()).where(FIRING.c.as_of >= lo)
-                                  .group_by(FIRING.c.as_of, FIRING.c.status).order_by(FIRING.c.as_of)).all()
-            by_reason = conn.execute(select(FIRING.c.reason, func.count()).where(
-                FIRING.c.as_of >= lo, FIRING.c.reason.is_not(None)).group_by(FIRING.c.reason)
-                .order_by(func.count().desc()).limit(15)).all()
-        days = sorted({str(d) for d, _, _ in by_day})
-        series: dict[str, dict[str, int]] = {}
-        for d, status, n in by_day:
-            series.setdefault(status, {})[str(d)] = int(n)
-        data = {"days": days, "series": [{"name": s, "type": "bar", "stack": "all", "data": [v.get(d, 0) for d in days]}
-                                         for s, v in sorted(series.items())],
-                "reasons": [str(r) for r, _ in by_reason], "reason_counts": [int(n) for _, n in by_reason]}
-        return render(request, "charts.html", data=data)
+    @app.get("/firings.xlsx")
+    def firings_xlsx(request: Request) -> Response:
+        """The same rows as the CSV in a workbook (openpyxl via engine.sheets: text cells neutralised)."""
+        params = _params(request)
+        eng = console(request).engine
+        m = masker(user_of(request).roles)
+        with eng.connect() as conn:
+            n = conn.execute(select(func.count()).select_from(_query(params).subquery())).scalar_one()
+            if n > XLSX_LIMIT:
+                raise StewardError(f"{n:,} firings match: a worksheet holds {XLSX_LIMIT:,}; narrow the filter "
+                                   "(days from/to, rule) or use Export CSV, which has no limit")
+            fd, name = tempfile.mkstemp(suffix=".xlsx")
+            os.close(fd)
+            rows = (_row_cells(r, m) for r in conn.execute(_query(params).order_by(FIRING.c.id.desc())))
+            sheets.write_xlsx(Path(name), [("firings", CSV_FIELDS, rows)])
+        return FileResponse(name, filename="firings.xlsx", background=BackgroundTask(os.unlink, name),
+                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/clients/{cid}", response_class=HTMLResponse)
     def client(request: Request, cid: str) -> Response:
         """`steward why` in the browser: every rule for one client and day, with the failing condition."""
-        from engine.compliance import review
         from engine.supervision import explain
 
         c = console(request)
-        ruleset, _, approved = review.approved_ruleset(c.engine, c.cfg)
+        ruleset, version = _approved_rules(request)
         with c.engine.begin() as conn:
             day = _day(request.query_params.get("day")) or conn.execute(select(func.max(FIRING.c.as_of))).scalar()
             if day is None:
@@ -125,7 +163,7 @@ def routes(app: FastAPI) -> None:
             auditlog.append(conn, [auditlog.Event("client.viewed", actor=user_of(request).name, client_id=cid, as_of=day,
                                                   data={"command": "console why", "facts": sorted(ex.facts)},
                                                   at=c.clock())])
-        return render(request, "client.html", ex=ex, version=approved.version)
+        return render(request, "client.html", ex=ex, version=version, m=masker(user_of(request).roles))
 
     @app.get("/firings/{fid}", response_class=HTMLResponse)
     def firing(request: Request, fid: int) -> Response:
@@ -138,4 +176,13 @@ def routes(app: FastAPI) -> None:
             sends = list(conn.execute(select(OUTBOX).where(OUTBOX.c.firing_id == fid).order_by(OUTBOX.c.id)))
             auditlog.append(conn, [auditlog.Event("client.viewed", actor=user_of(request).name, client_id=row.client_id,
                                                   data={"command": "console firing", "firing": fid}, at=c.clock())])
-        return render(request, "firing.html", f=row, source=source, sends=sends)
+        m = masker(user_of(request).roles)
+        names = [(row.facts or {}).get("name")]
+        return render(request, "firing.html", f=row, source=source, sends=sends, m=m, facts=m.facts(row.facts or {}),
+                      words=m.text(((row.subject + "\n") if row.subject else "") + (row.message or ""), names))
+
+    # the other supervisor pages live in their own modules; registered here so app.py lists one module per role
+    from engine.web import charts, oversight
+
+    charts.routes(app)
+    oversight.routes(app)
