@@ -23,6 +23,7 @@ outlive an event (marks, deadlines) is in the database, so a restart loses nothi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -55,6 +56,10 @@ def utc(dt: datetime) -> datetime:
     """Every stored or compared datetime is UTC (SQLite keeps no zone)."""
     return dt.astimezone(timezone.utc)
 
+
+SHARED_FACTS_SECONDS = 5.0
+"""How long events reuse the per-day values the fact providers read once per nightly run (latest
+snapshot dates, the activity window, supervisors): an import of a new snapshot is seen within this."""
 
 ORDER = ("cured_by", "then", "single", "first", "start")
 """Steps handled in this order, so an event never pairs with or cures itself."""
@@ -124,10 +129,24 @@ class Processor:
         self.advisors: dict[str, dict[str, str]] = {}
         self._runs: dict[date, int] = {}
         self._covered: tuple[date, date] | None = None
+        self._shared: dict[date, tuple[float, dict[str, Any]]] = {}
         self._cure_rules = sorted({r.id for r, step in self.steps.values() if step == "cured_by"})
         with engine.begin() as conn:
             a = Advisor.__table__  # type: ignore[attr-defined]
             self.advisors = {r.id: {"id": r.id, "name": r.name} for r in conn.execute(select(a.c.id, a.c.name))}
+
+    # -------------------------------------------------------------- facts
+
+    def _facts(self, conn: Connection, day: date, client_id: str) -> Facts | None:
+        """One client's facts; what the providers read once per evaluation day (snapshot dates, the
+        activity window, the supervisor map) is shared between events for `SHARED_FACTS_SECONDS`."""
+        now = time.monotonic()
+        shared = self._shared.get(day)
+        if shared is None or now - shared[0] > SHARED_FACTS_SECONDS:
+            if len(self._shared) > 4:
+                self._shared.clear()
+            shared = self._shared[day] = (now, {})
+        return facts_for(conn, self.cfg, day, client_id, shared[1])
 
     # -------------------------------------------------------------- calendar
 
@@ -194,6 +213,7 @@ class Processor:
                 store.mark_many(conn, [(p.seq, "processed", out.live, out.note) for p, out in done], self.rules.version)
         except BaseException:
             self._covered = None  # a calendar extension may have been rolled back
+            self._shared.clear()
             raise
         self._runs.update(opened)
         return done
@@ -202,7 +222,7 @@ class Processor:
         """(rule, client) pairs of the batch's clients with an armed deadline a `cured_by` step could close."""
         if not self._cure_rules:
             return set()
-        clients = sorted({p.event.client_id for p in items})  # type: ignore[attr-defined]
+        clients = sorted({p.event.client_id for p in items})
         return {(r[0], r[1]) for r in conn.execute(_ARMED, {"rules": self._cure_rules, "clients": clients})}
 
     def _process(self, conn: Connection, p: store.Pending, day: date, run_id: int, w: _Writes,
@@ -222,14 +242,14 @@ class Processor:
         client: Facts | None = None
         if self.needs_facts[ev.type]:  # type: ignore[attr-defined]
             w.flush()
-            client = facts_for(conn, self.cfg, day, ev.client_id)
+            client = self._facts(conn, day, ev.client_id)
             if client is None:
                 out.note = "unknown client (or opened after the event): no rule evaluated"
                 return out
         hit = matcher.match({**(client or {}), **values})
         if client is None and any(k.endswith((":single", ":then")) for k in hit):
             w.flush()
-            client = facts_for(conn, self.cfg, day, ev.client_id)  # facts are read only when something may fire
+            client = self._facts(conn, day, ev.client_id)  # facts are read only when something may fire
             if client is None:
                 out.note = "unknown client (or opened after the event): nothing fired"
                 return out
@@ -348,7 +368,7 @@ class Processor:
             out.note = f"rule {d.rule_id} is not in this rule set"
             return out
         self._calendar(conn, day)
-        client = facts_for(conn, self.cfg, day, d.client_id)
+        client = self._facts(conn, day, d.client_id)
         if client is None:
             out.note = "unknown client"
             return out
