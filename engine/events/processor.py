@@ -1,8 +1,9 @@
 """Event processing: conditions on durable-rules, sequences, absences, recording.
 
 One `Processor` lives in the engine thread (durable-rules is owned by one thread).
-For each stored event, in one transaction: write its fact rows, compute the client's
-facts, ask durable-rules which rule steps the event meets, then
+Stored events are claimed in batches (`process_batch`, one transaction per batch); for
+each event in turn: write its fact rows, compute the client's facts when a rule may
+fire, ask durable-rules which rule steps the event meets, then
 
 - `single` step: the rule fires now;
 - `first` step of a sequence: an `event_mark` row (the sequence's persisted state);
@@ -12,8 +13,10 @@ facts, ask durable-rules which rule steps the event meets, then
 
 Firings go through the snapshot pipeline's pieces (cooldown and same-day dedup,
 policy stages, rendering, `pipeline.record_decisions` with its audit and outbox
-hooks); the event is marked processed in the same transaction, so a crash either
-keeps everything or nothing and a replay never fires twice. `tick(now)` fires the
+hooks); the batch's events are marked processed in the same transaction, so a crash
+either keeps everything or nothing and a replay never fires twice. Fact rows, marks and
+deadlines are buffered (`_Writes`) and flushed before any read, so each event sees what
+it would see alone. `tick(now)` fires the
 deadlines that are due, each in its own transaction with the same recording path.
 
 durable-rules holds no state between events here: each event is asserted as one

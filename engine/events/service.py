@@ -6,8 +6,9 @@ and `serve` run in the owner thread, the thread that built the service's process
 durable-rules must only ever be called from one thread. On start (`replay`) every
 stored-but-unprocessed event is processed, oldest first, before any deadline fires.
 
-A failure while processing one event rolls back everything that event did (facts,
-firings) and marks it `failed` with the error; the loop goes on. `steward events
+Events are processed in batches, one transaction each (Processor.process_batch). A
+failure rolls back the batch; its events are then processed one per transaction, so
+only the failing event is marked `failed` with the error; the loop goes on. `steward events
 retry` puts failed events back. The rule set is loaded once, from the last approved
 version (never the working files; engine.compliance.review): a newly approved rule version takes
 effect when a fresh engine process starts. With nothing approved, processing refuses

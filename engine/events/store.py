@@ -79,23 +79,41 @@ def _payload(ev: AnyEvent) -> dict[str, Any]:
     return ev.model_dump(mode="json")
 
 
+STORE_CHUNK = 500
+"""Events per multi-row INSERT when storing a post."""
+
+
 def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None) -> Stored:
-    """Store events not stored before (by id), in order; safe against concurrent posts."""
+    """Store events not stored before (by id), in order; safe against concurrent posts.
+
+    One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per `STORE_CHUNK` events, then,
+    only when some id was stored before, one SELECT to tell duplicates from conflicts.
+    """
     out = Stored()
     now = now or utcnow()
-    stmt = _insert(conn)(EVENT).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENT.c.seq)
-    for ev in events:
-        row = {"event_id": ev.id, "type": ev.type, "client_id": ev.client_id,  # type: ignore[attr-defined]
-               "occurred_at": ev.at.astimezone(timezone.utc), "received_at": now,
-               "payload": _payload(ev), "status": "stored", "firings": 0}
-        seq = conn.execute(stmt, row).scalar()
+    rows = [{"event_id": ev.id, "type": ev.type, "client_id": ev.client_id,  # type: ignore[attr-defined]
+             "occurred_at": ev.at.astimezone(timezone.utc), "received_at": now,
+             "payload": _payload(ev), "status": "stored", "firings": 0} for ev in events]
+    stmt = _insert(conn)(EVENT).on_conflict_do_nothing(index_elements=["event_id"])
+    seq_of: dict[str, int] = {}
+    for i in range(0, len(rows), STORE_CHUNK):
+        part = stmt.values(rows[i:i + STORE_CHUNK]).returning(EVENT.c.seq, EVENT.c.event_id)
+        seq_of.update({r.event_id: int(r.seq) for r in conn.execute(part)})
+    again: list[dict[str, Any]] = []
+    for ev, row in zip(events, rows):
+        seq = seq_of.pop(ev.id, None)  # popped: the same id twice in one post is new once
         if seq is not None:
-            out.new.append((int(seq), ev))
-            continue
-        out.duplicates += 1
-        old = conn.execute(select(EVENT.c.payload).where(EVENT.c.event_id == ev.id)).scalar()
-        if old != row["payload"]:
-            out.conflicts.append(ev.id)
+            out.new.append((seq, ev))
+        else:
+            again.append(row)
+    if again:
+        out.duplicates = len(again)
+        wanted = sorted({r["event_id"] for r in again})
+        stored: dict[str, Any] = {}
+        for i in range(0, len(wanted), STORE_CHUNK):
+            stored.update((r[0], r[1]) for r in conn.execute(select(EVENT.c.event_id, EVENT.c.payload)
+                                                             .where(EVENT.c.event_id.in_(wanted[i:i + STORE_CHUNK]))))
+        out.conflicts = [r["event_id"] for r in again if stored.get(r["event_id"]) != r["payload"]]
     return out
 
 
