@@ -200,14 +200,6 @@ _MARK_MANY = update(EVENT).where(EVENT.c.seq.in_(bindparam("seqs", expanding=Tru
     firings=bindparam("firings"), error=bindparam("error"))
 
 
-def claim(conn: Connection, seq: int) -> bool:
-    """Lock one stored event for processing; False when it is no longer `stored`."""
-    q = select(EVENT.c.status).where(EVENT.c.seq == seq)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    return conn.execute(q).scalar() == "stored"
-
-
 def mark(conn: Connection, seq: int, status: str, version: str | None, firings: int = 0,
          error: str | None = None, now: datetime | None = None) -> None:
     conn.execute(update(EVENT).where(EVENT.c.seq == seq).values(
