@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from engine.composition import install
 from engine.compliance import review
@@ -92,8 +92,28 @@ def baseline(eng: Engine, ids: list[str], n: int = 500) -> list[float]:
     return out
 
 
+def _load() -> str:
+    with open("/proc/loadavg") as f:
+        return "load average " + ", ".join(f.read().split()[:3])
+
+
+class RoundTrips:
+    """SQL statements sent through the engine (an executemany counts once) and commits."""
+
+    def __init__(self, eng: Engine):
+        self.statements = self.commits = 0
+        event.listen(eng, "before_cursor_execute", self._statement)
+        event.listen(eng, "commit", self._commit)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _commit(self, *_: Any) -> None:
+        self.commits += 1
+
+
 def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float,
-              drain_limit: float = 120.0) -> dict[str, list[float]]:
+              drain_limit: float = 120.0, post_batch: int = 1) -> dict[str, list[float]]:
     intake: dict[str, float] = {}
     lat: dict[str, list[float]] = {"all": [], "firing": []}
 
@@ -106,6 +126,8 @@ def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float
 
     s = EventService(eng, cfg, on_processed=done)
     s.start()
+    depth: list[int] = []
+    posted: list[int] = []
     finished = threading.Event()
     failure: list[BaseException] = []
 
@@ -116,10 +138,14 @@ def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float
                 # max(0, ...): when posting falls behind the schedule the wait is negative, and a
                 # negative sleep raises ValueError, which used to kill this thread silently.
                 time.sleep(max(0.0, start + n / rate - time.monotonic()))
-                ev = _event(n, ids, "live-")
-                intake[ev.id] = time.monotonic()
-                s.post([ev])
-                n += 1
+                evs = [_event(n + k, ids, "live-") for k in range(post_batch)]  # one post per HTTP request
+                t0 = time.monotonic()
+                for ev in evs:
+                    intake[ev.id] = t0
+                s.post(evs)
+                n += post_batch
+                depth.append(s.queue.qsize())
+            posted.append(n)
         except BaseException as e:  # noqa: BLE001 - reported by the main loop
             failure.append(e)
         finally:
@@ -138,18 +164,28 @@ def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float
     th.join(timeout=5)
     if failure:
         raise RuntimeError(f"the producer thread failed: {failure[0]!r}") from failure[0]
+    wall = time.monotonic() - (deadline - seconds - drain_limit)
+    q = depth or [0]
+    tenth = max(1, len(q) // 10)
+    print(f"sustained: {posted[0] if posted else 0} events posted in {seconds:.0f} s ({(posted[0] if posted else 0) / seconds:.0f}/s "
+          f"offered), all processed {wall:.1f} s after the start; queue depth mean over the first tenth "
+          f"{statistics.mean(q[:tenth]):.1f}, last tenth {statistics.mean(q[-tenth:]):.1f}, max {max(q)}")
     return lat
 
 
-def replay(eng: Engine, cfg: Any, ids: list[str], n: int) -> list[tuple[int, float]]:
+def replay(eng: Engine, cfg: Any, ids: list[str], n: int, base_s: float) -> list[tuple[int, float]]:
     with eng.begin() as c:
         for i in range(0, n, 1000):
             store.store(c, [_event(j, ids, "replay-") for j in range(i, min(i + 1000, n))])
     samples: list[tuple[int, float]] = []
     s = EventService(eng, cfg, on_processed=lambda p, o, e: samples.append((len(samples), _rss_mb())) if len(samples) % 1000 == 0 else samples.append((len(samples), -1.0)))
+    trips = RoundTrips(eng)
     t = time.perf_counter()
     s.start()
-    print(f"replay: {n} events in {time.perf_counter() - t:.1f} s")
+    dt = time.perf_counter() - t
+    print(f"replay: {n} events in {dt:.1f} s = {n / dt:.0f} events/s ({n / dt * base_s:.2f}x the baseline's "
+          f"{1 / base_s:.0f} stores/s); {trips.statements / n:.2f} SQL statements and {trips.commits / n:.3f} "
+          f"commits per event; {s.counters.firings} firings")
     return [x for x in samples if x[1] >= 0]
 
 
@@ -163,21 +199,25 @@ def main() -> None:
     ap.add_argument("--database", default=None,
                     help="a PostgreSQL URL: a scratch database is created beside it and dropped after "
                          "(default: a scratch SQLite file)")
+    ap.add_argument("--post-batch", type=int, default=1,
+                    help="events per post (an HTTP client posting a JSON array); 1 posts each event alone")
     ap.add_argument("--drain-limit", type=float, default=120.0,
                     help="seconds allowed to empty the queue after the producer stops")
     a = ap.parse_args()
     cfg = load_config(ROOT / "config.yaml")
+    print(_load())
     with scratch_engine(a.database) as eng:
         review.demo_bootstrap(eng, cfg)  # only approved event rules run: approve the shipped pack (as `steward demo` does)
         ids = _book(eng, a.clients)
         base = baseline(eng, ids)
         b50 = statistics.median(base) * 1000
         print(f"baseline (store one event, own transaction): p50 {b50:.2f} ms  p99 {_pct(base, 0.99):.2f} ms")
-        lat = sustained(eng, cfg, ids, a.seconds, a.rate, a.drain_limit)
+        lat = sustained(eng, cfg, ids, a.seconds, a.rate, a.drain_limit, a.post_batch)
         for k, xs in lat.items():
             p50, p99 = _pct(xs, 0.5), _pct(xs, 0.99)
             print(f"{k:>7}: n={len(xs)} p50 {p50:.2f} ms ({p50 / b50:.1f}x baseline)  p99 {p99:.2f} ms ({p99 / b50:.1f}x)  max {_pct(xs, 1.0):.1f} ms")
-        rss = replay(eng, cfg, ids, a.replay_events)
+        rss = replay(eng, cfg, ids, a.replay_events, statistics.median(base))
+        print(_load())
         if rss:
             first, mid, last = rss[0][1], rss[len(rss) // 2][1], rss[-1][1]
             print(f"replay RSS MB: after 1st event {first:.1f}, middle {mid:.1f}, end {last:.1f}, peak {max(r for _, r in rss):.1f}")

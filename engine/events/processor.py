@@ -1,8 +1,9 @@
 """Event processing: conditions on durable-rules, sequences, absences, recording.
 
 One `Processor` lives in the engine thread (durable-rules is owned by one thread).
-For each stored event, in one transaction: write its fact rows, compute the client's
-facts, ask durable-rules which rule steps the event meets, then
+Stored events are claimed in batches (`process_batch`, one transaction per batch); for
+each event in turn: write its fact rows, compute the client's facts when a rule may
+fire, ask durable-rules which rule steps the event meets, then
 
 - `single` step: the rule fires now;
 - `first` step of a sequence: an `event_mark` row (the sequence's persisted state);
@@ -12,8 +13,10 @@ facts, ask durable-rules which rule steps the event meets, then
 
 Firings go through the snapshot pipeline's pieces (cooldown and same-day dedup,
 policy stages, rendering, `pipeline.record_decisions` with its audit and outbox
-hooks); the event is marked processed in the same transaction, so a crash either
-keeps everything or nothing and a replay never fires twice. `tick(now)` fires the
+hooks); the batch's events are marked processed in the same transaction, so a crash
+either keeps everything or nothing and a replay never fires twice. Fact rows, marks and
+deadlines are buffered (`_Writes`) and flushed before any read, so each event sees what
+it would see alone. `tick(now)` fires the
 deadlines that are due, each in its own transaction with the same recording path.
 
 durable-rules holds no state between events here: each event is asserted as one
@@ -23,12 +26,13 @@ outlive an event (marks, deadlines) is in the database, so a restart loses nothi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine.pipeline import run as pipeline
@@ -56,6 +60,10 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(timezone.utc)
 
 
+SHARED_FACTS_SECONDS = 5.0
+"""How long events reuse the per-day values the fact providers read once per nightly run (latest
+snapshot dates, the activity window, supervisors): an import of a new snapshot is seen within this."""
+
 ORDER = ("cured_by", "then", "single", "first", "start")
 """Steps handled in this order, so an event never pairs with or cures itself."""
 
@@ -73,6 +81,34 @@ class Outcome:
     @property
     def live(self) -> int:
         return sum(1 for r in self.firings if r["status"] in ("pending", "open", "failed"))
+
+
+_ARMED = select(DEADLINE.c.rule_id, DEADLINE.c.client_id).distinct().where(
+    DEADLINE.c.rule_id.in_(bindparam("rules", expanding=True)), DEADLINE.c.client_id.in_(bindparam("clients", expanding=True)),
+    DEADLINE.c.state == "armed")
+
+
+class _Writes:
+    """One batch's fact rows, sequence marks and deadlines: written in bulk by `flush`, which runs
+    before anything reads the database (so reads see every earlier event of the batch)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.facts: dict[Any, list[dict[str, Any]]] = {}
+        self.marks: list[dict[str, Any]] = []
+        self.deadlines: list[dict[str, Any]] = []
+
+    def rows(self, table: Any) -> list[dict[str, Any]]:
+        return self.facts.setdefault(table, [])
+
+    def flush(self) -> None:
+        for table, rows in self.facts.items():
+            store.insert_fact_rows(self.conn, table, rows)
+        if self.marks:
+            self.conn.execute(MARK.insert(), self.marks)
+        if self.deadlines:
+            self.conn.execute(DEADLINE.insert(), self.deadlines)
+        self.facts, self.marks, self.deadlines = {}, [], []
 
 
 class Processor:
@@ -96,9 +132,24 @@ class Processor:
         self.advisors: dict[str, dict[str, str]] = {}
         self._runs: dict[date, int] = {}
         self._covered: tuple[date, date] | None = None
+        self._shared: dict[date, tuple[float, dict[str, Any]]] = {}
+        self._cure_rules = sorted({r.id for r, step in self.steps.values() if step == "cured_by"})
         with engine.begin() as conn:
             a = Advisor.__table__  # type: ignore[attr-defined]
             self.advisors = {r.id: {"id": r.id, "name": r.name} for r in conn.execute(select(a.c.id, a.c.name))}
+
+    # -------------------------------------------------------------- facts
+
+    def _facts(self, conn: Connection, day: date, client_id: str) -> Facts | None:
+        """One client's facts; what the providers read once per evaluation day (snapshot dates, the
+        activity window, the supervisor map) is shared between events for `SHARED_FACTS_SECONDS`."""
+        now = time.monotonic()
+        shared = self._shared.get(day)
+        if shared is None or now - shared[0] > SHARED_FACTS_SECONDS:
+            if len(self._shared) > 4:
+                self._shared.clear()
+            shared = self._shared[day] = (now, {})
+        return facts_for(conn, self.cfg, day, client_id, shared[1])
 
     # -------------------------------------------------------------- calendar
 
@@ -127,40 +178,81 @@ class Processor:
 
     # -------------------------------------------------------------- events
 
-    def _run_id(self, day: date) -> int:
-        if day not in self._runs:
-            with self.engine.begin() as conn:
-                self._runs[day] = recording.start_run(conn, day, "events", self.rules.version)
-        return self._runs[day]
+    def _run_id(self, conn: Connection, day: date, opened: dict[date, int]) -> int:
+        """The day's `events` run, opened in the batch's transaction when new (kept once committed)."""
+        run_id = self._runs.get(day) or opened.get(day)
+        if run_id is None:
+            run_id = opened[day] = recording.start_run(conn, day, "events", self.rules.version)
+        return run_id
 
     def process(self, p: store.Pending) -> Outcome | None:
         """Process one stored event; None when another worker already did. Raises what processing raised."""
-        day = schema.local_day(p.event, self.cfg.tz)
-        run_id = self._run_id(day)
-        with self.engine.begin() as conn:
-            if not store.claim(conn, p.seq):
-                return None
-            out = self._process(conn, p, day, run_id)
-            store.mark(conn, p.seq, "processed", self.rules.version, out.live, out.note)
-        return out
+        done = self.process_batch([p.seq], limit=1)
+        return done[0][1] if done else None
 
-    def _process(self, conn: Connection, p: store.Pending, day: date, run_id: int) -> Outcome:
+    def process_batch(self, seqs: list[int] | None = None, after: int = 0,
+                      limit: int = 200) -> list[tuple[store.Pending, Outcome]]:
+        """Claim up to `limit` stored events (those in `seqs`, or the oldest after `after`) and process
+        them in order in one transaction; returns what each did. Raises what processing raised, and
+        then nothing of the batch is kept (the caller retries its events one by one).
+
+        Fact rows, sequence marks and deadlines are buffered and written in bulk, flushed before
+        anything reads the database, so every event sees exactly what it would see alone.
+        """
+        opened: dict[date, int] = {}
+        try:
+            with self.engine.begin() as conn:
+                items = store.claim_batch(conn, seqs, after, limit)
+                if not items:
+                    return []
+                w = _Writes(conn)
+                armed = self._armed(conn, items)
+                done = []
+                for p in items:
+                    day = schema.local_day(p.event, self.cfg.tz)
+                    out = self._process(conn, p, day, self._run_id(conn, day, opened), w, armed)
+                    done.append((p, out))
+                w.flush()
+                store.mark_many(conn, [(p.seq, "processed", out.live, out.note) for p, out in done], self.rules.version)
+        except BaseException:
+            self._covered = None  # a calendar extension may have been rolled back
+            self._shared.clear()
+            raise
+        self._runs.update(opened)
+        return done
+
+    def _armed(self, conn: Connection, items: list[store.Pending]) -> set[tuple[str, str]]:
+        """(rule, client) pairs of the batch's clients with an armed deadline a `cured_by` step could close."""
+        if not self._cure_rules:
+            return set()
+        clients = sorted({p.event.client_id for p in items})
+        return {(r[0], r[1]) for r in conn.execute(_ARMED, {"rules": self._cure_rules, "clients": clients})}
+
+    def _process(self, conn: Connection, p: store.Pending, day: date, run_id: int, w: _Writes,
+                 armed: set[tuple[str, str]]) -> Outcome:
         ev, out = p.event, Outcome()
         self._calendar(conn, day)
-        store.apply_facts(conn, ev, self.cfg.tz)
+        row = store.fact_row(ev, self.cfg.tz)
+        if row is not None:
+            w.rows(row[0]).append(row[1])
+        elif ev.type == "task_outcome":  # type: ignore[attr-defined] # reads and closes a task: not buffered
+            w.flush()
+            store.apply_facts(conn, ev, self.cfg.tz)
         matcher = self.matchers.get(ev.type)  # type: ignore[attr-defined]
         if matcher is None:
             return out
         values = schema.rule_values(ev, self.cfg.tz)
         client: Facts | None = None
         if self.needs_facts[ev.type]:  # type: ignore[attr-defined]
-            client = facts_for(conn, self.cfg, day, ev.client_id)
+            w.flush()
+            client = self._facts(conn, day, ev.client_id)
             if client is None:
                 out.note = "unknown client (or opened after the event): no rule evaluated"
                 return out
         hit = matcher.match({**(client or {}), **values})
         if client is None and any(k.endswith((":single", ":then")) for k in hit):
-            client = facts_for(conn, self.cfg, day, ev.client_id)  # facts are read only when something may fire
+            w.flush()
+            client = self._facts(conn, day, ev.client_id)  # facts are read only when something may fire
             if client is None:
                 out.note = "unknown client (or opened after the event): nothing fired"
                 return out
@@ -169,34 +261,38 @@ class Processor:
         rules: list[EventRule] = []
         for key in sorted(hit, key=lambda k: ORDER.index(k.rsplit(":", 1)[1])):
             rule, step = self.steps[key]
-            f = self._step(conn, p, rule, step, merged, values, out)
+            f = self._step(conn, p, rule, step, merged, values, out, w, armed)
             if f is not None:
                 fire.append(f)
                 rules.append(rule)
         if fire:
+            w.flush()
             out.firings = self._record(conn, list(zip(rules, fire)), day, ev.at, run_id)
         return out
 
     def _step(self, conn: Connection, p: store.Pending, rule: EventRule, step: str, merged: Facts,
-              values: dict[str, Any], out: Outcome) -> Facts | None:
+              values: dict[str, Any], out: Outcome, w: _Writes, armed: set[tuple[str, str]]) -> Facts | None:
         ev = p.event
         if step == "single":
             return merged
         if step == "first":
-            conn.execute(MARK.insert(), [{"rule_id": rule.id, "client_id": ev.client_id, "event_seq": p.seq,
-                                          "occurred_at": utc(ev.at), "fields": values}])
+            w.marks.append({"rule_id": rule.id, "client_id": ev.client_id, "event_seq": p.seq,
+                            "occurred_at": utc(ev.at), "fields": values})
             out.marks += 1
         elif step == "then":
+            w.flush()
             first = self._first_in_window(conn, rule, ev.client_id, ev.at, p.seq)
             if first is not None:
                 return {**merged, **{"first_" + k.removeprefix(schema.PREFIX): v for k, v in first.items()}}
         elif step == "start":
             assert rule.window is not None
             due = self.window_end(conn, ev.at, rule.window)
-            conn.execute(DEADLINE.insert(), [{"rule_id": rule.id, "client_id": ev.client_id, "start_seq": p.seq,
-                                              "started_at": utc(ev.at), "due_at": utc(due), "state": "armed", "fields": values}])
+            w.deadlines.append({"rule_id": rule.id, "client_id": ev.client_id, "start_seq": p.seq,
+                                "started_at": utc(ev.at), "due_at": utc(due), "state": "armed", "fields": values})
+            armed.add((rule.id, ev.client_id))
             out.armed += 1
-        elif step == "cured_by":
+        elif step == "cured_by" and (rule.id, ev.client_id) in armed:  # else nothing is armed: no UPDATE to send
+            w.flush()
             res = conn.execute(update(DEADLINE).where(
                 DEADLINE.c.rule_id == rule.id, DEADLINE.c.client_id == ev.client_id, DEADLINE.c.state == "armed",
                 DEADLINE.c.started_at <= utc(ev.at), DEADLINE.c.due_at >= utc(ev.at),
@@ -250,29 +346,36 @@ class Processor:
         out = []
         for r in due:
             day = store.aware(r.due_at).astimezone(self.cfg.tz).date()
-            o = self._fire_deadline(r.id, now, day, self._run_id(day))
+            o = self._fire_deadline(r.id, now, day)
             if o is not None:
                 out.append(o)
         return out
 
-    def _fire_deadline(self, deadline_id: int, now: datetime, day: date, run_id: int) -> Outcome | None:
+    def _fire_deadline(self, deadline_id: int, now: datetime, day: date) -> Outcome | None:
+        opened: dict[date, int] = {}
         with self.engine.begin() as conn:
-            res = conn.execute(update(DEADLINE).where(DEADLINE.c.id == deadline_id, DEADLINE.c.state == "armed")
-                               .values(state="fired", closed_at=utc(now)))
-            if not res.rowcount:
-                return None
-            d = conn.execute(select(DEADLINE).where(DEADLINE.c.id == deadline_id)).one()
-            rule = self.rules.get(d.rule_id)
-            out = Outcome()
-            if rule is None or not rule.rule.spec.enabled:
-                out.note = f"rule {d.rule_id} is not in this rule set"
-                return out
-            self._calendar(conn, day)
-            client = facts_for(conn, self.cfg, day, d.client_id)
-            if client is None:
-                out.note = "unknown client"
-                return out
-            due = store.aware(d.due_at)
-            facts = {**client, **dict(d.fields), "event_deadline": due.astimezone(self.cfg.tz).strftime("%Y-%m-%d %H:%M")}
-            out.firings = self._record(conn, [(rule, facts)], day, due, run_id)
+            out = self._fire_deadline_in(conn, deadline_id, now, day, opened)
+        self._runs.update(opened)
+        return out
+
+    def _fire_deadline_in(self, conn: Connection, deadline_id: int, now: datetime, day: date,
+                          opened: dict[date, int]) -> Outcome | None:
+        res = conn.execute(update(DEADLINE).where(DEADLINE.c.id == deadline_id, DEADLINE.c.state == "armed")
+                           .values(state="fired", closed_at=utc(now)))
+        if not res.rowcount:
+            return None
+        d = conn.execute(select(DEADLINE).where(DEADLINE.c.id == deadline_id)).one()
+        rule = self.rules.get(d.rule_id)
+        out = Outcome()
+        if rule is None or not rule.rule.spec.enabled:
+            out.note = f"rule {d.rule_id} is not in this rule set"
+            return out
+        self._calendar(conn, day)
+        client = self._facts(conn, day, d.client_id)
+        if client is None:
+            out.note = "unknown client"
+            return out
+        due = store.aware(d.due_at)
+        facts = {**client, **dict(d.fields), "event_deadline": due.astimezone(self.cfg.tz).strftime("%Y-%m-%d %H:%M")}
+        out.firings = self._record(conn, [(rule, facts)], day, due, self._run_id(conn, day, opened))
         return out

@@ -6,8 +6,9 @@ and `serve` run in the owner thread, the thread that built the service's process
 durable-rules must only ever be called from one thread. On start (`replay`) every
 stored-but-unprocessed event is processed, oldest first, before any deadline fires.
 
-A failure while processing one event rolls back everything that event did (facts,
-firings) and marks it `failed` with the error; the loop goes on. `steward events
+Events are processed in batches, one transaction each (Processor.process_batch). A
+failure rolls back the batch; its events are then processed one per transaction, so
+only the failing event is marked `failed` with the error; the loop goes on. `steward events
 retry` puts failed events back. The rule set is loaded once, from the last approved
 version (never the working files; engine.compliance.review): a newly approved rule version takes
 effect when a fresh engine process starts. With nothing approved, processing refuses
@@ -36,6 +37,8 @@ from engine.events.processor import Outcome, Processor
 from engine.language.event_schema import AnyEvent, parse_jsonl
 
 log = logging.getLogger("steward.events")
+BATCH = 200
+"""Events claimed and processed per transaction (at most)."""
 OnProcessed = Callable[[store.Pending, Outcome | None, float], None]
 """Called in the engine thread after each event: (event, outcome or None if failed, monotonic end time)."""
 
@@ -131,19 +134,37 @@ class EventService:
         """Take ownership in this thread and replay stored-but-unprocessed events; returns how many."""
         return self.run_pending()
 
-    def run_pending(self, batch: int = 500) -> int:
-        """Process every stored event, oldest first (replay after a restart)."""
+    def run_pending(self, batch: int = BATCH) -> int:
+        """Process every stored event, oldest first (replay after a restart), `batch` per transaction."""
         self.processor  # noqa: B018 - owner thread only
         done, after = 0, 0
         while True:
-            with self.engine.connect() as conn:
-                items = store.pending(conn, batch, after)
-            if not items:
+            n, last = self._batch(None, after, batch)
+            if not n:
                 return done
+            done, after = done + n, last
+
+    def _batch(self, seqs: list[int] | None, after: int, limit: int) -> tuple[int, int]:
+        """Claim and process one batch in one transaction; (events handled, highest seq seen).
+
+        If an event raises, the batch's transaction rolls back (nothing of it is kept) and its
+        events are processed again one per transaction, so only the failing one is marked failed.
+        """
+        try:
+            done = self.processor.process_batch(seqs, after, limit)
+        except Exception:  # noqa: BLE001 - each event is retried alone just below
+            with self.engine.connect() as conn:
+                items = store.load(conn, seqs) if seqs is not None else store.pending(conn, limit, after)
             for p in items:
                 self._one(p)
-                after = p.seq
-            done += len(items)
+            return len(items), max((p.seq for p in items), default=after)
+        end = time.monotonic()
+        for p, out in done:
+            self.counters.processed += 1
+            self.counters.firings += out.live
+            if self.on_processed is not None:
+                self.on_processed(p, out, end)
+        return len(done), max((p.seq for p, _ in done), default=after)
 
     def _one(self, p: store.Pending) -> None:
         self.processor  # noqa: B018 - raises WrongThreadError before the event is touched
@@ -164,8 +185,9 @@ class EventService:
         if self.on_processed is not None:
             self.on_processed(p, out, time.monotonic())
 
-    def drain(self, timeout: float = 0.0) -> int:
-        """Process the queued events (waiting up to `timeout` for the first); returns how many."""
+    def drain(self, timeout: float = 0.0, batch: int = BATCH) -> int:
+        """Process the queued events (waiting up to `timeout` for the first), `batch` per transaction;
+        returns how many."""
         self.processor  # noqa: B018 - owner thread only
         seqs: list[int] = []
         try:
@@ -174,13 +196,10 @@ class EventService:
                 seqs.append(self.queue.get_nowait())
         except queue.Empty:
             pass
-        if not seqs:
-            return 0
-        with self.engine.connect() as conn:
-            items = store.load(conn, seqs)
-        for p in items:
-            self._one(p)
-        return len(items)
+        done = 0
+        for i in range(0, len(seqs), batch):
+            done += self._batch(seqs[i:i + batch], 0, batch)[0]
+        return done
 
     def tick(self, now: datetime | None = None) -> int:
         """Fire due absence deadlines; returns the firings made."""

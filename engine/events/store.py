@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import JSON, DateTime, Integer, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -78,23 +79,41 @@ def _payload(ev: AnyEvent) -> dict[str, Any]:
     return ev.model_dump(mode="json")
 
 
+STORE_CHUNK = 500
+"""Events per multi-row INSERT when storing a post."""
+
+
 def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None) -> Stored:
-    """Store events not stored before (by id), in order; safe against concurrent posts."""
+    """Store events not stored before (by id), in order; safe against concurrent posts.
+
+    One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per `STORE_CHUNK` events, then,
+    only when some id was stored before, one SELECT to tell duplicates from conflicts.
+    """
     out = Stored()
     now = now or utcnow()
-    stmt = _insert(conn)(EVENT).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENT.c.seq)
-    for ev in events:
-        row = {"event_id": ev.id, "type": ev.type, "client_id": ev.client_id,  # type: ignore[attr-defined]
-               "occurred_at": ev.at.astimezone(timezone.utc), "received_at": now,
-               "payload": _payload(ev), "status": "stored", "firings": 0}
-        seq = conn.execute(stmt, row).scalar()
+    rows = [{"event_id": ev.id, "type": ev.type, "client_id": ev.client_id,  # type: ignore[attr-defined]
+             "occurred_at": ev.at.astimezone(timezone.utc), "received_at": now,
+             "payload": _payload(ev), "status": "stored", "firings": 0} for ev in events]
+    stmt = _insert(conn)(EVENT).on_conflict_do_nothing(index_elements=["event_id"])
+    seq_of: dict[str, int] = {}
+    for i in range(0, len(rows), STORE_CHUNK):
+        part = stmt.values(rows[i:i + STORE_CHUNK]).returning(EVENT.c.seq, EVENT.c.event_id)
+        seq_of.update({r.event_id: int(r.seq) for r in conn.execute(part)})
+    again: list[dict[str, Any]] = []
+    for ev, row in zip(events, rows):
+        seq = seq_of.pop(ev.id, None)  # popped: the same id twice in one post is new once
         if seq is not None:
-            out.new.append((int(seq), ev))
-            continue
-        out.duplicates += 1
-        old = conn.execute(select(EVENT.c.payload).where(EVENT.c.event_id == ev.id)).scalar()
-        if old != row["payload"]:
-            out.conflicts.append(ev.id)
+            out.new.append((seq, ev))
+        else:
+            again.append(row)
+    if again:
+        out.duplicates = len(again)
+        wanted = sorted({r["event_id"] for r in again})
+        stored: dict[str, Any] = {}
+        for i in range(0, len(wanted), STORE_CHUNK):
+            stored.update((r[0], r[1]) for r in conn.execute(select(EVENT.c.event_id, EVENT.c.payload)
+                                                             .where(EVENT.c.event_id.in_(wanted[i:i + STORE_CHUNK]))))
+        out.conflicts = [r["event_id"] for r in again if stored.get(r["event_id"]) != r["payload"]]
     return out
 
 
@@ -120,12 +139,65 @@ def load(conn: Connection, seqs: Sequence[int]) -> list[Pending]:
     return [Pending(r.seq, parse_event(r.payload, f"event_log seq {r.seq}"), aware(r.received_at)) for r in rows]
 
 
-def claim(conn: Connection, seq: int) -> bool:
-    """Lock one stored event for processing; False when it is no longer `stored`."""
-    q = select(EVENT.c.status).where(EVENT.c.seq == seq)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    return conn.execute(q).scalar() == "stored"
+def claim_batch(conn: Connection, seqs: Sequence[int] | None = None, after: int = 0, limit: int = 200) -> list[Pending]:
+    """Claim up to `limit` stored events in one statement, oldest first: the ones in `seqs`, or any after `after`.
+
+    The claim holds until the caller's transaction ends: on PostgreSQL the rows are locked
+    (FOR UPDATE SKIP LOCKED: another engine skips them instead of waiting), on SQLite the
+    claim is a write, so this transaction holds the database's write lock and reads the
+    latest state. Per-client order is kept across engines: an event is left out (it stays
+    `stored` and a later pass takes it) while an earlier stored event of the same client is
+    neither processed nor in this claim.
+    """
+    if seqs is not None and not seqs:
+        return []
+    pg = conn.dialect.name == "postgresql"
+    stmt = _claim_statement(pg, seqs is not None)
+    params: dict[str, Any] = {"limit": limit} | ({"seqs": list(seqs)} if seqs is not None else {"after": after})
+    rows = sorted(conn.execute(stmt, params), key=lambda r: r.seq)  # RETURNING (SQLite) keeps no order
+    return [Pending(r.seq, parse_event(r.payload, f"event_log seq {r.seq}"), aware(r.received_at)) for r in rows]
+
+
+def _claim_statement(pg: bool, by_seq: bool) -> Any:
+    """The claim as one statement, built once per (dialect, form) so SQLAlchemy and psycopg reuse it."""
+    stmt = _claim_cache.get((pg, by_seq))
+    if stmt is not None:
+        return stmt
+    which = ("seq = ANY(:seqs)" if pg else "seq IN :seqs") if by_seq else "seq > :after"
+    first = f"SELECT seq, client_id FROM event_log WHERE status = 'stored' AND {which} ORDER BY seq LIMIT :limit"
+    in_order = ("NOT EXISTS (SELECT 1 FROM event_log e WHERE e.client_id = c.client_id AND e.status = 'stored' "
+                "AND e.seq < c.seq AND e.seq NOT IN (SELECT seq FROM c))")
+    if pg:
+        sql = (f"WITH c AS ({first} FOR UPDATE SKIP LOCKED) SELECT l.seq, l.payload, l.received_at FROM c "
+               f"JOIN event_log l ON l.seq = c.seq WHERE {in_order}")
+    else:
+        sql = (f"WITH c AS ({first}) UPDATE event_log SET status = status "
+               f"WHERE seq IN (SELECT seq FROM c WHERE {in_order}) RETURNING seq, payload, received_at")
+    stmt = text(sql).columns(seq=Integer, payload=JSON, received_at=DateTime(timezone=True))
+    if by_seq:
+        stmt = stmt.bindparams(bindparam("seqs", type_=ARRAY(Integer)) if pg else bindparam("seqs", expanding=True))
+    _claim_cache[pg, by_seq] = stmt
+    return stmt
+
+
+_claim_cache: dict[tuple[bool, bool], Any] = {}
+
+
+def mark_many(conn: Connection, done: Sequence[tuple[int, str, int, str | None]], version: str | None,
+              now: datetime | None = None) -> None:
+    """Mark claimed events (seq, status, firings, note): one UPDATE per distinct (status, firings, note)."""
+    groups: dict[tuple[str, int, str | None], list[int]] = {}
+    for seq, status, firings, note in done:
+        groups.setdefault((status, firings, note), []).append(seq)
+    at = now or utcnow()
+    for (status, firings, note), seqs in groups.items():
+        conn.execute(_MARK_MANY, {"seqs": seqs, "status": status, "processed_at": at, "rules_version": version,
+                                  "firings": firings, "error": note})
+
+
+_MARK_MANY = update(EVENT).where(EVENT.c.seq.in_(bindparam("seqs", expanding=True))).values(
+    status=bindparam("status"), processed_at=bindparam("processed_at"), rules_version=bindparam("rules_version"),
+    firings=bindparam("firings"), error=bindparam("error"))
 
 
 def mark(conn: Connection, seq: int, status: str, version: str | None, firings: int = 0,
@@ -154,19 +226,30 @@ def _row_id(event_id: str) -> str:
     return event_id if len(event_id) <= 60 else "ev:" + hashlib.sha256(event_id.encode()).hexdigest()[:56]
 
 
+def fact_row(ev: AnyEvent, tz: ZoneInfo) -> tuple[Any, dict[str, Any]] | None:
+    """The (table, row) a trade or cash movement writes; None for the other types."""
+    if isinstance(ev, TradeEvent):
+        return TRADE, {"id": _row_id(ev.id), "client_id": ev.client_id, "trade_date": local_day(ev, tz), "symbol": ev.symbol,
+                       "side": ev.side, "quantity": ev.quantity, "price": ev.price, "amount": ev.price * ev.quantity}
+    if isinstance(ev, CashMovementEvent):
+        return MOVE, {"id": _row_id(ev.id), "client_id": ev.client_id, "moved_on": local_day(ev, tz), "kind": ev.kind,
+                      "amount": ev.amount}
+    return None
+
+
+def insert_fact_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Fact rows of several events in one multi-row INSERT (an id stored before is kept)."""
+    if rows:
+        conn.execute(_insert(conn)(table).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+
 def apply_facts(conn: Connection, ev: AnyEvent, tz: ZoneInfo) -> None:
     """Write the fact rows an event implies (see the module docstring), in the caller's transaction."""
-    day = local_day(ev, tz)
-    ins = _insert(conn)
-    if isinstance(ev, TradeEvent):
-        conn.execute(ins(TRADE).on_conflict_do_nothing(index_elements=["id"]), [{
-            "id": _row_id(ev.id), "client_id": ev.client_id, "trade_date": day, "symbol": ev.symbol,
-            "side": ev.side, "quantity": ev.quantity, "price": ev.price, "amount": ev.price * ev.quantity}])
-    elif isinstance(ev, CashMovementEvent):
-        conn.execute(ins(MOVE).on_conflict_do_nothing(index_elements=["id"]), [{
-            "id": _row_id(ev.id), "client_id": ev.client_id, "moved_on": day, "kind": ev.kind, "amount": ev.amount}])
+    row = fact_row(ev, tz)
+    if row is not None:
+        insert_fact_rows(conn, row[0], [row[1]])
     elif isinstance(ev, TaskOutcomeEvent):
-        _task_outcome(conn, ev, day)
+        _task_outcome(conn, ev, local_day(ev, tz))
 
 
 def _task_outcome(conn: Connection, ev: TaskOutcomeEvent, day: Any) -> None:

@@ -406,7 +406,16 @@ def iter_batches(conn: Connection, cfg: Config, as_of: date, batch_size: int | N
         yield list(_compute(conn, cfg, as_of, first, last, start, extra).values())
 
 
-def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str) -> Facts | None:
-    """Facts of one client (for explanations and previews), by the same bulk code path."""
-    return _compute(conn, cfg, as_of, client_id, client_id, _window_start(conn, cfg, as_of), {}).get(client_id)
+def facts_for(conn: Connection, cfg: Config, as_of: date, client_id: str,
+              extra: dict[str, Any] | None = None) -> Facts | None:
+    """Facts of one client (for explanations, previews and events), by the same bulk code path.
+
+    `extra`: a per-evaluation cache to share between calls on the same as_of (snapshot dates,
+    the activity window: what a nightly run reads once per run); None reads them afresh.
+    """
+    if extra is None:
+        extra = {}
+    if "_window_start" not in extra:
+        extra["_window_start"] = _window_start(conn, cfg, as_of)
+    return _compute(conn, cfg, as_of, client_id, client_id, extra["_window_start"], extra).get(client_id)
 
