@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from engine import clock
+from engine.db import bulk_insert
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
@@ -276,7 +277,7 @@ def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list
         prev = h
         rows.append(row)
     for i in range(0, len(rows), chunk):
-        conn.execute(EVENT.insert(), rows[i : i + chunk])
+        bulk_insert(conn, EVENT, rows[i : i + chunk])
     return [r["seq"] for r in rows]
 
 
@@ -488,7 +489,7 @@ def _common(r: dict[str, Any]) -> dict[str, Any]:
 def _fired(r: dict[str, Any], rule_src: str | None) -> Event:
     data = {"run_id": r.get("run_id"), "action_type": r.get("action_type"), "priority": r.get("priority"),
             "locale": r.get("locale"), "due_on": r.get("due_on"), "error": r.get("error"),
-            "facts": r.get("facts"), "policy": r.get("policy"),
+            "facts": orjson.Fragment(r["facts_json"]) if "facts_json" in r else r.get("facts"), "policy": r.get("policy"),
             "rule_source": r["rule_hash"] if rule_src is not None else None}
     return Event("rule.fired", data=data, **_common(r))
 
