@@ -96,11 +96,11 @@ class AuditEvent(SQLModel, table=True):
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     """Chain position, 1, 2, 3, ... without gaps."""
-    name: str = Field(max_length=32, index=True)
+    name: str = Field(max_length=32)
     at: datetime = Field(index=True)
     actor: str = Field(max_length=64)
     client_id: str | None = Field(default=None, max_length=64)
-    advisor_id: str | None = Field(default=None, max_length=64, index=True)
+    advisor_id: str | None = Field(default=None, max_length=64)
     rule_id: str | None = Field(default=None, max_length=128)
     rule_hash: str | None = Field(default=None, max_length=64)
     template_hash: str | None = Field(default=None, max_length=64)
