@@ -524,9 +524,9 @@ def message_of(body: dict[str, Any]) -> dict[str, Any] | None:
     """The rendered message an event body records: `data.message` of a `rule.fired` event,
     or the data of a `message.rendered` event (logs written before one event per firing)."""
     if body.get("name") == "message.rendered":
-        return body.get("data")  # type: ignore[no-any-return]
+        return body.get("data")
     if body.get("name") == "rule.fired":
-        return (body.get("data") or {}).get("message")  # type: ignore[no-any-return]
+        return (body.get("data") or {}).get("message")
     return None
 
 
