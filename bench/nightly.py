@@ -15,6 +15,8 @@ so the contact-window stage decides the same at any time of day.
 The machine is shared and noisy: every figure is also given as a ratio to a baseline
 measured in the same run, on the same database, just before each evaluation: reading
 every client row once (`SELECT id, opened_on FROM client`). Compare ratios, not seconds.
+CPU seconds (this process and its workers, the database server's not included) are given
+too: other users of the machine stretch the wall time, much less the CPU time.
 Each evaluation runs on a fresh copy of the same book (SQLite: a file copy; PostgreSQL:
 CREATE DATABASE ... TEMPLATE), so 1 and N workers see the same data.
 """
@@ -123,15 +125,24 @@ class Books:
 def evaluate(books: Books, name: str, cfg: Config, ruleset: RuleSet, as_of: date, workers: int) -> dict[str, Any]:
     with books.clone(name) as eng:
         base = _baseline(eng)
+        cpu0 = _cpu()
         t = time.perf_counter()
         s = shards.run_sharded(eng, cfg, ruleset, as_of, workers, now=NOW)
         wall = time.perf_counter() - t
-    return {"workers": workers, "base": base, "wall": wall, "summary": s}
+        cpu = _cpu() - cpu0
+    return {"workers": workers, "base": base, "wall": wall, "cpu": cpu, "summary": s}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished workers: on a shared machine, steadier than wall time."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def report(kind: str, clients: int, build: float, results: list[dict[str, Any]]) -> None:
     print(f"\n== {kind}, {clients:,} clients (book built in {build:.0f} s, not counted)")
-    print(f"{'workers':>7} {'baseline s':>10} {'wall s':>8} {'x base':>8} {'clients/s':>10} {'firings':>9}  "
+    print(f"{'workers':>7} {'baseline s':>10} {'wall s':>8} {'x base':>8} {'clients/s':>10} {'cpu s':>7} "
+          f"{'cl/cpu-s':>8} {'firings':>9}  "
           + "  ".join(f"{st:>9}" for st in STAGES) + f"  {'setup+other':>11}  {'speed-up':>8}")
     one = results[0]["wall"]
     for r in results:
@@ -139,7 +150,7 @@ def report(kind: str, clients: int, build: float, results: list[dict[str, Any]])
         secs = [s.seconds.get(st, 0.0) for st in STAGES]
         other = r["wall"] * r["workers"] - sum(secs) if r["workers"] > 1 else r["wall"] - sum(secs)
         print(f"{r['workers']:>7} {r['base']:>10.3f} {r['wall']:>8.1f} {r['wall'] / r['base']:>8.0f} "
-              f"{s.clients / r['wall']:>10,.0f} {s.firings:>9,}  "
+              f"{s.clients / r['wall']:>10,.0f} {r['cpu']:>7.1f} {s.clients / r['cpu']:>8,.0f} {s.firings:>9,}  "
               + "  ".join(f"{x:>5.1f} {x / sum(secs):>3.0%}" for x in secs)
               + f"  {other:>11.1f}  {one / r['wall']:>7.2f}x")
     per_client = [r["wall"] / r["summary"].clients * 1e6 for r in results]

@@ -63,7 +63,7 @@ WRITE_PATHS: dict[str, str] = {
     "engine/dispatch/outbox.py:_append": "exempt: the helper every outbox change goes through; its callers write the event",
     "engine/dispatch/outbox.py:_set_firing": "exempt: follows the outbox change whose caller writes the event",
     "engine/dispatch/outbox.py:claim": "exempt: a lease, not a change to what a client gets (send.attempted follows)",
-    "engine/dispatch/outbox.py:enqueue": "message.rendered (record hook audit.log.record_firings, same transaction)",
+    "engine/dispatch/outbox.py:enqueue": "rule.fired with the rendered words (record hook audit.log.record_firings, same transaction)",
     "engine/dispatch/outbox.py:_fail": "send.attempted",
     "engine/dispatch/outbox.py:_gate": "outbox.changed",
     "engine/dispatch/outbox.py:_process": "send.attempted, send.receipt, outbox.changed",

@@ -59,7 +59,7 @@ def test_a_deleted_blob_and_edited_firing_and_outbox_words_are_noticed(db: Engin
         problems = crosscheck.cross_check(c)
     text = "\n".join(problems)
     assert f"audit_blob {blob[:12]}… is named by events but missing" in text
-    assert f"firing #{fid}: its message differs from the text of its message.rendered event" in text
+    assert f"firing #{fid}: its message differs from the text its rule.fired event recorded" in text
     assert f"outbox message #{oid}: its words differ from what firing #{fid} rendered" in text
     assert f"firing #{other} differs from its rule.fired event" in text
 

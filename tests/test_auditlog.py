@@ -19,14 +19,15 @@ from tests import book
 from tests.audit_helpers import events, run_book, unprotected
 
 
-def test_nightly_run_writes_fired_and_rendered_events_with_hashes(db: Engine, cfg: Config) -> None:
+def test_nightly_run_writes_one_event_per_firing_with_its_words_and_hashes(db: Engine, cfg: Config) -> None:
     rs, s = run_book(db, cfg)
     with db.connect() as c:
         fired = events(c, "rule.fired")
-        rendered = events(c, "message.rendered")
         blobs = {r.sha256: r for r in c.execute(select(BLOB))}
-        firings = {r.id: r for r in c.execute(text("SELECT id, rule_id, message FROM firing"))}
-    assert len(fired) == len(firings) >= 4 and len(rendered) == sum(f.message is not None for f in firings.values())
+        firings = {r.id: r for r in c.execute(text("SELECT id, rule_id, message, facts FROM firing"))}
+        total = c.execute(select(func.count()).select_from(auditlog.EVENT)).scalar()
+    rendered = [e for e in fired if json.loads(e.body)["data"]["message"] is not None]
+    assert len(fired) == len(firings) == total >= 4 and len(rendered) == sum(f.message is not None for f in firings.values())
     assert {e.firing_id for e in fired} == set(firings)
     for e in fired:
         rule = rs.get(e.rule_id)
@@ -35,13 +36,24 @@ def test_nightly_run_writes_fired_and_rendered_events_with_hashes(db: Engine, cf
         body = json.loads(e.body)
         assert body["data"]["facts"]["client_id"] == e.client_id and body["data"]["rule_source"] == e.rule_hash
         assert blobs[e.rule_hash].kind == "rule"  # rule text stored under its content hash
+        stored = firings[e.firing_id].facts  # JSON text on SQLite, already parsed by psycopg
+        assert body["data"]["facts"] == (json.loads(stored) if isinstance(stored, str) else stored)
+        assert body["data"]["suppressed"] is None
     for e in rendered:
-        data = json.loads(e.body)["data"]
+        data = json.loads(e.body)["data"]["message"]
         assert data["text"] == firings[e.firing_id].message
         assert blobs[data["template_source"]].kind == "template"
         assert data["context"]["advisor"] == {"id": "A01", "name": "李明"}
     res = check(db)
-    assert res.ok and res.events == len(fired) + len(rendered) and res.blobs_checked == len(blobs)
+    assert res.ok and res.events == len(fired) and res.blobs_checked == len(blobs)
+
+
+def test_message_of_reads_one_event_per_firing_and_older_logs() -> None:
+    words = {"template": "t", "text": "hello"}
+    assert auditlog.message_of({"name": "rule.fired", "data": {"message": words, "suppressed": None}}) == words
+    assert auditlog.message_of({"name": "message.rendered", "data": words}) == words  # written before one event per firing
+    assert auditlog.message_of({"name": "rule.fired", "data": {"message": None}}) is None
+    assert auditlog.message_of({"name": "send.attempted", "data": {"text": "x"}}) is None
 
 
 class _BlockEnglish:
@@ -63,12 +75,14 @@ def test_suppression_is_recorded_with_reason_and_stage(db: Engine, cfg: Config, 
     policy.register_stage(_BlockEnglish(), 900)
     run_book(db, cfg)
     with db.connect() as c:
-        sup = events(c, "message.suppressed")
+        sup = [e for e in events(c, "rule.fired") if json.loads(e.body)["data"]["suppressed"] is not None]
         en = c.execute(text("SELECT count(*) FROM firing WHERE client_id = 'C003'")).scalar()
     assert len(sup) == en >= 1 and {e.client_id for e in sup} == {"C003"}
     e = next(e for e in sup if e.rule_id == "concentrated_position")
     assert e.client_id == "C003" and e.reason == "TEST_EN" and e.status == "suppressed"
-    assert json.loads(e.body)["data"] == {"outcome": "suppressed", "stage": "test_block_en", "detail": "no English today"}
+    data = json.loads(e.body)["data"]
+    assert data["suppressed"] == {"outcome": "suppressed", "stage": "test_block_en", "detail": "no English today"}
+    assert data["message"] is None
 
 
 def test_every_event_name_can_be_appended_and_chains(db: Engine) -> None:
@@ -271,12 +285,12 @@ def test_list_filters_by_every_key(db: Engine, cfg: Config, monkeypatch) -> None
     assert ids(rule="dormant_activation", name="rule.fired") == {("rule.fired", "C002")}
     assert ids(rule_version=rs.get("concentrated_position").content_hash[:8], name="rule.fired") == {
         ("rule.fired", "C002"), ("rule.fired", "C003")}
-    assert ids(reason="TEST_EN") == {("rule.fired", "C003"), ("message.suppressed", "C003")}
+    assert ids(reason="TEST_EN") == {("rule.fired", "C003")}
     with db.connect() as c:
         total = c.execute(select(func.count()).select_from(EVENT)).scalar()
     assert ids(status="sent") == {("send.attempted", "C002")}
     assert ids(client="C001", rule_class="service", channel="phone", name="rule.fired") == {("rule.fired", "C001")}
-    assert ids(segment="maintenance", name="message.suppressed") == {("message.suppressed", "C003")}
+    assert ids(segment="maintenance", status="suppressed") == {("rule.fired", "C003")}
     assert ids(segment="dead") == set()
     assert ids(advisor="nobody") == set()
     today = clock.now().astimezone(cfg.tz).date()  # events are stamped by the test's clock
@@ -326,7 +340,8 @@ def test_export_reproduces_every_sent_message_byte_for_byte(sqlite_engine: Engin
     # the export alone carries the words: compare with what the firing table holds
     _, rows, sources = audit.read_export(out)
     bodies = [json.loads(r["body"]) for r in rows]
-    assert {b["firing_id"]: b["data"]["text"] for b in bodies if b["name"] == "message.rendered"} == messages
+    assert {b["firing_id"]: b["data"]["message"]["text"] for b in bodies
+            if b["name"] == "rule.fired" and b["data"]["message"]} == messages
     assert len(sources) >= 2 * rules  # each fired rule's file and its template file(s), per locale used
 
 
@@ -338,11 +353,12 @@ def test_export_check_catches_changed_words(sqlite_engine: Engine, cfg: Config, 
         audit.export(c, tmp_path / "export", "jsonl", audit.EventFilter(), cfg.tz, "auditor1")
     _, rows, sources = audit.read_export(tmp_path / "export")
     fired = {json.loads(r["body"])["firing_id"]: json.loads(r["body"]) for r in rows if r["name"] == "rule.fired"}
-    rendered = next(json.loads(r["body"]) for r in rows if r["name"] == "message.rendered")
+    fid, body = next((k, b) for k, b in fired.items() if b["data"]["message"])
+    rendered = {"data": body["data"]["message"]}
     src = sources[rendered["data"]["template_source"]]
-    assert audit.reproduce(fired[rendered["firing_id"]], rendered, src)[1] == rendered["data"]["text"]
+    assert audit.reproduce(fired[fid], rendered, src)[1] == rendered["data"]["text"]
     rendered["data"]["text"] += " 保本"
-    assert audit.reproduce(fired[rendered["firing_id"]], rendered, src)[1] != rendered["data"]["text"]
+    assert audit.reproduce(fired[fid], rendered, src)[1] != rendered["data"]["text"]
     path = tmp_path / "export" / "events.jsonl"
     path.write_text(path.read_text(encoding="utf-8").replace("客户C001", "客户C00X"), encoding="utf-8")
     problems = audit.check_export(tmp_path / "export").problems
@@ -363,7 +379,7 @@ def test_audit_commands(sqlite_engine: Engine, cfg: Config, tmp_path) -> None:
         n = auditlog.head(c)[0]
         messages = c.execute(text("SELECT count(*) FROM firing WHERE message IS NOT NULL")).scalar()
     r = steward("--database", url, "audit", "show", "2")
-    assert r.returncode == 0 and f"position 2 of {n}; link OK" in r.stdout and "message.rendered" in r.stdout
+    assert r.returncode == 0 and f"position 2 of {n}; link OK" in r.stdout and "rule.fired" in r.stdout
     r = steward("--database", url, "audit", "verify")
     assert r.returncode == 0 and f"audit chain OK: {n + 1} events" in r.stdout  # show logged a client.viewed
     r = steward("--database", url, "audit", "export", "--out", str(tmp_path / "x"), "--format", "csv")

@@ -83,8 +83,8 @@ def test_audit_show_masks_restricted_records_unless_unmasked_with_reason(sqlite_
     from tests.test_cli import steward
 
     with sqlite_engine.begin() as c:
-        append(c, [Event("message.rendered", actor="engine", client_id="C1", at=datetime(2020, 1, 1, tzinfo=timezone.utc),
-                         data={"text": "王芳您好，市场有风险", "facts": {"name": "王芳"}})])
+        append(c, [Event("rule.fired", actor="engine", client_id="C1", at=datetime(2020, 1, 1, tzinfo=timezone.utc),
+                         data={"facts": {"name": "王芳"}, "message": {"subject": "王芳", "text": "王芳您好，市场有风险"}})])
     url = str(sqlite_engine.url)
     r = steward("--database", url, "audit", "show", "1")
     assert r.returncode == 0 and "王芳" not in r.stdout and "restricted" in r.stdout

@@ -5,9 +5,10 @@ agree, so an emptied log, a deleted `audit_blob` row, or an edited firing or out
 is noticed by `steward audit verify`:
 
 - every firing has its `rule.fired` event, with the same client, rule, rule hash and day;
-- every firing's message text equals its `message.rendered` text;
+- every firing's message text equals the text its event recorded (`data.message` of `rule.fired`;
+  a `message.rendered` event in logs written before one event per firing);
 - every client message in the outbox carries the words its firing rendered;
-- every source the events name (`rule_source`, `template_source`) is still in `audit_blob`.
+- every source the events name (`rule_source`, the message's `template_source`) is still in `audit_blob`.
 
 The outbox is read by table name: the audit wing imports nothing above the ground floor.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import column, select, table
 from sqlalchemy.engine import Connection
 
-from engine.audit.log import BLOB, EVENT
+from engine.audit.log import BLOB, EVENT, message_of
 from engine.models import Firing
 
 FIRING = Firing.__table__  # type: ignore[attr-defined]
@@ -30,9 +31,9 @@ LIMIT = 20
 """Problems listed at most (the count is always given)."""
 
 
-def _events(conn: Connection, name: str) -> Iterator[Any]:
-    q = select(EVENT.c.seq, EVENT.c.firing_id, EVENT.c.client_id, EVENT.c.rule_id, EVENT.c.rule_hash, EVENT.c.as_of,
-               EVENT.c.body).where(EVENT.c.name == name).execution_options(yield_per=5000)
+def _events(conn: Connection, *names: str) -> Iterator[Any]:
+    q = select(EVENT.c.seq, EVENT.c.name, EVENT.c.firing_id, EVENT.c.client_id, EVENT.c.rule_id, EVENT.c.rule_hash,
+               EVENT.c.as_of, EVENT.c.body).where(EVENT.c.name.in_(names)).execution_options(yield_per=5000)
     yield from conn.execute(q)
 
 
@@ -41,19 +42,22 @@ def cross_check(conn: Connection) -> list[str]:
     problems: list[str] = []
     fired: dict[int, Any] = {}
     sources: set[str] = set()
-    for e in _events(conn, "rule.fired"):
-        if e.firing_id is not None:
-            fired[e.firing_id] = e
-        src = json.loads(e.body)["data"].get("rule_source")
-        if src:
-            sources.add(src)
     rendered: dict[int, str | None] = {}
-    for e in _events(conn, "message.rendered"):
-        data = json.loads(e.body)["data"]
+    for e in _events(conn, "rule.fired", "message.rendered"):
+        body = json.loads(e.body)
+        data = body["data"]
+        if e.name == "rule.fired":
+            if e.firing_id is not None:
+                fired[e.firing_id] = e
+            if data.get("rule_source"):
+                sources.add(data["rule_source"])
+        message = message_of(body)
+        if message is None:
+            continue
         if e.firing_id is not None:
-            rendered[e.firing_id] = data.get("text")
-        if data.get("template_source"):
-            sources.add(data["template_source"])
+            rendered[e.firing_id] = message.get("text")
+        if message.get("template_source"):
+            sources.add(message["template_source"])
     cols = (FIRING.c.id, FIRING.c.client_id, FIRING.c.rule_id, FIRING.c.rule_hash, FIRING.c.as_of, FIRING.c.message)
     messages: dict[int, str | None] = {}
     for f in conn.execute(select(*cols).execution_options(yield_per=5000)):
@@ -65,7 +69,7 @@ def cross_check(conn: Connection) -> list[str]:
         elif (e.client_id, e.rule_id, e.rule_hash, e.as_of) != (f.client_id, f.rule_id, f.rule_hash, f.as_of):
             problems.append(f"firing #{f.id} differs from its rule.fired event #{e.seq} (firing row edited)")
         elif f.id in rendered and rendered[f.id] != f.message:
-            problems.append(f"firing #{f.id}: its message differs from the text of its message.rendered event (edited)")
+            problems.append(f"firing #{f.id}: its message differs from the text its rule.fired event recorded (edited)")
     for o in conn.execute(select(OUTBOX.c.id, OUTBOX.c.firing_id, OUTBOX.c.body).where(OUTBOX.c.kind == "client")):
         if o.firing_id is not None and o.firing_id in rendered and rendered[o.firing_id] != o.body:
             problems.append(f"outbox message #{o.id}: its words differ from what firing #{o.firing_id} rendered (edited)")

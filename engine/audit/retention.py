@@ -93,6 +93,8 @@ def restrict(data: dict[str, Any]) -> dict[str, Any]:
     for k in ("text", "subject"):
         if out.get(k) is not None:
             out[k] = RESTRICTED
+    if isinstance(out.get("message"), dict):  # the words of a rule.fired event (one event per firing)
+        out["message"] = restrict(out["message"])
     return out
 
 

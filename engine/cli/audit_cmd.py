@@ -47,7 +47,7 @@ def _normalise(kw: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
-_NAME = typer.Option(None, "--event", help="event name, e.g. rule.fired, message.suppressed, send.attempted")
+_NAME = typer.Option(None, "--event", help="event name, e.g. rule.fired, send.attempted, outbox.changed")
 _RULE = typer.Option(None, "--rule", help="rule id")
 _VERSION = typer.Option(None, "--rule-version", help="rule content hash (a prefix is enough)")
 _ADVISOR = typer.Option(None, "--advisor", help="advisor id")

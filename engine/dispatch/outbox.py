@@ -38,6 +38,7 @@ from engine.errors import StewardError
 from engine.language.rendering import mask
 from engine.dispatch.tables import Outbox
 from engine import clock
+from engine.db import bulk_insert
 from engine.models import Client
 from engine.pipeline.policy import StageContext
 from engine.pipeline.recording import FIRING
@@ -110,8 +111,7 @@ def enqueue(conn: Connection, ctx: StageContext, rows: list[dict[str, Any]]) -> 
     """Record hook: one outbox row per message firing, in the firing's transaction."""
     now = contact_policy.now_of(ctx)  # the same clock the contact-window stage used
     out = [o for o in (_outbox_row(ctx, r, now) for r in rows) if o is not None]
-    if out:
-        conn.execute(OUTBOX.insert(), out)
+    bulk_insert(conn, OUTBOX, out)
 
 
 

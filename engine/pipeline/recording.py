@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Connection
 
-from engine.facts.base import DATE, Facts, all_fields
+from engine.audit import log as auditlog
+from engine.db import bulk_insert, next_ids
+from engine.facts.base import DATE, Facts, all_fields, providers
 from engine import clock
 from engine.models import EvaluationRun, Firing
 
@@ -28,16 +30,26 @@ def jsonable(f: Facts) -> dict[str, Any]:
     return out
 
 
+def encoded_facts(f: Facts) -> tuple[dict[str, Any], str]:
+    """The stored facts snapshot and its canonical JSON text, encoded once per client.
+
+    The firing row's `facts` column and the audit event's `data.facts` are the same text
+    (the audit body embeds it as is), so a client's snapshot is never encoded twice.
+    """
+    snap = jsonable(f)
+    return snap, auditlog.canonical(snap)
+
+
 def _date_fields() -> tuple[str, ...]:
     global _DATE_FIELDS
-    cached = _DATE_FIELDS
-    if cached is None or len(cached[0]) != len(all_fields()):
-        fields = all_fields()
-        cached = _DATE_FIELDS = (tuple(fields), tuple(n for n, f in fields.items() if f.type == DATE))
-    return cached[1]
+    n = len(providers())
+    if _DATE_FIELDS is None or _DATE_FIELDS[0] != n:
+        _DATE_FIELDS = (n, tuple(name for name, f in all_fields().items() if f.type == DATE))
+    return _DATE_FIELDS[1]
 
 
-_DATE_FIELDS: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+_DATE_FIELDS: tuple[int, tuple[str, ...]] | None = None
+"""(number of registered providers, date fields): rebuilt only when a provider is registered."""
 
 
 BLOCKED_BY_GATE = ("suppressed", "dropped")
@@ -125,10 +137,15 @@ def finish_run(conn: Connection, run_id: int, now: datetime | None = None, **cou
                                                               status="finished", **counts))
 
 
-def insert_firings(conn: Connection, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
-    """Bulk insert; sets each row's `id` (multi-row INSERT ... RETURNING on SQLite and PostgreSQL)."""
-    stmt = FIRING.insert().returning(FIRING.c.id, sort_by_parameter_order=True)
-    for i in range(0, len(rows), chunk):
-        part = rows[i : i + chunk]
-        for row, (new_id,) in zip(part, conn.execute(stmt, part)):
-            row["id"] = new_id
+def insert_firings(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert (COPY on PostgreSQL); sets each row's `id`, taken before the insert.
+
+    A row may carry `facts_json` / `policy_json`, the text of its `facts` / `policy`
+    already encoded (engine.pipeline.run encodes each client's facts once).
+    """
+    if not rows:
+        return
+    for row, new_id in zip(rows, next_ids(conn, FIRING, len(rows))):
+        row["id"] = new_id
+    encoded = {k: f"{k}_json" for k in ("facts", "policy") if f"{k}_json" in rows[0]}
+    bulk_insert(conn, FIRING, rows, encoded)

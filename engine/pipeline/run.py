@@ -156,8 +156,12 @@ def assignee(rule: Any, facts: Facts) -> str | None:
     return facts.get("advisor_id")
 
 
-def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleSet, now: datetime) -> dict[str, Any]:
+def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleSet, now: datetime,
+         snapshots: dict[int, tuple[dict[str, Any], str]]) -> dict[str, Any]:
     rule, facts = d.match.rule, d.match.facts
+    snap = snapshots.get(id(facts))
+    if snap is None:  # once per client: its firings share one encoded snapshot
+        snap = snapshots[id(facts)] = recording.encoded_facts(facts)
     action = rule.spec.action
     due = action.due_delta
     return {
@@ -169,7 +173,7 @@ def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleS
         "subject": f.subject if f else None, "message": f.message if f else None,
         "due_on": as_of + timedelta(days=max(due.days, 0)) if due else None,
         "status": _status(f, d, action.type), "error": f.error if f else None, "reason": d.reason,
-        "policy": d.trail, "facts": recording.jsonable(facts), "created_at": now,
+        "policy": d.trail, "facts": snap[0], "facts_json": snap[1], "created_at": now,
     }
 
 
@@ -215,7 +219,8 @@ def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, deci
         lap("rendering")
     fixed = ctx.cache.get("now")
     now = fixed if isinstance(fixed, datetime) else clock.now()
-    rows = [_row(d, f, run_id, ctx.as_of, ruleset, now) for d, f in zip(decisions, rendered)]
+    snapshots: dict[int, tuple[dict[str, Any], str]] = {}
+    rows = [_row(d, f, run_id, ctx.as_of, ruleset, now, snapshots) for d, f in zip(decisions, rendered)]
     recording.insert_firings(conn, rows)
     if hooks:
         for hook in _RECORD_HOOKS:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
-from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
+from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, message_of, sha256_text, verify
 from engine import clock, sheets
 from engine.errors import did_you_mean
 from engine.pipeline.recording import FIRING
@@ -176,8 +176,9 @@ def _typed_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def reproduce(fired: dict[str, Any], rendered: dict[str, Any], template_source: str) -> tuple[str | None, str]:
-    """Render a message again from audit records alone: the rule.fired and message.rendered
-    event bodies and the template source. Returns (subject, text)."""
+    """Render a message again from audit records alone: the rule.fired event body, the message
+    it records (`{"data": data.message}`, or a `message.rendered` body of an older log) and the
+    template source. Returns (subject, text)."""
     data, ctx = rendered["data"], rendered["data"]["context"]
     name, locale = data["template"], data["template_locale"]
     with tempfile.TemporaryDirectory(prefix="steward-reproduce-") as tmp:
@@ -214,8 +215,9 @@ def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str],
 
     def records() -> Iterator[dict[str, Any]]:
         for r in rows:
-            data = json.loads(r.body).get("data") or {}
-            sources.update(h for h in (data.get("rule_source"), data.get("template_source")) if isinstance(h, str))
+            body = json.loads(r.body)
+            data, message = body.get("data") or {}, message_of(body) or {}
+            sources.update(h for h in (data.get("rule_source"), message.get("template_source")) if isinstance(h, str))
             seen["n"] = int(seen["n"] or 0) + 1
             seen["first"], seen["last"] = seen["first"] or r.seq, r.seq
             if progress is not None:
@@ -315,15 +317,16 @@ def check_export(out: Path) -> ExportCheck:
             res.problems.append(f"source {h[:12]}…: text does not match its hash")
     fired = {b["firing_id"]: b for b in bodies.values() if b["name"] == "rule.fired"}
     for seq, b in sorted(bodies.items()):
-        if b["name"] != "message.rendered":
+        message = message_of(b)
+        if message is None:
             continue
-        src = sources.get(b["data"].get("template_source") or "")
+        src = sources.get(message.get("template_source") or "")
         if b["firing_id"] not in fired or src is None:
             res.not_reproducible += 1
             continue
-        subject, text = reproduce(fired[b["firing_id"]], b, src)
-        if (subject, text) != (b["data"]["subject"], b["data"]["text"]):
-            res.problems.append(f"event #{seq} (message.rendered): rendering again gives different words")
+        subject, text = reproduce(fired[b["firing_id"]], {"data": message}, src)
+        if (subject, text) != (message["subject"], message["text"]):
+            res.problems.append(f"event #{seq} ({b['name']}): rendering again gives different words")
         else:
             res.reproduced += 1
     return res
