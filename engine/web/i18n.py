@@ -28,6 +28,30 @@ ZH: dict[str, str] = {
     "Charts": "图表", "Firings per day by status": "每日触发（按状态）",
     "Firings by reason code": "触发原因代码", "Language": "语言", "Active": "启用", "yes": "是", "no": "否", "State": "状态", "Attempts": "尝试次数",
 }
+ZH.update({  # issue 11, compliance and author pages (i11a)
+    "Based on": "基于", "Rule tests": "规则测试", "passed": "通过", "failed": "失败", "File": "文件", "Case": "用例",
+    "Why": "原因", "Rule tests did not run: the proposal has errors.": "规则测试未运行：提案有错误。",
+    "Impact preview": "影响预览", "From": "从", "To": "到", "Preview impact": "预览影响",
+    "No impact preview: the proposal holds Python rule files, which never run in the console.":
+        "无影响预览：提案包含 Python 规则文件，控制台从不运行它们。",
+    "Approval is blocked": "无法批准", "Running the pipeline over the book, day by day": "正在逐日运行流水线",
+    "clients": "位客户", "contacts = client x day": "接触 = 客户 × 日", "No new or changed rules.": "没有新增或修改的规则。",
+    "added": "新增", "removed": "移除", "unchanged": "不变", "blocked": "被拦截", "By segment": "按客群",
+    "By locale": "按语言", "Clients added and removed": "新增与移除的客户", "Approved versions": "已批准版本",
+    "Nothing is approved yet: nothing runs.": "尚无已批准版本：不会运行任何规则。", "Approved by": "批准人",
+    "When": "时间", "Files": "文件", "Content hash": "内容哈希", "Edits start from": "编辑基于",
+    "the working files (nothing approved yet)": "工作文件（尚无批准版本）",
+    "A draft is kept for review only: nothing edited here runs before a compliance reviewer approves it.":
+        "草稿仅用于审核：在合规审核人批准之前，这里编辑的内容不会运行。",
+    "My drafts": "我的草稿", "Saved": "保存时间", "open": "草稿", "Rules": "规则", "Edit": "编辑",
+    "Your draft": "您的草稿", "saved": "已保存", "Nothing edited here runs before approval.": "批准前，这里编辑的内容不会运行。",
+    "A newer version has been approved since this draft was saved: check the rule against it and save again.":
+        "保存草稿后已有新版本获批：请对照新版本检查规则后重新保存。",
+    "Draft saved.": "草稿已保存。", "Templates": "模板", "Preview": "预览", "Submit for review": "提交审核",
+    "what changed and why (the reviewer reads it)": "改了什么、为什么（审核人会阅读）", "Save draft": "保存草稿",
+    "Submit proposal": "提交提案", "the rule fires for this client": "该规则对此客户触发",
+    "the rule does not fire for this client": "该规则对此客户不触发",
+})
 
 
 def translator(locale: str) -> dict[str, str]:
