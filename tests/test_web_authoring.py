@@ -235,8 +235,9 @@ def test_the_impact_preview_runs_with_progress(project: tuple[Engine, Config]) -
     imp = job.result
     [rule] = imp.rules
     assert rule.removed > 0 and rule.added == 0 and len(rule.removed_contacts) == rule.removed
-    assert sum(rule.segments.values()) == rule.added + rule.unchanged == sum(rule.locales.values())
+    assert rule.segments == {"dormant": (0, rule.removed)} and rule.locales == {"zh-CN": (0, rule.removed)}
     assert '<td class="removed">' + str(rule.removed) in done
+    assert re.search(r'class="removed-clients">removed: C002 2026-11-20;', done), done
     bad = c.post(f"/reviews/{pid}/impact", data={"csrf_token": csrf(c), "from": "2026-01-01", "to": "2026-12-31"})
     assert bad.status_code == 400 and "too long a preview" in bad.text
     assert c.get(f"/reviews/{pid}/impact/nope").status_code == 404

@@ -152,10 +152,12 @@ def test_author_edits_and_compliance_approves_only_when_green(server: str, brows
     assert "150000" in reviewer.inner_text("table.diff ins")  # type: ignore[attr-defined]
     assert "expected fire, rule did not fire" in reviewer.inner_text("#tests-failed")  # type: ignore[attr-defined]
     assert reviewer.is_disabled("#approve")  # type: ignore[attr-defined]
-    impact = _impact(reviewer)
-    assert "dormant_activation (changed)" in impact and "C002" in reviewer.inner_html("#impact-result")  # type: ignore[attr-defined]
+    reviewer.locator("#approve").scroll_into_view_if_needed()  # type: ignore[attr-defined]
     _shot(reviewer, "proposal-tests")
-    reviewer.locator("#impact").scroll_into_view_if_needed()  # type: ignore[attr-defined]
+    impact = _impact(reviewer)
+    assert "dormant_activation (changed)" in impact  # type: ignore[attr-defined]
+    assert "C002" in reviewer.inner_html("#impact-result .removed-clients")  # type: ignore[attr-defined]
+    reviewer.locator("#impact-form").scroll_into_view_if_needed()  # type: ignore[attr-defined]
     _shot(reviewer, "impact")
     # the button is disabled, and a forged POST is refused by the server as well
     token = reviewer.get_attribute("input[name=csrf_token]", "value")  # type: ignore[attr-defined]

@@ -71,10 +71,10 @@ class RuleImpact:
     unchanged: int
     blocked: dict[str, int]
     samples: dict[str, Sample]
-    segments: dict[str, int] = field(default_factory=dict)
-    """Contacts under the proposal, by client segment."""
-    locales: dict[str, int] = field(default_factory=dict)
-    """Contacts under the proposal, by message locale."""
+    segments: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Client segment -> (contacts under the proposal, under the approved version)."""
+    locales: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Message locale -> (contacts under the proposal, under the approved version)."""
     added_contacts: list[Contact] = field(default_factory=list)
     removed_contacts: list[Contact] = field(default_factory=list)
 
@@ -165,6 +165,16 @@ def _state(rule_id: str, approved: RuleSet | None, proposed: RuleSet) -> str:
     return "unchanged" if same else "changed"
 
 
+def _tally(rule_id: str, contacts: set[Contact], sim: Simulation) -> tuple[Counter[str], Counter[str]]:
+    """Contacts by segment and by locale."""
+    where = [sim.where[(rule_id, *c)] for c in contacts]
+    return Counter(seg for seg, _ in where), Counter(loc for _, loc in where)
+
+
+def _pair(proposed: Counter[str], approved: Counter[str]) -> dict[str, tuple[int, int]]:
+    return {k: (proposed[k], approved[k]) for k in sorted(set(proposed) | set(approved))}
+
+
 def compare(engine: Engine, cfg: Config, approved: RuleSet | None, proposed: RuleSet, start: date, end: date,
             only: set[str] | None = None, include_unchanged: bool = False, progress: Progress | None = None) -> Impact:
     """Per rule: contacts added, removed and unchanged by the proposal over the days, with samples.
@@ -184,10 +194,10 @@ def compare(engine: Engine, cfg: Config, approved: RuleSet | None, proposed: Rul
         if state == "unchanged" and not include_unchanged and only is None:
             continue
         a, p = old.contacts.get(rid, set()), new.contacts.get(rid, set())
-        where = [new.where[(rid, *c)] for c in sorted(p)]
+        (new_seg, new_loc), (old_seg, old_loc) = _tally(rid, p, new), _tally(rid, a, old)
         out.append(RuleImpact(rid, state, len(p - a), len(a - p), len(a & p),
                               dict(new.blocked.get(rid, Counter())), new.samples.get(rid, {}),
-                              dict(Counter(s for s, _ in where)), dict(Counter(loc for _, loc in where)),
+                              _pair(new_seg, old_seg), _pair(new_loc, old_loc),
                               sorted(p - a), sorted(a - p)))
     return Impact(start, end, max(new.clients, old.clients), out)
 
