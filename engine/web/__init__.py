@@ -2,7 +2,8 @@
 
 Owns sign-in pages and console sessions on top of engine.compliance.auth, the per-route role check
 against engine.compliance.access.ROUTES, CSRF tokens on every form, the console's zh-CN/en message
-table, and the pages for compliance (review queue, proposal diff, approve/reject), supervisors
+table, and the pages for compliance (review queue, proposal diff with rule tests and impact preview,
+approve/reject, approved versions), authors (`authoring`: edit, check, preview, submit), supervisors
 (firings, CSV export, firing page), advisors (call tasks), operators (outbox) and admins (users).
 Page templates live in engine/web/templates/, never mixed with message templates in templates/.
 
