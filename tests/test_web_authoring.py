@@ -16,6 +16,7 @@ from engine.audit import log as auditlog
 from engine.compliance import auth, drafts, review
 from engine.config.base import Config
 from engine.db import make_engine, upgrade
+from engine.errors import StewardError
 from engine.pipeline.recording import FIRING
 from engine.pipeline.run import run
 from tests import book
@@ -163,6 +164,26 @@ def test_submitting_a_draft_makes_a_proposal_like_the_cli(project: tuple[Engine,
     assert sub["data"]["proposal"] == 2 and events(eng, "proposal.submitted")[-1]["data"]["proposal"] == 2
     again = c.post("/author/submit", data=dict(changed, note="again"))
     assert again.status_code == 400 and "already submitted as proposal 2" in again.text
+
+
+def test_a_draft_saved_before_a_newer_approval_must_be_saved_again(project: tuple[Engine, Config]) -> None:
+    eng, proj = project
+    c = signed(eng, proj, "li.na")
+    form = editor_form(c)
+    edited = dict(form, rule_text=form["rule_text"].replace("market_value >= 50000", "market_value >= 60000"))
+    did = drafts.save(eng, proj, "li.na", drafts.Edit(RULE, edited["rule_text"], {}))
+    pid = _propose(eng, proj, "priority: 40", "priority: 41")
+    review.approve(eng, proj, "wang.fang", pid, "another change first")
+    with pytest.raises(StewardError, match="saved against approved version 1, but version 2 has been approved since"):
+        drafts.submit(eng, proj, "li.na", did, "late")
+    assert "A newer version has been approved since" in c.get(f"/author/edit?rule={RULE}").text
+    r = c.post("/author/submit", data=dict(edited, note="saved again over version 2"))  # saving re-bases it
+    assert r.status_code == 303
+    with eng.connect() as conn:
+        p = review.proposal(conn, int(r.headers["location"].rsplit("/", 1)[1]))
+        assert p.base_version == 2
+        text = review.proposal_files(conn, p)[RULE].decode()
+    assert "market_value >= 60000" in text and "priority: 41" not in text  # the draft's own file wins
 
 
 def test_only_authors_edit(project: tuple[Engine, Config]) -> None:

@@ -28,6 +28,8 @@ from engine.web.diff import side_by_side
 
 IMPACT_DAYS = 7
 """The impact preview's default range: the week up to today."""
+KEEP_JOBS = 20
+"""Finished impact previews kept for their pages to poll; older ones are forgotten."""
 
 
 def _changes(conn: Any, row: Any, files: dict[str, bytes], problems: list[Problem]) -> list[dict[str, Any]]:
@@ -149,7 +151,11 @@ def start_impact(request: Request, pid: int, start: str, end: str) -> ImpactJob:
     a, b = _parse_day(start, "from"), _parse_day(end, "to")
     impact.days_between(a, b)  # the range check, before a thread starts
     job = ImpactJob(secrets.token_urlsafe(8), pid, a, b)
-    _jobs(request)[job.id] = job
+    jobs = _jobs(request)
+    done = [k for k, j in jobs.items() if j.finished.is_set()]
+    for k in done[:max(0, len(done) - KEEP_JOBS + 1)]:  # dicts keep insertion order: oldest first
+        del jobs[k]
+    jobs[job.id] = job
     threading.Thread(target=_run_job, args=(c.engine, c.cfg, job), name=f"impact-{pid}", daemon=True).start()
     return job
 
