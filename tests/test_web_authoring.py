@@ -210,7 +210,8 @@ def test_a_failing_rule_test_disables_and_refuses_approval(project: tuple[Engine
     eng, proj = project
     pid = _propose(eng, proj, "market_value >= 50000", "market_value >= 200000")  # 120000 no longer fires
     c = signed(eng, proj, "wang.fang")
-    page = c.get(f"/reviews/{pid}").text
+    assert 'hx-get="/reviews/%d/tests"' % pid in c.get(f"/reviews/{pid}").text  # the page loads the tests after it
+    page = c.get(f"/reviews/{pid}/tests").text
     assert 'id="tests-failed"' in page and "expected fire, rule did not fire" in page
     assert re.search(r'id="approve"[^>]*disabled', page)
     r = c.post(f"/reviews/{pid}/decide", data={"decision": "approve", "comment": "ok", "csrf_token": csrf(c)})
@@ -223,7 +224,7 @@ def test_a_green_proposal_is_approved_and_listed_in_the_versions(project: tuple[
     eng, proj = project
     pid = _propose(eng, proj, "market_value >= 50000", "market_value >= 60000")
     c = signed(eng, proj, "wang.fang")
-    page = c.get(f"/reviews/{pid}").text
+    page = c.get(f"/reviews/{pid}/tests").text
     assert 'id="tests-summary"' in page and " 0 failed" in page.replace("</span>", "")
     assert not re.search(r'id="approve"[^>]*disabled', page)
     r = c.post(f"/reviews/{pid}/decide", data={"decision": "approve", "comment": "checked", "csrf_token": csrf(c)})

@@ -71,6 +71,7 @@ ROUTES: dict[tuple[str, str], str] = {
 }
 """Web route (method, path template) -> action."""
 ROUTES.update({  # issue 11, compliance and author pages (i11a)
+    ("GET", "/reviews/{pid}/tests"): "review.read",
     ("POST", "/reviews/{pid}/impact"): "review.read",
     ("GET", "/reviews/{pid}/impact/{job}"): "review.read",
     ("GET", "/versions"): "review.read",

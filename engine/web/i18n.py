@@ -34,7 +34,7 @@ ZH.update({  # issue 11, compliance and author pages (i11a)
     "Impact preview": "影响预览", "From": "从", "To": "到", "Preview impact": "预览影响",
     "No impact preview: the proposal holds Python rule files, which never run in the console.":
         "无影响预览：提案包含 Python 规则文件，控制台从不运行它们。",
-    "Approval is blocked": "无法批准", "Running the pipeline over the book, day by day": "正在逐日运行流水线",
+    "Approval is blocked": "无法批准", "Running the proposal's rule tests in a separate process…": "正在独立进程中运行提案的规则测试…", "Running the pipeline over the book, day by day": "正在逐日运行流水线",
     "clients": "位客户", "contacts = client x day": "接触 = 客户 × 日", "No new or changed rules.": "没有新增或修改的规则。",
     "added": "新增", "removed": "移除", "unchanged": "不变", "blocked": "被拦截",
     "proposed": "提案", "segment": "客群", "locale": "语言", "Clients added and removed": "新增与移除的客户", "Approved versions": "已批准版本",

@@ -28,6 +28,8 @@ from engine.web.diff import side_by_side
 
 IMPACT_DAYS = 7
 """The impact preview's default range: the week up to today."""
+PREWARM = 5
+"""How many open proposals the queue page checks in the background (newest first)."""
 KEEP_JOBS = 20
 """Finished impact previews kept for their pages to poll; older ones are forgotten."""
 
@@ -49,20 +51,51 @@ def _changes(conn: Any, row: Any, files: dict[str, bytes], problems: list[Proble
     return out
 
 
+def _check(c: Any, files: dict[str, bytes], manifest: dict[str, str], tests: bool) -> Check:
+    """Lint (and rule tests) of a proposal. Proposed Python never runs here: a proposal that holds Python rule
+    files, and every rule-test run, goes to the check child; YAML and sandboxed templates are linted in
+    process, as `review submit` does, so the page shows at once."""
+    if tests or review.python_files(manifest):
+        return review.check_proposal(c.cfg, files, tests=tests)  # a child process; remembered per content
+    return Check(review.check_files(c.cfg, files)[1])
+
+
 def _page(request: Request, pid: int, status: int = 200, error: str | None = None) -> Response:
     c = console(request)
     with c.engine.begin() as conn:
         row = review.proposal(conn, pid)
         files = review.proposal_files(conn, row)
-    check = review.check_proposal(c.cfg, files, tests=True)  # a child process; remembered per content
+    check = _check(c, files, dict(row.manifest), tests=False)
     with c.engine.connect() as conn:
         changes = _changes(conn, row, files, check.problems)
     own = users.canonical(row.author) == user_of(request).name
-    blocked = _approval_blocked(check)
     today = c.clock().astimezone(c.cfg.tz).date()
     return render(request, "proposal.html", status=status, p=row, changes=changes, problems=check.problems, own=own,
-                  check=check, blocked=blocked, error=error, code=review.python_files(row.manifest),
+                  error=error, code=review.python_files(row.manifest),
                   impact_from=today - timedelta(days=IMPACT_DAYS - 1), impact_to=today)
+
+
+def _tests_fragment(request: Request, pid: int) -> Response:
+    """The rule-test results and the decision form, whose Approve button they enable or disable."""
+    c = console(request)
+    with c.engine.connect() as conn:
+        row = review.proposal(conn, pid)
+        files = review.proposal_files(conn, row)
+    check = _check(c, files, dict(row.manifest), tests=True)
+    own = users.canonical(row.author) == user_of(request).name
+    return render(request, "proposal_tests.html", p=row, check=check, blocked=_approval_blocked(check), own=own)
+
+
+def _prewarm(engine: Engine, cfg: Config, pids: list[int]) -> None:
+    """Run the check child for open proposals in the background, so their pages answer at once."""
+    def work() -> None:
+        for pid in pids:
+            with engine.connect() as conn:
+                row = review.proposal(conn, pid)
+                files = review.proposal_files(conn, row)
+            review.check_proposal(cfg, files, tests=True)
+
+    threading.Thread(target=work, name="proposal-checks", daemon=True).start()
 
 
 def _approval_blocked(check: Check) -> str | None:
@@ -168,9 +201,11 @@ def routes(app: FastAPI) -> None:
 
     @app.get("/reviews", response_class=HTMLResponse)
     def queue(request: Request) -> Response:
-        with console(request).engine.connect() as conn:
+        c = console(request)
+        with c.engine.connect() as conn:
             rows = review.proposals(conn)
             approved = review.current(conn)
+        _prewarm(c.engine, c.cfg, [r.id for r in rows if r.status == "submitted"][:PREWARM])
         return render(request, "reviews.html", rows=rows, approved=approved)
 
     @app.get("/reviews/{pid}", response_class=HTMLResponse)
@@ -179,6 +214,10 @@ def routes(app: FastAPI) -> None:
             return _page(request, pid)
         except StewardError as e:
             return render(request, "error.html", status=404, message=str(e))
+
+    @app.get("/reviews/{pid}/tests", response_class=HTMLResponse)
+    def proposal_tests(request: Request, pid: int) -> Response:
+        return _tests_fragment(request, pid)
 
     @app.post("/reviews/{pid}/decide", response_class=HTMLResponse)
     async def decide(request: Request, pid: int) -> Response:
