@@ -56,8 +56,22 @@ def _check(c: Any, files: dict[str, bytes], manifest: dict[str, str], tests: boo
     files, and every rule-test run, goes to the check child; YAML and sandboxed templates are linted in
     process, as `review submit` does, so the page shows at once."""
     if tests or review.python_files(manifest):
-        return review.check_proposal(c.cfg, files, tests=tests)  # a child process; remembered per content
+        return _checked(c.cfg, files, tests)
     return Check(review.check_files(c.cfg, files)[1])
+
+
+_LOCKS: dict[tuple[str, bool], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _checked(cfg: Config, files: dict[str, bytes], tests: bool) -> Check:
+    """The check child's answer, one child per content at a time: a page that asks while the queue's prewarm
+    runs waits for it, then reads the remembered result."""
+    key = (review.content_hash(review.manifest_of(files)), tests)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        return review.check_proposal(cfg, files, tests=tests)  # a child process; remembered per content
 
 
 def _page(request: Request, pid: int, status: int = 200, error: str | None = None) -> Response:
@@ -93,7 +107,7 @@ def _prewarm(engine: Engine, cfg: Config, pids: list[int]) -> None:
             with engine.connect() as conn:
                 row = review.proposal(conn, pid)
                 files = review.proposal_files(conn, row)
-            review.check_proposal(cfg, files, tests=True)
+            _checked(cfg, files, True)
 
     threading.Thread(target=work, name="proposal-checks", daemon=True).start()
 
