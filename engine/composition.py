@@ -45,6 +45,7 @@ TABLE_MODULES = (
     "engine.compliance.review",  # app_user, content_blob, proposal, approved_version
     "engine.compliance.auth",  # auth_token (console sessions, CLI tokens)
     "engine.events.tables",  # event_log, event_mark, event_deadline
+    "engine.compliance.drafts",  # rule_draft (console authoring)
 )
 """Every module that defines SQLModel tables; the schema-drift test fails when one is missing."""
 

@@ -19,6 +19,7 @@ import engine.cli.app  # noqa: F401
 # The CLI loads its commands lazily: import every module that registers audit event names.
 import engine.compliance.auth  # noqa: F401
 import engine.compliance.calendar_review  # noqa: F401
+import engine.compliance.drafts  # noqa: F401
 import engine.compliance.review  # noqa: F401
 import engine.compliance.users  # noqa: F401
 from engine.audit import log as auditlog
@@ -108,6 +109,11 @@ WRITE_PATHS: dict[str, str] = {
     "engine/supervision/sampling.py:decide": "review.decided",
     "engine/supervision/sampling.py:sample": "review.assigned",
 }
+WRITE_PATHS.update({  # issue 11, console drafts (i11a)
+    "engine/compliance/drafts.py:save": "draft.saved",
+    "engine/compliance/drafts.py:submit": "draft.submitted",
+    "engine/compliance/drafts.py:mark": "draft.submitted",
+})
 WRITE_CALLS = {"insert", "delete", "update", "on_conflict_do_update", "on_conflict_do_nothing"}
 
 

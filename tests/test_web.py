@@ -22,7 +22,7 @@ from tests.identity_helpers import PASSWORD, make_user
 from tests.web_helpers import Clock, client, csrf, sign_in
 
 ROLE_USERS = {r: f"{r}1" for r in access.ROLES}
-PARAMS = {"pid": "999", "fid": "999", "entry_id": "999", "name": "nobody", "cid": "C999"}
+PARAMS = {"pid": "999", "fid": "999", "entry_id": "999", "name": "nobody", "cid": "C999", "vid": "999", "job": "x"}
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def browser() -> Iterator[object]:
 def _page(browser: object, base: str, name: str, lang: str = "en") -> object:
     ctx = browser.new_context(base_url=base, locale=lang, viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]
     page = ctx.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(60_000)  # the proposal page loads its rule tests from a child process
     page.goto("/login")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)

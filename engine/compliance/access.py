@@ -71,6 +71,19 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/admin/users/{name}/active"): "users.manage",
 }
 """Web route (method, path template) -> action."""
+ROUTES.update({  # issue 11, compliance and author pages (i11a)
+    ("GET", "/reviews/{pid}/tests"): "review.read",
+    ("POST", "/reviews/{pid}/impact"): "review.read",
+    ("GET", "/reviews/{pid}/impact/{job}"): "review.read",
+    ("GET", "/versions"): "review.read",
+    ("GET", "/versions/{vid}"): "review.read",
+    ("GET", "/author"): "review.submit",
+    ("GET", "/author/edit"): "review.submit",
+    ("POST", "/author/check"): "review.submit",
+    ("POST", "/author/preview"): "review.submit",
+    ("POST", "/author/save"): "review.submit",
+    ("POST", "/author/submit"): "review.submit",
+})
 
 COMMANDS: dict[str, str] = {
     "login": PUBLIC, "logout": PUBLIC, "whoami": PUBLIC, "passwd": "signed_in", "web": SERVICE,

@@ -15,6 +15,7 @@ contact window; suppressed, deferred and dropped firings count as blocked, by re
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -36,6 +37,8 @@ MAX_DAYS = 92
 BLOCKED = ("suppressed", "deferred", "dropped")
 Contact = tuple[str, date]
 """(client id, day)."""
+Progress = Callable[[int, int], None]
+"""Called with (days done, days in all) as a preview runs: the console shows it."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Simulation:
     samples: dict[str, dict[str, Sample]] = field(default_factory=dict)
     """rule -> locale -> first rendered message in that locale."""
     clients: int = 0
+    where: dict[tuple[str, str, date], tuple[str, str]] = field(default_factory=dict)
+    """(rule, client, day) -> (segment, locale) of each contact: the console's counts by segment and locale."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,12 @@ class RuleImpact:
     unchanged: int
     blocked: dict[str, int]
     samples: dict[str, Sample]
+    segments: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Client segment -> (contacts under the proposal, under the approved version)."""
+    locales: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Message locale -> (contacts under the proposal, under the approved version)."""
+    added_contacts: list[Contact] = field(default_factory=list)
+    removed_contacts: list[Contact] = field(default_factory=list)
 
     @property
     def proposed(self) -> int:
@@ -91,12 +102,13 @@ def days_between(start: date, end: date) -> list[date]:
 
 def _collect(conn: Connection, run_id: int, sim: Simulation) -> None:
     q = select(FIRING.c.rule_id, FIRING.c.client_id, FIRING.c.as_of, FIRING.c.status, FIRING.c.reason,
-               FIRING.c.locale, FIRING.c.subject, FIRING.c.message).where(FIRING.c.run_id == run_id).order_by(FIRING.c.id)
+               FIRING.c.locale, FIRING.c.subject, FIRING.c.message, FIRING.c.facts).where(FIRING.c.run_id == run_id).order_by(FIRING.c.id)
     for r in conn.execute(q):
         if r.status in BLOCKED:
             sim.blocked.setdefault(r.rule_id, Counter())[r.reason or r.status] += 1
             continue
         sim.contacts.setdefault(r.rule_id, set()).add((r.client_id, r.as_of))
+        sim.where[(r.rule_id, r.client_id, r.as_of)] = (str((r.facts or {}).get("segment") or "-"), r.locale)
         per_locale = sim.samples.setdefault(r.rule_id, {})
         if r.message and r.locale not in per_locale:
             per_locale[r.locale] = Sample(r.client_id, r.as_of, r.locale, r.subject, r.message)
@@ -122,7 +134,8 @@ def _day(conn: Connection, cfg: Config, ruleset: RuleSet, day: date, advisors: d
     _collect(conn, run_id, sim)
 
 
-def simulate(engine: Engine, cfg: Config, ruleset: RuleSet, days: list[date]) -> Simulation:
+def simulate(engine: Engine, cfg: Config, ruleset: RuleSet, days: list[date],
+             progress: Progress | None = None) -> Simulation:
     """Run the pipeline for each day in one transaction, collect what it did, roll everything back."""
     sim = Simulation()
     with engine.connect() as conn:
@@ -131,8 +144,10 @@ def simulate(engine: Engine, cfg: Config, ruleset: RuleSet, days: list[date]) ->
             trading_calendar.ensure(conn, cfg.calendar.exchange, days[0] - timedelta(days=90), days[-1])
             conn.execute(delete(FIRING).where(FIRING.c.as_of >= days[0]))
             advisors = pipeline.advisors_of(conn)
-            for day in days:
+            for i, day in enumerate(days):
                 _day(conn, cfg, ruleset, day, advisors, sim)
+                if progress is not None:
+                    progress(i + 1, len(days))
         finally:
             trans.rollback()
     return sim
@@ -150,12 +165,26 @@ def _state(rule_id: str, approved: RuleSet | None, proposed: RuleSet) -> str:
     return "unchanged" if same else "changed"
 
 
+def _tally(rule_id: str, contacts: set[Contact], sim: Simulation) -> tuple[Counter[str], Counter[str]]:
+    """Contacts by segment and by locale."""
+    where = [sim.where[(rule_id, *c)] for c in contacts]
+    return Counter(seg for seg, _ in where), Counter(loc for _, loc in where)
+
+
+def _pair(proposed: Counter[str], approved: Counter[str]) -> dict[str, tuple[int, int]]:
+    return {k: (proposed[k], approved[k]) for k in sorted(set(proposed) | set(approved))}
+
+
 def compare(engine: Engine, cfg: Config, approved: RuleSet | None, proposed: RuleSet, start: date, end: date,
-            only: set[str] | None = None, include_unchanged: bool = False) -> Impact:
-    """Per rule: contacts added, removed and unchanged by the proposal over the days, with samples."""
+            only: set[str] | None = None, include_unchanged: bool = False, progress: Progress | None = None) -> Impact:
+    """Per rule: contacts added, removed and unchanged by the proposal over the days, with samples.
+
+    `progress` hears (steps done, steps in all): one step per simulated day, both versions."""
     days = days_between(start, end)
-    new = simulate(engine, cfg, proposed, days)
-    old = simulate(engine, cfg, approved, days) if approved is not None else Simulation()
+    steps = len(days) * (2 if approved is not None else 1)
+    new = simulate(engine, cfg, proposed, days, progress and (lambda i, _: progress(i, steps)))
+    old = (simulate(engine, cfg, approved, days, progress and (lambda i, _: progress(len(days) + i, steps)))
+           if approved is not None else Simulation())
     ids = sorted({r.id for r in proposed.rules} | ({r.id for r in approved.rules} if approved else set()))
     out = []
     for rid in ids:
@@ -165,8 +194,11 @@ def compare(engine: Engine, cfg: Config, approved: RuleSet | None, proposed: Rul
         if state == "unchanged" and not include_unchanged and only is None:
             continue
         a, p = old.contacts.get(rid, set()), new.contacts.get(rid, set())
+        (new_seg, new_loc), (old_seg, old_loc) = _tally(rid, p, new), _tally(rid, a, old)
         out.append(RuleImpact(rid, state, len(p - a), len(a - p), len(a & p),
-                              dict(new.blocked.get(rid, Counter())), new.samples.get(rid, {})))
+                              dict(new.blocked.get(rid, Counter())), new.samples.get(rid, {}),
+                              _pair(new_seg, old_seg), _pair(new_loc, old_loc),
+                              sorted(p - a), sorted(a - p)))
     return Impact(start, end, max(new.clients, old.clients), out)
 
 

@@ -28,7 +28,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -420,11 +420,13 @@ def _open_with(conn: Connection, chash: str) -> int | None:
     return conn.execute(select(PROPOSAL.c.id).where(PROPOSAL.c.content_hash == chash, PROPOSAL.c.status == "submitted")).scalar()
 
 
-def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitted:
-    """Snapshot the working files as a proposal (author role). Lint runs; errors will block approval."""
+def submit(engine: Engine, cfg: Config, actor: str | None, note: str, files: Mapping[str, bytes] | None = None,
+           on_submit: Callable[[Connection, int], None] | None = None) -> Submitted:
+    """Snapshot the working files (or `files`, a whole snapshot: the console's drafts) as a proposal (author
+    role). Lint runs; errors will block approval. `on_submit(conn, id)` runs in the proposal's transaction."""
     if not note.strip():
         raise StewardError("--note: say what changed and why; the reviewer reads it")
-    files = working_files(cfg)
+    files = working_files(cfg) if files is None else dict(files)
     manifest = manifest_of(files)
     chash = content_hash(manifest)
     where = config_review.source(cfg)
@@ -450,6 +452,8 @@ def submit(engine: Engine, cfg: Config, actor: str | None, note: str) -> Submitt
         auditlog.append(conn, [auditlog.Event("proposal.submitted", actor=author.name, data={
             "proposal": pid, "content_hash": chash, "note": note.strip(), "config_changes": [str(k) for k in keys],
             "changes": {c.path: c.state for c in changes}, "lint_errors": sum(p.severity == "error" for p in problems)})])
+        if on_submit is not None:
+            on_submit(conn, pid)
     return Submitted(pid, changes, problems, keys)
 
 

@@ -142,6 +142,7 @@ def user_of(request: Request) -> users.User:
 def create_app(engine: Engine, cfg: Config, clock: Clock | None = None, policy: auth.Policy = auth.POLICY,
                secure_cookies: bool = True) -> FastAPI:
     from engine.web import operations, reviews, supervision
+    from engine.web import authoring  # issue 11: the author's editor (i11a)
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(guard)])
     app.state.console = Console(engine, cfg, clock or engine_clock.now, policy,
@@ -165,6 +166,7 @@ def create_app(engine: Engine, cfg: Config, clock: Clock | None = None, policy: 
 
     for module in (sign_in_routes, reviews, supervision, operations):
         module.routes(app)
+    authoring.routes(app)
     return app
 
 
