@@ -248,14 +248,14 @@ def rotate_key() -> None:
     import os
 
     with user_errors():
-        path = os.environ.get(keys.KEYS_FILE_ENV)
-        if not path:
-            raise StewardError(f"set {keys.KEYS_FILE_ENV} to the key ring file (e.g. /etc/steward/audit.keys, mode 0600): "
-                               "rotate-key appends the new key there (docs/audit.md, rotating the key)")
         c = cfg()
         eng = open_db(c)
         with eng.begin() as conn:
             actor = signed_in(conn, "audit rotate-key").name
+        path = os.environ.get(keys.KEYS_FILE_ENV)
+        if not path:
+            raise StewardError(f"set {keys.KEYS_FILE_ENV} to the key ring file (e.g. /etc/steward/audit.keys, mode 0600): "
+                               "rotate-key appends the new key there (docs/audit.md, rotating the key)")
         old, new = keys.rotate(Path(path))
         with eng.begin() as conn:
             append(conn, [Event("audit.key_rotated", actor=actor, data={
