@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from engine.compliance import auth, review
 from engine.db import make_engine, upgrade
@@ -25,18 +22,12 @@ from tests.compliance_helpers import BASE_RULES, copy_shipped, pack_config
 from tests.conftest import shipped_config
 from tests.identity_helpers import PASSWORD, fast_hasher, make_user
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser_helpers import CHROMIUM, launched_browser, serving
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "img"
 RULE = "rules/dormant_activation.yaml"
 THRESHOLD = re.compile(r"market_value >= \d+")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -56,29 +47,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             make_user(eng, name, roles)
         review.submit(eng, cfg, "li.na", "first pack")
         review.approve(eng, cfg, "wang.fang", 1, "baseline")
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(eng, cfg), host="127.0.0.1", port=port, log_level="warning"))
-        t = threading.Thread(target=srv.run, daemon=True)
-        t.start()
-        for _ in range(200):  # bounded wait for the socket
-            if srv.started:
-                break
-            threading.Event().wait(0.05)
-        assert srv.started
-        yield f"http://127.0.0.1:{port}"
-        srv.should_exit = True
-        t.join(10)
+        with serving(create_app(eng, cfg)) as base:
+            yield base
         eng.dispose()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
+    yield from launched_browser()
 
 
 def _page(browser: object, base: str, name: str) -> object:

@@ -7,14 +7,11 @@ rewrite the screenshots in docs/img/ that docs/console.md shows.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 
 from engine import clock
@@ -29,16 +26,10 @@ from tests.compliance_helpers import copy_shipped, pack_config
 from tests.conftest import shipped_config
 from tests.identity_helpers import PASSWORD, fast_hasher, make_user
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser_helpers import CHROMIUM, launched_browser, serving
 DAY = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai on the book's day
 SHOTS = Path(__file__).parent.parent / "docs" / "img"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -69,29 +60,14 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     make_user(eng, "sun.adv", ["advisor"], advisor_id=advisor)
     tpl.write_text(tpl.read_text(encoding="utf-8").replace("市场有风险", "市场总有风险"), encoding="utf-8")
     review.submit(eng, cfg, "li.na", "softer risk wording")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(eng, cfg), host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(200):  # bounded wait for the socket
-        if srv.started:
-            break
-        threading.Event().wait(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    with serving(create_app(eng, cfg)) as base:
+        yield base
     eng.dispose()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
+    yield from launched_browser()
 
 
 def _page(browser: object, base: str, name: str, lang: str = "en") -> object:

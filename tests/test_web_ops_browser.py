@@ -7,13 +7,10 @@ Set STEWARD_SCREENSHOTS=1 to rewrite the screenshots in docs/img/ that docs/cons
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 
@@ -30,7 +27,7 @@ from tests import console_book
 from tests.identity_helpers import NOW, PASSWORD, fast_hasher
 from tests.web_helpers import Clock
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser_helpers import CHROMIUM, launched_browser, serving
 SHOTS = Path(__file__).parent.parent / "docs" / "img"
 KEY = "console-browser-test-key"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
@@ -43,12 +40,6 @@ def audit_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine, Config]]:
     with pytest.MonkeyPatch.context() as mp:
@@ -57,19 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engi
         eng, cfg = console_book.build(tmp_path_factory.mktemp("ops"))
         with clock.using(clock.FixedClock(NOW)):
             _scheduler_traces(eng, cfg)
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(eng, cfg, clock=Clock()), host="127.0.0.1", port=port,
-                                            log_level="warning"))
-        t = threading.Thread(target=srv.run, daemon=True)
-        t.start()
-        for _ in range(200):  # bounded wait for the socket
-            if srv.started:
-                break
-            threading.Event().wait(0.05)
-        assert srv.started
-        yield f"http://127.0.0.1:{port}", eng, cfg
-        srv.should_exit = True
-        t.join(10)
+        with serving(create_app(eng, cfg, clock=Clock())) as base:
+            yield base, eng, cfg
         eng.dispose()
 
 
@@ -91,12 +71,7 @@ def _scheduler_traces(eng: Engine, cfg: Config) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
+    yield from launched_browser()
 
 
 def _page(browser: object, base: str, name: str, lang: str = "en") -> object:
