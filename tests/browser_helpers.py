@@ -50,3 +50,36 @@ def launched_browser() -> Iterator[object]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         yield b
         b.close()
+
+
+SHOTS = Path(__file__).parent.parent / "docs" / "img"
+"""Where STEWARD_SCREENSHOTS=1 writes the pictures docs/console.md shows."""
+
+
+def signed_in_page(browser: Any, base: str, name: str, password: str, lang: str = "en", height: int = 800) -> Any:
+    """A fresh context (own cookies) signed in as `name`; downloads allowed, 60 s per step
+    (the proposal page waits for its rule tests from a child process on a shared machine)."""
+    ctx = browser.new_context(base_url=base, locale=lang, viewport={"width": 1200, "height": height},
+                              accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto("/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("#signin")
+    page.wait_for_selector("#who")
+    return page
+
+
+def shot(page: Any, name: str, full: bool = False) -> None:
+    """Screenshot into docs/img/ when STEWARD_SCREENSHOTS is set."""
+    import os
+
+    if os.environ.get("STEWARD_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+
+
+def sign_out(page: Any) -> None:
+    page.click("#signout")
+    page.wait_for_selector("#signin")

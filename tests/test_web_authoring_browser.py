@@ -7,7 +7,6 @@ Set STEWARD_SCREENSHOTS=1 to rewrite the screenshots in docs/img/ that docs/cons
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +21,8 @@ from tests.compliance_helpers import BASE_RULES, copy_shipped, pack_config
 from tests.conftest import shipped_config
 from tests.identity_helpers import PASSWORD, fast_hasher, make_user
 
-from tests.browser_helpers import CHROMIUM, launched_browser, serving
+from tests.browser_helpers import CHROMIUM, launched_browser, serving, shot, sign_out, signed_in_page
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "img"
 RULE = "rules/dormant_activation.yaml"
 THRESHOLD = re.compile(r"market_value >= \d+")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
@@ -57,29 +55,6 @@ def browser() -> Iterator[object]:
     yield from launched_browser()
 
 
-def _page(browser: object, base: str, name: str) -> object:
-    ctx = browser.new_context(base_url=base, locale="en", viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)  # a shared 2-core machine: rule tests run in a child process
-    page.goto("/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#signin")
-    page.wait_for_selector("#who")
-    return page
-
-
-def _shot(page: object, name: str) -> None:
-    if os.environ.get("STEWARD_SCREENSHOTS"):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)  # type: ignore[attr-defined]
-
-
-def _sign_out(page: object) -> None:
-    page.click("#signout")  # type: ignore[attr-defined]
-    page.wait_for_selector("#signin")  # type: ignore[attr-defined]
-
-
 def _edit_threshold(page: object, value: str, note: str, shots: bool = False) -> int:
     """Author: open the rule, type an error, see it, fix it, preview on client C002, submit. Returns the proposal id."""
     p: object = page
@@ -93,7 +68,7 @@ def _edit_threshold(page: object, value: str, note: str, shots: bool = False) ->
     assert re.search(rf"{RULE}:\d+: when: ", problems), problems
     if shots:
         p.locator("#check").scroll_into_view_if_needed()  # type: ignore[attr-defined]
-        _shot(p, "author-check")
+        shot(p, "author-check")
     p.fill("#rule_text", THRESHOLD.sub(f"market_value >= {value}", text))  # type: ignore[attr-defined]
     p.wait_for_selector("#check-ok")  # type: ignore[attr-defined]
     p.fill("#client", "C002")  # type: ignore[attr-defined]
@@ -103,7 +78,7 @@ def _edit_threshold(page: object, value: str, note: str, shots: bool = False) ->
     assert "【示例证券】" in p.inner_text("tr.preview-zh-CN")  # type: ignore[attr-defined]
     if shots:
         p.locator("#preview").scroll_into_view_if_needed()  # type: ignore[attr-defined]
-        _shot(p, "author-preview")
+        shot(p, "author-preview")
     p.fill("#note", note)  # type: ignore[attr-defined]
     p.click("#submit")  # type: ignore[attr-defined]
     p.wait_for_url(re.compile(r"/reviews/\d+$"))  # type: ignore[attr-defined]
@@ -117,24 +92,24 @@ def _impact(page: object) -> str:
 
 
 def test_author_edits_and_compliance_approves_only_when_green(server: str, browser: object) -> None:
-    author = _page(browser, server, "li.na")
+    author = signed_in_page(browser, server, "li.na", PASSWORD, height=900)
     failing = _edit_threshold(author, "150000", "dormant threshold 50k -> 150k", shots=True)
     assert "dormant threshold 50k -> 150k" in author.inner_text("main")  # type: ignore[attr-defined]
     assert author.locator("#approve").count() == 0  # type: ignore[attr-defined]  # an author has no decision to make
-    _sign_out(author)
+    sign_out(author)
 
-    reviewer = _page(browser, server, "wang.fang")
+    reviewer = signed_in_page(browser, server, "wang.fang", PASSWORD, height=900)
     reviewer.goto(f"/reviews/{failing}")  # type: ignore[attr-defined]
     assert "150000" in reviewer.inner_text("table.diff ins")  # type: ignore[attr-defined]
     assert "expected fire, rule did not fire" in reviewer.inner_text("#tests-failed")  # type: ignore[attr-defined]
     assert reviewer.is_disabled("#approve")  # type: ignore[attr-defined]
     reviewer.locator("#approve").scroll_into_view_if_needed()  # type: ignore[attr-defined]
-    _shot(reviewer, "proposal-tests")
+    shot(reviewer, "proposal-tests")
     impact = _impact(reviewer)
     assert "dormant_activation (changed)" in impact  # type: ignore[attr-defined]
     assert "C002" in reviewer.inner_html("#impact-result .removed-clients")  # type: ignore[attr-defined]
     reviewer.locator("#impact-form").scroll_into_view_if_needed()  # type: ignore[attr-defined]
-    _shot(reviewer, "impact")
+    shot(reviewer, "impact")
     # the button is disabled, and a forged POST is refused by the server as well
     token = reviewer.get_attribute("input[name=csrf_token]", "value")  # type: ignore[attr-defined]
     r = reviewer.request.post(f"/reviews/{failing}/decide",  # type: ignore[attr-defined]
@@ -143,13 +118,13 @@ def test_author_edits_and_compliance_approves_only_when_green(server: str, brows
     reviewer.fill("textarea[name=comment]", "breaks the dormant rule tests")  # type: ignore[attr-defined]
     reviewer.click("#reject")  # type: ignore[attr-defined]
     assert reviewer.inner_text("#status") == "rejected"  # type: ignore[attr-defined]
-    _sign_out(reviewer)
+    sign_out(reviewer)
 
-    author = _page(browser, server, "li.na")
+    author = signed_in_page(browser, server, "li.na", PASSWORD, height=900)
     green = _edit_threshold(author, "60000", "dormant threshold 50k -> 60k")
-    _sign_out(author)
+    sign_out(author)
 
-    reviewer = _page(browser, server, "wang.fang")
+    reviewer = signed_in_page(browser, server, "wang.fang", PASSWORD, height=900)
     reviewer.goto(f"/reviews/{green}")  # type: ignore[attr-defined]
     assert "0 failed" in reviewer.inner_text("#tests-summary")  # type: ignore[attr-defined]
     assert "dormant_activation (changed)" in _impact(reviewer)
@@ -159,15 +134,15 @@ def test_author_edits_and_compliance_approves_only_when_green(server: str, brows
     assert reviewer.inner_text("#status") == "approved"  # type: ignore[attr-defined]
     reviewer.goto("/versions")  # type: ignore[attr-defined]
     assert "threshold checked, tests green" in reviewer.inner_text("#versions")  # type: ignore[attr-defined]
-    _shot(reviewer, "versions")
+    shot(reviewer, "versions")
     reviewer.click("#versions a >> text=2")  # type: ignore[attr-defined]
     reviewer.click(f"#files a >> text={RULE}")  # type: ignore[attr-defined]
     assert "market_value >= 60000" in reviewer.inner_text("#file")  # type: ignore[attr-defined]
-    _sign_out(reviewer)
+    sign_out(reviewer)
 
 
 def test_an_author_with_the_compliance_role_cannot_approve_their_own(server: str, browser: object) -> None:
-    page = _page(browser, server, "He.Xin")
+    page = signed_in_page(browser, server, "He.Xin", PASSWORD, height=900)
     pid = _edit_threshold(page, "70000", "dormant threshold to 70k")
     assert "The author can never approve or reject their own proposal." in page.inner_text("main")  # type: ignore[attr-defined]
     assert page.is_disabled("#approve") and page.is_disabled("#reject")  # type: ignore[attr-defined]
@@ -175,4 +150,4 @@ def test_an_author_with_the_compliance_role_cannot_approve_their_own(server: str
     r = page.request.post(f"/reviews/{pid}/decide",  # type: ignore[attr-defined]
                           form={"decision": "approve", "comment": "mine", "csrf_token": token})
     assert r.status == 403 and "the author can never approve or reject" in r.text()
-    _sign_out(page)
+    sign_out(page)

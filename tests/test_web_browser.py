@@ -6,10 +6,8 @@ rewrite the screenshots in docs/img/ that docs/console.md shows.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -26,9 +24,8 @@ from tests.compliance_helpers import copy_shipped, pack_config
 from tests.conftest import shipped_config
 from tests.identity_helpers import PASSWORD, fast_hasher, make_user
 
-from tests.browser_helpers import CHROMIUM, launched_browser, serving
+from tests.browser_helpers import CHROMIUM, launched_browser, serving, shot, sign_out, signed_in_page
 DAY = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai on the book's day
-SHOTS = Path(__file__).parent.parent / "docs" / "img"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
 
 
@@ -70,98 +67,75 @@ def browser() -> Iterator[object]:
     yield from launched_browser()
 
 
-def _page(browser: object, base: str, name: str, lang: str = "en") -> object:
-    ctx = browser.new_context(base_url=base, locale=lang, viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)  # the proposal page loads its rule tests from a child process
-    page.goto("/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#signin")
-    page.wait_for_selector("#who")
-    return page
-
-
-def _shot(page: object, name: str) -> None:
-    if os.environ.get("STEWARD_SCREENSHOTS"):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)  # type: ignore[attr-defined]
-
-
-def _sign_out(page: object) -> None:
-    page.click("#signout")  # type: ignore[attr-defined]
-    page.wait_for_selector("#signin")  # type: ignore[attr-defined]
-
-
 def test_compliance_reviews_and_approves_in_chinese(server: str, browser: object) -> None:
-    page = _page(browser, server, "Wang.Fang", lang="zh-CN")
+    page = signed_in_page(browser, server, "Wang.Fang", PASSWORD, lang="zh-CN")
     page.goto("/reviews?lang=zh-CN")  # type: ignore[attr-defined]
     assert "审核队列" in page.inner_text("h1")  # type: ignore[attr-defined]
-    _shot(page, "review-queue")
+    shot(page, "review-queue")
     page.click("#proposals a >> text=2")  # type: ignore[attr-defined]
     assert page.inner_text("table.diff ins") == "总"  # type: ignore[attr-defined]
-    _shot(page, "proposal")
+    shot(page, "proposal")
     page.fill("textarea[name=comment]", "措辞已核对")  # type: ignore[attr-defined]
     page.click("#approve", timeout=60_000)  # type: ignore[attr-defined]  # approval re-checks the pack: slow on a loaded machine
     assert page.inner_text("#status") == "已批准"  # type: ignore[attr-defined]
-    _sign_out(page)
+    sign_out(page)
 
 
 def test_author_sees_the_proposal_but_cannot_decide(server: str, browser: object) -> None:
-    page = _page(browser, server, "li.na")
+    page = signed_in_page(browser, server, "li.na", PASSWORD)
     page.goto("/reviews/2")  # type: ignore[attr-defined]
     assert page.locator("#approve").count() == 0  # type: ignore[attr-defined]
     resp = page.goto("/admin/users")  # type: ignore[attr-defined]
     assert resp.status == 403  # type: ignore[union-attr]
-    _sign_out(page)
+    sign_out(page)
 
 
 def test_advisor_works_the_call_list(server: str, browser: object) -> None:
-    page = _page(browser, server, "sun.adv")
+    page = signed_in_page(browser, server, "sun.adv", PASSWORD)
     page.goto("/calls")  # type: ignore[attr-defined]
     row = page.locator("#calls tr[id^=task-]").first  # type: ignore[attr-defined]
     task_id = row.get_attribute("id")
     assert "****" in row.inner_text()  # the phone is masked
-    _shot(page, "calls")
+    shot(page, "calls")
     row.locator("button[value=reached]").click()
     page.wait_for_load_state()  # type: ignore[attr-defined]
     assert page.locator(f"#{task_id}").count() == 0  # type: ignore[attr-defined]
-    _sign_out(page)
+    sign_out(page)
 
 
 def test_supervisor_filters_firings_and_exports(server: str, browser: object) -> None:
-    page = _page(browser, server, "zhao.lei")
+    page = signed_in_page(browser, server, "zhao.lei", PASSWORD)
     page.goto("/firings?rule=new_account_callback")  # type: ignore[attr-defined]
     assert "Firings" in page.inner_text("h1") and "(Total 1)" in page.inner_text("#total")  # type: ignore[attr-defined]
     page.click("#firings a")  # type: ignore[attr-defined]
     assert "new_account_callback" in page.inner_text("h1")  # type: ignore[attr-defined]
     assert "id: new_account_callback" in page.inner_text("#source")  # type: ignore[attr-defined]
-    _shot(page, "firing")
+    shot(page, "firing")
     page.click("h1 a")  # type: ignore[attr-defined]  # the client's day: why each rule did or did not fire
     assert "FIRED" in page.inner_text("#verdicts")  # type: ignore[attr-defined]
-    _shot(page, "client")
+    shot(page, "client")
     page.goto("/firings")  # type: ignore[attr-defined]
-    _shot(page, "firings")
+    shot(page, "firings")
     with page.expect_download() as dl:  # type: ignore[attr-defined]
         page.click("#csv")  # type: ignore[attr-defined]
     assert dl.value.suggested_filename == "firings.csv"
     page.goto("/charts")  # type: ignore[attr-defined]
     page.wait_for_selector("#by-day canvas")  # type: ignore[attr-defined]  # ECharts drew
-    _shot(page, "charts")
-    _sign_out(page)
+    shot(page, "charts")
+    sign_out(page)
 
 
 def test_operator_sees_the_red_banner_and_admin_adds_a_user(server: str, browser: object) -> None:
-    page = _page(browser, server, "chen.op")
+    page = signed_in_page(browser, server, "chen.op", PASSWORD)
     page.goto("/outbox")  # type: ignore[attr-defined]
     assert "channel not configured" in page.inner_text("#banner")  # type: ignore[attr-defined]
-    _shot(page, "outbox")
-    _sign_out(page)
-    page = _page(browser, server, "admin")
+    shot(page, "outbox")
+    sign_out(page)
+    page = signed_in_page(browser, server, "admin", PASSWORD)
     page.goto("/admin/users")  # type: ignore[attr-defined]
     page.fill("#add-user input[name=name]", "Zhou.Min")  # type: ignore[attr-defined]
     page.check("#add-user input[value=advisor]")  # type: ignore[attr-defined]
     page.click("#add-user button")  # type: ignore[attr-defined]
     assert page.inner_text("#one-time").startswith("One-time password: zhou.min:")  # type: ignore[attr-defined]
-    _shot(page, "users")
-    _sign_out(page)
+    shot(page, "users")
+    sign_out(page)

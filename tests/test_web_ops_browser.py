@@ -27,8 +27,7 @@ from tests import console_book
 from tests.identity_helpers import NOW, PASSWORD, fast_hasher
 from tests.web_helpers import Clock
 
-from tests.browser_helpers import CHROMIUM, launched_browser, serving
-SHOTS = Path(__file__).parent.parent / "docs" / "img"
+from tests.browser_helpers import CHROMIUM, launched_browser, serving, shot, sign_out, signed_in_page
 KEY = "console-browser-test-key"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
 
@@ -74,38 +73,14 @@ def browser() -> Iterator[object]:
     yield from launched_browser()
 
 
-def _page(browser: object, base: str, name: str, lang: str = "en") -> object:
-    ctx = browser.new_context(base_url=base, locale=lang, viewport={"width": 1200, "height": 800},  # type: ignore[attr-defined]
-                              accept_downloads=True)
-    page = ctx.new_page()
-    page.set_default_timeout(10_000)
-    page.goto("/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#signin")
-    page.wait_for_selector("#who")
-    return page
-
-
-def _shot(page: object, name: str, full: bool = False) -> None:
-    if os.environ.get("STEWARD_SCREENSHOTS"):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)  # type: ignore[attr-defined]
-
-
-def _sign_out(page: object) -> None:
-    page.click("#signout")  # type: ignore[attr-defined]
-    page.wait_for_selector("#signin")  # type: ignore[attr-defined]
-
-
 def test_supervisor_decides_a_sample_item_reads_charts_and_exports_xlsx(server: tuple[str, Engine, Config],
                                                                        browser: object, tmp_path: Path) -> None:
     base, eng, _ = server
-    page = _page(browser, base, "zhao.lei")
+    page = signed_in_page(browser, base, "zhao.lei", PASSWORD)
     page.click("nav >> text=Supervision sample")  # type: ignore[attr-defined]
     row = page.locator("#open tr[id^=review-]").first  # type: ignore[attr-defined]
     rid = int(row.get_attribute("id").split("-")[1])
-    _shot(page, "supervision")
+    shot(page, "supervision")
     row.locator("select[name=decision]").select_option("escalate")
     row.locator("textarea[name=comment]").fill("产品名称不应出现在服务消息中")
     row.locator("button.record").click()
@@ -117,7 +92,7 @@ def test_supervisor_decides_a_sample_item_reads_charts_and_exports_xlsx(server: 
     page.click("nav >> text=Charts")  # type: ignore[attr-defined]
     for chart in ("by-day", "sends", "suppressions", "callbacks", "kpi-assets", "kpi-churn"):
         page.wait_for_selector(f"#{chart} canvas")  # type: ignore[attr-defined]  # ECharts drew each one
-    _shot(page, "charts-all", full=True)
+    shot(page, "charts-all", full=True)
     page.click("nav >> text=Firings")  # type: ignore[attr-defined]
     with page.expect_download() as dl:  # type: ignore[attr-defined]
         page.click("#xlsx")  # type: ignore[attr-defined]
@@ -129,8 +104,8 @@ def test_supervisor_decides_a_sample_item_reads_charts_and_exports_xlsx(server: 
     page.click("nav >> text=Audit chain")  # type: ignore[attr-defined]
     assert page.inner_text("#chain-status").startswith("Intact")  # type: ignore[attr-defined]
     assert "Asia/Shanghai" in page.inner_text("#checkpoint")  # type: ignore[attr-defined]
-    _shot(page, "chain")
-    _sign_out(page)
+    shot(page, "chain")
+    sign_out(page)
 
 
 def test_operator_reads_scheduler_status_and_overrides_a_day(server: tuple[str, Engine, Config],
@@ -139,12 +114,12 @@ def test_operator_reads_scheduler_status_and_overrides_a_day(server: tuple[str, 
     lock = leader.FileLock(service.default_lock_file(cfg))
     assert lock.try_acquire()  # this test process plays the leading scheduler
     try:
-        page = _page(browser, base, "chen.op", lang="zh-CN")
+        page = signed_in_page(browser, base, "chen.op", PASSWORD, lang="zh-CN")
         page.goto("/scheduler?lang=zh-CN")  # type: ignore[attr-defined]
         assert f"pid {os.getpid()}" in page.inner_text("#leader")  # type: ignore[attr-defined]
         assert "Asia/Shanghai" in page.inner_text("#job-nightly_evaluation .next")  # type: ignore[attr-defined]
         assert "run 1: 5 clients" in page.inner_text("#job-nightly_evaluation")  # type: ignore[attr-defined]
-        _shot(page, "scheduler")
+        shot(page, "scheduler")
     finally:
         lock.release()
     page.goto("/calendar")  # type: ignore[attr-defined]
@@ -152,7 +127,7 @@ def test_operator_reads_scheduler_status_and_overrides_a_day(server: tuple[str, 
     page.check("#set-days input[value=closed]")  # type: ignore[attr-defined]
     page.click("#set")  # type: ignore[attr-defined]
     page.wait_for_selector("#override-2026-12-31")  # type: ignore[attr-defined]
-    _shot(page, "calendar")
+    shot(page, "calendar")
     with eng.connect() as conn:
         assert trading_calendar.day_state(conn, cfg.calendar.exchange, NOW.date().replace(month=12, day=31)) is False
     page.click("#override-2026-12-31 button.remove")  # type: ignore[attr-defined]
@@ -160,4 +135,4 @@ def test_operator_reads_scheduler_status_and_overrides_a_day(server: tuple[str, 
     assert page.locator("#override-2026-12-31").count() == 0  # type: ignore[attr-defined]
     with eng.connect() as conn:
         assert trading_calendar.day_state(conn, cfg.calendar.exchange, NOW.date().replace(month=12, day=31)) is True
-    _sign_out(page)
+    sign_out(page)
