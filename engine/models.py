@@ -76,7 +76,8 @@ class Trade(SQLModel, table=True):
 
 class CashMovement(SQLModel, table=True):
     __tablename__ = "cash_movement"
-    __table_args__ = (Index("ix_cash_movement_date_client", "moved_on", "client_id"),)
+    __table_args__ = (Index("ix_cash_movement_date_client", "moved_on", "client_id"),
+                      Index("ix_cash_movement_client_date", "client_id", "moved_on"))
 
     id: str = Field(primary_key=True, max_length=64)
     client_id: str = Field(max_length=64)

@@ -12,7 +12,7 @@ A field the data lacks is None, never a made-up default.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -31,6 +31,7 @@ from engine.models import (
     MarginSnapshot,
     Trade,
 )
+from engine.facts.tables import Product
 
 Facts = dict[str, Any]
 NUMBER, STRING, BOOL, DATE = "number", "string", "bool", "date"
@@ -54,7 +55,10 @@ class FactContext:
     window_start: date
     """First day of the activity window (the Nth trading day back)."""
     extra: dict[str, Any]
-    """Per-evaluation values providers compute once and share (e.g. snapshot dates)."""
+    """Per-evaluation values providers compute once and share (e.g. snapshot dates). Only values
+    whose size does not grow with the book: it lives as long as the run."""
+    batch_cache: dict[str, Any] = field(default_factory=dict)
+    """Per-batch values providers share (e.g. the batch's holding rows), dropped with the batch."""
 
     def in_batch(self, column: Any) -> Any:
         return and_(column >= self.lo, column <= self.hi)
@@ -211,35 +215,13 @@ def _latest_date(ctx: FactContext, table: Any, key: str) -> date | None:
     FactField("unrealized_pnl_pct", NUMBER, "assets", "Unrealised gain or loss of all positions over their cost, as a fraction (-0.25 = down 25%); null with no holdings."),
 )
 def _assets(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    h, cb = _t(Holding), _t(CashBalance)
-    hday = _latest_date(ctx, h, "holding_day")
-    cday = _latest_date(ctx, cb, "cash_day")
-    holdings: dict[str, tuple[float, float, int]] = {}
+    holdings, cash = asset_sums(ctx)
     top: dict[str, tuple[str, float]] = {}
-    if hday is not None:
-        value = h.c.quantity * h.c.close_price
-        q = (
-            select(h.c.client_id, func.sum(value), func.sum(h.c.quantity * h.c.cost), func.count())
-            .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
-            .group_by(h.c.client_id)
-        )
-        holdings = {r[0]: (float(r[1] or 0), float(r[2] or 0), int(r[3])) for r in ctx.conn.execute(q)}
-        ranked = (
-            select(
-                h.c.client_id, h.c.symbol, value.label("v"),
-                func.row_number().over(partition_by=h.c.client_id, order_by=(value.desc(), h.c.symbol)).label("rn"),
-            )
-            .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
-            .subquery()
-        )
-        top = {r[0]: (r[1], float(r[2] or 0)) for r in ctx.conn.execute(
-            select(ranked.c.client_id, ranked.c.symbol, ranked.c.v).where(ranked.c.rn == 1)
-        )}
-    cash: dict[str, float] = {}
-    if cday is not None:
-        cash = {r[0]: float(r[1]) for r in ctx.conn.execute(
-            select(cb.c.client_id, cb.c.amount).where(cb.c.as_of == cday, ctx.in_batch(cb.c.client_id))
-        )}
+    for cid, symbol, _qty, _close, value, *_ in holding_rows(ctx):  # largest value first, then the lower symbol
+        v = float(value or 0)
+        t = top.get(cid)
+        if t is None or v > t[1] or (v == t[1] and symbol < t[0]):
+            top[cid] = (symbol, v)
     for cid, f in batch.items():
         hv, hc, n = holdings.get(cid, (0.0, 0.0, 0))
         c = cash.get(cid)
@@ -253,6 +235,53 @@ def _assets(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["unrealized_pnl_pct"] = (hv - hc) / hc if n and hc else None
 
 
+def asset_sums(ctx: FactContext) -> tuple[dict[str, tuple[float, float, int]], dict[str, float]]:
+    """Per client of the batch: (holdings value, holdings cost, positions) on the latest holdings
+    snapshot, and the cash balance on the latest cash snapshot (both on or before ctx.as_of)."""
+    h, cb = _t(Holding), _t(CashBalance)
+    hday = _latest_date(ctx, h, "holding_day")
+    cday = _latest_date(ctx, cb, "cash_day")
+    holdings: dict[str, tuple[float, float, int]] = {}
+    if hday is not None:
+        q = (
+            select(h.c.client_id, func.sum(h.c.quantity * h.c.close_price), func.sum(h.c.quantity * h.c.cost), func.count())
+            .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
+            .group_by(h.c.client_id)
+        )
+        holdings = {cid: (float(v or 0), float(c or 0), int(n)) for cid, v, c, n in ctx.conn.execute(q).all()}
+    cash: dict[str, float] = {}
+    if cday is not None:
+        cash = {cid: float(a) for cid, a in ctx.conn.execute(
+            select(cb.c.client_id, cb.c.amount).where(cb.c.as_of == cday, ctx.in_batch(cb.c.client_id))
+        ).all()}
+    return holdings, cash
+
+
+HoldingRow = tuple[str, str, float, float, float, float, "str | None", "float | None"]
+"""client_id, symbol, quantity, close_price, value (quantity x close), cost, product risk, shares outstanding."""
+
+
+def holding_rows(ctx: FactContext) -> list[HoldingRow]:
+    """The batch's positions on the latest holdings snapshot, with their product, by client and symbol.
+
+    Read once per batch and shared by the providers that look at single positions
+    (top position, product risk, stakes), instead of one query over the same rows each.
+    """
+    if "holding_rows" not in ctx.batch_cache:
+        h, p = _t(Holding), _t(Product)
+        hday = _latest_date(ctx, h, "holding_day")
+        rows: list[Any] = []
+        if hday is not None:
+            rows = list(ctx.conn.execute(
+                select(h.c.client_id, h.c.symbol, h.c.quantity, h.c.close_price, h.c.quantity * h.c.close_price,
+                       h.c.cost, p.c.risk, p.c.shares_outstanding)
+                .select_from(h.outerjoin(p, p.c.symbol == h.c.symbol))
+                .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
+                .order_by(h.c.client_id, h.c.symbol)).all())
+        ctx.batch_cache["holding_rows"] = rows
+    return ctx.batch_cache["holding_rows"]  # type: ignore[no-any-return]
+
+
 # ------------------------------------------------------------------ activity
 
 
@@ -264,19 +293,8 @@ def _assets(ctx: FactContext, batch: dict[str, Facts]) -> None:
     FactField("net_flow_20d", NUMBER, "activity", "Deposits minus withdrawals and transfers out over the last 20 trading days, CNY."),
 )
 def _activity(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    t, m = _t(Trade), _t(CashMovement)
-    in_window = t.c.trade_date >= ctx.window_start
-    q = (
-        select(
-            t.c.client_id,
-            func.sum(case((in_window, func.abs(t.c.amount)), else_=literal(0.0))),
-            func.sum(case((in_window, 1), else_=0)),
-            func.max(t.c.trade_date),
-        )
-        .where(t.c.trade_date <= ctx.as_of, ctx.in_batch(t.c.client_id))
-        .group_by(t.c.client_id)
-    )
-    trades = {r[0]: (float(r[1] or 0), int(r[2] or 0), r[3]) for r in ctx.conn.execute(q)}
+    m = _t(CashMovement)
+    trades = trade_stats(ctx)
     signed = case((m.c.kind == "deposit", m.c.amount), else_=-func.abs(m.c.amount))
     flows = {r[0]: float(r[1] or 0) for r in ctx.conn.execute(
         select(m.c.client_id, func.sum(signed))
@@ -289,6 +307,23 @@ def _activity(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["trades_20d"] = n
         f["days_since_last_trade"] = (ctx.as_of - last).days if last else None
         f["net_flow_20d"] = flows.get(cid, 0.0)
+
+
+def trade_stats(ctx: FactContext) -> dict[str, tuple[float, int, date | None]]:
+    """Per client of the batch: (traded amount and trades in the activity window, latest trade date)."""
+    t = _t(Trade)
+    in_window = t.c.trade_date >= ctx.window_start
+    q = (
+        select(
+            t.c.client_id,
+            func.sum(case((in_window, func.abs(t.c.amount)), else_=literal(0.0))),
+            func.sum(case((in_window, 1), else_=0)),
+            func.max(t.c.trade_date),
+        )
+        .where(t.c.trade_date <= ctx.as_of, ctx.in_batch(t.c.client_id))
+        .group_by(t.c.client_id)
+    )
+    return {cid: (float(v or 0), int(n or 0), last) for cid, v, n, last in ctx.conn.execute(q).all()}
 
 
 # ------------------------------------------------------------------ service
@@ -378,6 +413,32 @@ def split(ids: list[str], size: int) -> list[tuple[str, str]]:
     return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
 
 
+def batch_ranges(conn: Connection, as_of: date, size: int, lo: str | None = None,
+                 hi: str | None = None) -> Iterator[tuple[str, str]]:
+    """The (first id, last id) ranges `split(client_ids(...), size)` gives, read one range at a time.
+
+    Keyset pages of `size` ids: memory holds one batch's ids, never the book's (a million ids
+    are ~65 MB of Python strings). Clients are read as the iteration reaches them.
+    """
+    c = _t(Client)
+    after: str | None = None
+    while True:
+        q = select(c.c.id).where(c.c.opened_on <= as_of).order_by(c.c.id).limit(size)
+        if after is not None:
+            q = q.where(c.c.id > after)
+        elif lo is not None:
+            q = q.where(c.c.id >= lo)
+        if hi is not None:
+            q = q.where(c.c.id <= hi)
+        page = conn.execute(q).scalars().all()
+        if not page:
+            return
+        yield page[0], page[-1]
+        if len(page) < size:
+            return
+        after = page[-1]
+
+
 def count_clients(conn: Connection, as_of: date) -> int:
     c = _t(Client)
     return int(conn.execute(select(func.count()).where(c.c.opened_on <= as_of)).scalar() or 0)
@@ -402,7 +463,7 @@ def iter_batches(conn: Connection, cfg: Config, as_of: date, batch_size: int | N
     """Facts of every client opened on or before as_of (ids in [lo, hi] when given), in batches by id."""
     start = _window_start(conn, cfg, as_of)
     extra: dict[str, Any] = {}
-    for first, last in split(client_ids(conn, as_of, lo, hi), batch_size or cfg.evaluation.batch_size):
+    for first, last in batch_ranges(conn, as_of, batch_size or cfg.evaluation.batch_size, lo, hi):
         yield list(_compute(conn, cfg, as_of, first, last, start, extra).values())
 
 

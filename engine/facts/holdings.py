@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import case, func, literal, select
 
-from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet
+from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, holding_rows
 from engine.models import Advisor, CashBalance, CashMovement, Holding, Trade
 from engine.facts.tables import AmlReview, ClientProfile, Product
 from engine.facts.products import risks_in_bucket
@@ -37,20 +37,15 @@ def _day(ctx: FactContext, key: str, q: Any) -> Any:
 def _holdings_risk(ctx: FactContext, batch: dict[str, Facts]) -> None:
     hday = _day(ctx, "holding_day", select(func.max(H.c.as_of)).where(H.c.as_of <= ctx.as_of))
     high = risks_in_bucket(ctx.cfg.servicing.risk, "high")
-    rows: list[Any] = []
     prev: dict[tuple[str, str], float] = {}
     if hday is not None:
-        rows = list(ctx.conn.execute(
-            select(H.c.client_id, H.c.symbol, H.c.quantity * H.c.close_price, H.c.close_price, P.c.risk)
-            .select_from(H.outerjoin(P, P.c.symbol == H.c.symbol))
-            .where(H.c.as_of == hday, ctx.in_batch(H.c.client_id))))
         pday = _day(ctx, "holding_prev_day", select(func.max(H.c.as_of)).where(H.c.as_of < hday))
         if pday is not None:
-            prev = {(r[0], r[1]): float(r[2]) for r in ctx.conn.execute(
-                select(H.c.client_id, H.c.symbol, H.c.close_price).where(H.c.as_of == pday, ctx.in_batch(H.c.client_id)))}
+            prev = {(cid, symbol): float(close) for cid, symbol, close in ctx.conn.execute(
+                select(H.c.client_id, H.c.symbol, H.c.close_price).where(H.c.as_of == pday, ctx.in_batch(H.c.client_id))).all()}
     high_value: dict[str, float] = {}
     info: dict[tuple[str, str], tuple[float, str | None]] = {}
-    for cid, symbol, value, close, risk in rows:
+    for cid, symbol, _qty, close, value, _cost, risk, _shares in holding_rows(ctx):
         info[(cid, symbol)] = (float(close), risk)
         if risk in high:
             high_value[cid] = high_value.get(cid, 0.0) + float(value or 0)
@@ -69,6 +64,15 @@ def _holdings_risk(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["days_since_high_risk_buy"] = (ctx.as_of - last_buy).days if last_buy else None
 
 
+def _closes(ctx: FactContext) -> dict[str, float]:
+    """Symbol -> its close on the evaluation date (the largest in the day's holdings), read once per run:
+    joined per batch, the grouping scanned the whole day's holdings for every batch."""
+    if "closes_on_as_of" not in ctx.extra:
+        ctx.extra["closes_on_as_of"] = dict(ctx.conn.execute(
+            select(H.c.symbol, func.max(H.c.close_price)).where(H.c.as_of == ctx.as_of).group_by(H.c.symbol)).all())
+    return ctx.extra["closes_on_as_of"]  # type: ignore[no-any-return]
+
+
 @PROVIDERS.provider(
     "flows_and_trades",
     FactField("trade_price_gap", NUMBER, "activity", "Largest gap between a trade's price on the evaluation date and that symbol's close, as a fraction of the close (0.99 = a 100-yuan bond traded at 1); null without such trades."),
@@ -80,12 +84,12 @@ def _holdings_risk(ctx: FactContext, batch: dict[str, Facts]) -> None:
     FactField("avg_assets_20d", NUMBER, "assets", "Average of daily holdings plus cash over the snapshot days in the activity window, CNY (margin eligibility uses it)."),
 )
 def _flows(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    ref = (select(H.c.symbol, func.max(H.c.close_price).label("close"))
-           .where(H.c.as_of == ctx.as_of).group_by(H.c.symbol).subquery())
+    closes = _closes(ctx)
     gaps: dict[str, tuple[float, str]] = {}
-    for cid, symbol, price, close in ctx.conn.execute(
-            select(T.c.client_id, T.c.symbol, T.c.price, ref.c.close).select_from(T.join(ref, ref.c.symbol == T.c.symbol))
-            .where(T.c.trade_date == ctx.as_of, ctx.in_batch(T.c.client_id))):
+    for cid, symbol, price in ctx.conn.execute(
+            select(T.c.client_id, T.c.symbol, T.c.price)
+            .where(T.c.trade_date == ctx.as_of, ctx.in_batch(T.c.client_id))).all() if closes else ():
+        close = closes.get(symbol)
         if close:
             gap = abs(float(price) / float(close) - 1)
             if gap > gaps.get(cid, (-1.0, ""))[0]:
@@ -115,14 +119,18 @@ def _flows(ctx: FactContext, batch: dict[str, Facts]) -> None:
 def _avg_assets(ctx: FactContext) -> dict[str, float]:
     out: dict[str, float] = {}
     for table, value, key in ((H, H.c.quantity * H.c.close_price, "h"), (CB, CB.c.amount, "c")):
-        window = (table.c.as_of >= ctx.window_start, table.c.as_of <= ctx.as_of)
-        days = _day(ctx, f"avg_days_{key}", select(func.count(func.distinct(table.c.as_of))).where(*window)) or 0
+        if f"avg_days_{key}" not in ctx.extra:  # the snapshot days in the window, once per run
+            ctx.extra[f"avg_days_{key}"] = [r[0] for r in ctx.conn.execute(
+                select(table.c.as_of).where(table.c.as_of >= ctx.window_start, table.c.as_of <= ctx.as_of)
+                .distinct().order_by(table.c.as_of))]
+        days = ctx.extra[f"avg_days_{key}"]
         if not days:
             continue
+        # as_of IN (the days), not a range: the (as_of, client_id) key then reads the batch's rows only
         for cid, total in ctx.conn.execute(
-                select(table.c.client_id, func.sum(value)).where(*window, ctx.in_batch(table.c.client_id))
-                .group_by(table.c.client_id)):
-            out[cid] = out.get(cid, 0.0) + float(total or 0) / days
+                select(table.c.client_id, func.sum(value)).where(table.c.as_of.in_(days), ctx.in_batch(table.c.client_id))
+                .group_by(table.c.client_id)).all():
+            out[cid] = out.get(cid, 0.0) + float(total or 0) / len(days)
     return out
 
 

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from engine.facts import client_time, festivals
 from engine.facts import segments
 from engine.facts import trading_calendar
-from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, providers, segment_of
+from engine.facts.base import (BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, asset_sums, segment_of,
+                               trade_stats)
 from engine.models import EvaluationRun, TradingDay
 from engine.facts.tables import RiskAssessment
 
@@ -104,13 +105,17 @@ def _previous_segments(ctx: FactContext, batch: dict[str, Facts]) -> dict[str, s
         n = ctx.cfg.evaluation.activity_days
         extra["window_start"] = trading_calendar.trading_days_back(ctx.conn, ctx.cfg.calendar.exchange, prev, n)[0]
     pctx = FactContext(ctx.conn, ctx.cfg, prev, ctx.lo, ctx.hi, extra["window_start"], extra)
-    shadow: dict[str, Facts] = {cid: {"days_since_open": (prev - f["opened_on"]).days}
-                                for cid, f in batch.items() if f.get("opened_on") and f["opened_on"] <= prev}
-    for p in providers():
-        if p.name in ("assets", "activity"):
-            p.compute(pctx, shadow)
-    return {cid: segment_of(f.get("market_value") or 0.0, f.get("volume_20d") or 0.0, f["days_since_open"], ctx.cfg)
-            for cid, f in shadow.items()}
+    # market_value and volume_20d as of `prev`, by the queries the assets and activity providers run
+    holdings, cash = asset_sums(pctx)
+    trades = trade_stats(pctx)
+    out: dict[str, str] = {}
+    for cid, f in batch.items():
+        opened = f.get("opened_on")
+        if not opened or opened > prev:
+            continue
+        mv = holdings.get(cid, (0.0, 0.0, 0))[0] + (cash.get(cid) or 0.0)
+        out[cid] = segment_of(mv, trades.get(cid, (0.0, 0, None))[0], (prev - opened).days, ctx.cfg)
+    return out
 
 
 @PROVIDERS.provider(

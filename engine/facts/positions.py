@@ -5,13 +5,12 @@ Each provider computes a whole batch with a few SQL queries (engine.facts.base r
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet
-from engine.facts.tables import ClientProfile, Product
-from engine.models import Holding
+from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, holding_rows
+from engine.facts.tables import ClientProfile
 
-H, P, CP = (m.__table__ for m in (Holding, Product, ClientProfile))  # type: ignore[union-attr]
+CP = ClientProfile.__table__  # type: ignore[attr-defined]
 CLOSEOUT_LINE = 1.3
 """The close-out line of the maintenance ratio (130%), as in margin_closeout_line."""
 SMALL_POSITION = 0.02
@@ -19,12 +18,6 @@ SMALL_POSITION = 0.02
 
 PROVIDERS = ProviderSet()
 """The providers this module declares; engine.composition registers them."""
-
-
-def _holding_day(ctx: FactContext) -> object:
-    if "holding_day" not in ctx.extra:
-        ctx.extra["holding_day"] = ctx.conn.execute(select(func.max(H.c.as_of)).where(H.c.as_of <= ctx.as_of)).scalar()
-    return ctx.extra["holding_day"]
 
 
 @PROVIDERS.provider(
@@ -35,19 +28,14 @@ def _holding_day(ctx: FactContext) -> object:
     FactField("cash_share", NUMBER, "assets", "cash / market_value (0.6 = 60% in cash: cash drag); null when market_value is 0 or no cash balance is recorded."),
 )
 def _positions(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    hday = _holding_day(ctx)
     stakes: dict[str, tuple[float, str]] = {}
     values: dict[str, list[float]] = {}
-    if hday is not None:
-        for cid, symbol, qty, value, shares in ctx.conn.execute(
-                select(H.c.client_id, H.c.symbol, H.c.quantity, H.c.quantity * H.c.close_price, P.c.shares_outstanding)
-                .select_from(H.outerjoin(P, P.c.symbol == H.c.symbol))
-                .where(H.c.as_of == hday, ctx.in_batch(H.c.client_id))):
-            values.setdefault(cid, []).append(float(value or 0))
-            if shares:
-                stake = float(qty) / float(shares)
-                if cid not in stakes or (stake, symbol) > stakes[cid]:
-                    stakes[cid] = (stake, symbol)
+    for cid, symbol, qty, _close, value, _cost, _risk, shares in holding_rows(ctx):
+        values.setdefault(cid, []).append(float(value or 0))
+        if shares:
+            stake = float(qty) / float(shares)
+            if cid not in stakes or (stake, symbol) > stakes[cid]:
+                stakes[cid] = (stake, symbol)
     for cid, f in batch.items():
         mv = f.get("market_value") or 0.0
         s = stakes.get(cid)
