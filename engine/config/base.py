@@ -87,8 +87,10 @@ class FirmConfig(_Model):
 
 
 class EvaluationConfig(_Model):
-    batch_size: int = Field(20_000, ge=100)
-    """Clients per batch in the nightly evaluation (memory vs. round trips)."""
+    batch_size: int = Field(2_000, ge=100)
+    """Clients per batch in the nightly evaluation. Peak memory is about 60 KB per client of a
+    batch (the batch's facts, decisions, rendered messages and audit rows), whatever the book's
+    size; from 1,000 up the speed is the same (bench/results/issue-16.md, session 3)."""
     activity_days: int = Field(20, ge=1)
     """Trading days counted by the *_20d activity facts."""
     workers: int = Field(1, ge=0)
