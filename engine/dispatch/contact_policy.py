@@ -24,7 +24,7 @@ from engine.facts import client_time
 from engine.dispatch.tables import DoNotCall
 from engine import clock
 from engine.models import Client, Consent
-from engine.pipeline.policy import Decision, StageContext, register_stage
+from engine.pipeline.policy import Decision, StageContext, register_stage, unindexed
 from engine.pipeline.recording import FIRING
 
 CONSENT = Consent.__table__  # type: ignore[attr-defined]
@@ -158,8 +158,9 @@ class ContactWindowStage:
 def _counts(ctx: StageContext, since: Any, until: Any, channel: str | None, extra: Any = None) -> Counter[str]:
     if ctx.conn is None:
         return Counter()
+    day = unindexed(FIRING.c.as_of)  # the batch's client range is the index to use (engine.pipeline.policy.unindexed)
     conds = [FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",
-             FIRING.c.status.in_(COUNTED), FIRING.c.as_of >= since, FIRING.c.as_of <= until]
+             unindexed(FIRING.c.status).in_(COUNTED), day >= since, day <= until]
     if channel:
         conds.append(FIRING.c.channel == channel)
     if extra is not None:

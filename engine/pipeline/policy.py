@@ -17,6 +17,9 @@ from datetime import date
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from engine.config.base import Config
 from engine.pipeline.matching import Match
@@ -56,6 +59,34 @@ class StageContext:
     lo: str
     hi: str
     cache: dict[str, Any] = field(default_factory=dict)
+
+
+class unindexed(FunctionElement[Any]):
+    """A column term SQLite must not look up by index: rendered `+column` on SQLite (its documented
+    way to disqualify a term from an index), the column itself elsewhere.
+
+    Stages count a batch's firings with `client_id BETWEEN lo AND hi` plus a status or a date.
+    Without table statistics SQLite prefers the status (or date) index, which holds every counted
+    firing of the whole book, over the client range, which holds the batch's: each batch then
+    scanned all of the day's and the period's firings, a cost per client growing with the book.
+    """
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
 
 
 class Stage(Protocol):

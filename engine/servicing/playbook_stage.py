@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine.pipeline.policy import Decision, StageContext, register_stage
+from engine.pipeline.policy import Decision, StageContext, register_stage, unindexed
 from engine.pipeline.recording import FIRING
 from engine.config.servicing import SegmentPlaybook
 
@@ -74,9 +74,9 @@ def _last_marketing(ctx: StageContext) -> dict[str, date]:
     if ctx.conn is None or longest == 0:
         return {}
     q = (select(FIRING.c.client_id, func.max(FIRING.c.as_of))
-         .where(FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",
-                FIRING.c.status.in_(COUNTED), FIRING.c.as_of > ctx.as_of - timedelta(days=longest),
-                FIRING.c.as_of <= ctx.as_of)
+         .where(FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",  # by the client range
+                unindexed(FIRING.c.status).in_(COUNTED), unindexed(FIRING.c.as_of) > ctx.as_of - timedelta(days=longest),
+                unindexed(FIRING.c.as_of) <= ctx.as_of)
          .group_by(FIRING.c.client_id))
     return {r[0]: r[1] for r in ctx.conn.execute(q)}
 
