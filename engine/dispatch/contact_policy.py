@@ -66,36 +66,55 @@ def _cid(d: Decision) -> str:
     return str(d.match.facts["client_id"])
 
 
+@dataclass(frozen=True)
+class _Consents:
+    """One client's consent rows, as the consent stage asks them."""
+
+    marketing_out: tuple[str, Any] | None
+    """(channel, recorded_at) of the first marketing opt-out, by channel."""
+    opted_out: frozenset[tuple[str, str]]
+    """(channel, purpose) pairs opted out of."""
+    marketing_granted: frozenset[str]
+    """Channels with a granted marketing consent."""
+
+
+_NO_CONSENTS = _Consents(None, frozenset(), frozenset())
+
+
+def _consents(rows: list[tuple[str, str, str, Any]]) -> _Consents:
+    out = next(((c, at) for c, p, st, at in rows if p == "marketing" and st == "opted_out"), None)
+    return _Consents(out, frozenset((c, p) for c, p, st, _ in rows if st == "opted_out"),
+                     frozenset(c for c, p, st, _ in rows if p == "marketing" and st == "granted"))
+
+
 @dataclass
 class ConsentStage:
     name: str = "consent"
 
     def prepare(self, ctx: StageContext) -> None:
-        rows: dict[str, list[Any]] = defaultdict(list)
+        rows: dict[str, list[tuple[str, str, str, Any]]] = defaultdict(list)
         if ctx.conn is not None:
-            q = select(CONSENT).where(CONSENT.c.client_id.between(ctx.lo, ctx.hi))
-            for r in ctx.conn.execute(q):
-                rows[r.client_id].append(r)
-        ctx.cache[self.name] = rows
+            q = (select(CONSENT.c.client_id, CONSENT.c.channel, CONSENT.c.purpose, CONSENT.c.status, CONSENT.c.recorded_at)
+                 .where(CONSENT.c.client_id.between(ctx.lo, ctx.hi))
+                 .order_by(CONSENT.c.client_id, CONSENT.c.channel, CONSENT.c.purpose))
+            for cid, channel, purpose, status, at in ctx.conn.execute(q).all():
+                rows[cid].append((channel, purpose, status, at))
+        ctx.cache[self.name] = {cid: _consents(r) for cid, r in rows.items()}
 
     def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
-        rows = ctx.cache[self.name]
+        consents = ctx.cache[self.name]
         for d in decisions:
             if d.live:
-                self._one(ctx.cfg, d, rows.get(_cid(d), []))
+                self._one(ctx.cfg, d, consents.get(_cid(d), _NO_CONSENTS))
 
-    def _one(self, cfg: Config, d: Decision, rows: list[Any]) -> None:
+    def _one(self, cfg: Config, d: Decision, c: _Consents) -> None:
         purpose, channel = d.match.rule.spec.rule_class, d.match.rule.spec.action.channel
-        marketing_out = [r for r in rows if r.purpose == "marketing" and r.status == "opted_out"]
-        if purpose == "marketing" and marketing_out:
-            r = marketing_out[0]
+        if purpose == "marketing" and c.marketing_out:
             d.block(self.name, "suppressed", "OPTED_OUT_MARKETING",
-                    f"opted out of marketing on {r.channel} at {r.recorded_at}: stops marketing on every channel")
-        elif any(r.channel == channel and r.purpose == purpose and r.status == "opted_out" for r in rows):
+                    f"opted out of marketing on {c.marketing_out[0]} at {c.marketing_out[1]}: stops marketing on every channel")
+        elif (channel, purpose) in c.opted_out:
             d.block(self.name, "suppressed", "OPTED_OUT_CHANNEL", f"opted out of {purpose} on {channel}")
-        elif purpose == "marketing" and cfg.dispatch.require_marketing_consent and not any(
-            r.channel == channel and r.purpose == "marketing" and r.status == "granted" for r in rows
-        ):
+        elif purpose == "marketing" and cfg.dispatch.require_marketing_consent and channel not in c.marketing_granted:
             d.block(self.name, "suppressed", "CONSENT_MISSING", f"no marketing consent on {channel} (opt-in required)")
         else:
             d.passed(self.name)
