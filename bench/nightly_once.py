@@ -3,6 +3,8 @@
     .venv/bin/python bench/nightly_once.py --build 1000000 --book /tmp/book1m.db     # once (not timed)
     .venv/bin/python bench/nightly_once.py --book /tmp/book1m.db                     # each run: a fresh copy
     .venv/bin/python bench/nightly_once.py --book /tmp/book100k.db --batch-size 5000
+    .venv/bin/python bench/nightly_once.py --book /tmp/book100k.db --facts-only               # the facts stage alone
+    .venv/bin/python bench/nightly_once.py --book /tmp/book100k.db --facts-only --root /tmp/main  # ... of main
 
 Each run evaluates a fresh copy of the book (`BOOK.run.db`, deleted after) with `pipeline.run`
 and the clock fixed at 10:30 Shanghai on the evaluation day. Every `--every` clients it prints
@@ -26,6 +28,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if "--root" in sys.argv:  # another checkout's engine (an A/B of the facts stage), imported before ours
+    ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 from engine.composition import install  # noqa: E402
@@ -46,6 +50,9 @@ def main() -> None:
     ap.add_argument("--build", type=int, default=0, help="build a book of this many clients into --book and stop")
     ap.add_argument("--batch-size", type=int, default=0, help="evaluation.batch_size (default: config.yaml's)")
     ap.add_argument("--every", type=int, default=50_000, help="clients between progress lines")
+    ap.add_argument("--facts-only", action="store_true",
+                    help="only compute every client's facts (read-only, on the book itself) and print the CPU seconds")
+    ap.add_argument("--root", type=Path, help="import `engine` and config.yaml from this checkout instead (e.g. main)")
     args = ap.parse_args()
     install()
     cfg = load_config(ROOT / "config.yaml")
@@ -62,6 +69,9 @@ def main() -> None:
         return
     if args.batch_size:
         cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"batch_size": args.batch_size})})
+    if args.facts_only:
+        _facts(cfg, args.book)
+        return
     copy = args.book.with_name(args.book.name + ".run.db")
     shutil.copyfile(args.book, copy)
     try:
@@ -69,6 +79,21 @@ def main() -> None:
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
+
+
+def _facts(cfg: object, path: Path) -> None:
+    from engine.facts import base
+
+    eng = make_engine(f"sqlite:///{path}")
+    c0, n = time.process_time(), 0
+    with eng.connect() as conn:
+        for batch in base.iter_batches(conn, cfg, AS_OF):  # type: ignore[arg-type]
+            n += len(batch)
+    cpu = time.process_time() - c0
+    print(json.dumps({"root": str(ROOT), "clients": n, "batch_size": cfg.evaluation.batch_size,  # type: ignore[attr-defined]
+                      "facts_cpu_s": round(cpu, 2), "cpu_us_per_client": round(1e6 * cpu / max(n, 1)),
+                      "load": round(os.getloadavg()[0], 1)}))
+    eng.dispose()
 
 
 def _run(cfg: object, path: Path, every: int) -> None:
