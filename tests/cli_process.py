@@ -101,7 +101,13 @@ def run(argv: list[str], *, env: dict[str, str], cwd: Path | str = ROOT, input: 
         if input is not None:
             stdin = os.path.join(d, "in")
             Path(stdin).write_text(input, encoding="utf-8")
-        p = _context().Process(target=_child, args=(list(argv), dict(env), str(cwd), stdin, out, err))
+        from tests import faketoday
+
+        env = dict(env)
+        shift = faketoday.shift_days()
+        if shift is not None:  # the command sees the tests' calendar, whatever environment it was given
+            env.setdefault(faketoday.SHIFT_VAR, str(shift))
+        p = _context().Process(target=_child, args=(list(argv), env, str(cwd), stdin, out, err))
         p.start()
         p.join(timeout)
         if p.exitcode is None:
