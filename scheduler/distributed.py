@@ -7,7 +7,7 @@ run writes to is the only server). This module is the only importer of procrasti
   defers one `steward.evaluate_shard` job per client id range, each with a queueing lock
   (`steward-shard:<run>:<index>`), in the same transaction as the run row. A second call for
   the day while its run is open (another leader, a retried nightly slot) finds that run and
-  its jobs and enqueues nothing.
+  its jobs and enqueues only the shards whose job failed or was cancelled.
 - Workers on any machine (`python -m scheduler.distributed worker`) take jobs and evaluate
   their range with `engine.pipeline.run.evaluate_range`, one transaction per batch.
 - A worker that dies mid-shard stops sending heartbeats; `retry_stalled` (called by the
@@ -106,26 +106,46 @@ class Enqueued:
     shards: list[shards.Shard]
     job_ids: list[int]
     reused: bool = False
-    """True when the day's run was already open with its shard jobs: nothing new was enqueued."""
+    """True when the day's run was already open with its shard jobs (only ended-badly shards enqueued again)."""
+    requeued: tuple[int, ...] = ()
+    """Shard indexes enqueued again because their job had failed, been cancelled or aborted."""
 
 
 def _lock_name(run_id: int, index: int) -> str:
     return f"steward-shard:{run_id}:{index}"
 
 
-def _open_day(conn: Connection, day: date, rules_version: str) -> Enqueued | None:
-    """The day's open run and its shard jobs, when a leader (this one or another) already enqueued it."""
+ENDED_BADLY = ("failed", "cancelled", "aborted")
+
+
+def _open_day(conn: Connection, day: date, rules_version: str) -> tuple[int, list[Any]] | None:
+    """The day's open run and the newest job of each of its shards, when a leader (this one or another)
+    already enqueued it."""
     runs = conn.execute(select(RUN.c.id).where(RUN.c.as_of == day, RUN.c.mode == "run", RUN.c.status == "running",
                                                RUN.c.rules_version == rules_version).order_by(RUN.c.id.desc()))
     for (run_id,) in runs:
-        rows = conn.execute(text("SELECT id, args FROM procrastinate_jobs WHERE queue_name = :q AND task_name = :t "
-                                 "AND queueing_lock LIKE :p ORDER BY id"),
+        rows = conn.execute(text("SELECT DISTINCT ON (queueing_lock) id, queueing_lock, status, args FROM procrastinate_jobs "
+                                 "WHERE queue_name = :q AND task_name = :t AND queueing_lock LIKE :p "
+                                 "ORDER BY queueing_lock, id DESC"),
                             {"q": QUEUE, "t": TASK, "p": f"steward-shard:{run_id}:%"}).all()
         if rows:
-            plan = [shards.Shard(int(r.args.get("index", i)), r.args["lo"], r.args["hi"], int(r.args.get("clients", 0)))
-                    for i, r in enumerate(rows)]
-            return Enqueued(int(run_id), plan, [int(r.id) for r in rows], reused=True)
+            return int(run_id), sorted(rows, key=lambda r: int(r.queueing_lock.rsplit(":", 1)[1]))
     return None
+
+
+def _resume(conn: Connection, app: App, run_id: int, rows: list[Any]) -> Enqueued:
+    """The day's run as enqueued; a shard whose job ended badly is enqueued again (same range and lock)."""
+    driver = conn.connection.driver_connection
+    plan, ids, again = [], [], []
+    for r in rows:
+        index = int(r.queueing_lock.rsplit(":", 1)[1])
+        plan.append(shards.Shard(index, r.args["lo"], r.args["hi"], int(r.args.get("clients") or 0)))
+        if str(r.status) in ENDED_BADLY:
+            ids.append(int(app.tasks[TASK].configure(queueing_lock=r.queueing_lock, connection=driver).defer(**r.args)))
+            again.append(index)
+        else:
+            ids.append(int(r.id))
+    return Enqueued(run_id, plan, ids, reused=True, requeued=tuple(again))
 
 
 def enqueue_day(engine: Engine, cfg: Config, config_path: str | None, day: date, n_shards: int,
@@ -135,7 +155,7 @@ def enqueue_day(engine: Engine, cfg: Config, config_path: str | None, day: date,
 
     Idempotent per day: while the day's run is open (its jobs queued, running or done but the run
     not yet closed), a second call, from this leader or another, returns that run and its jobs and
-    enqueues nothing. The run row and the jobs commit together: a leader that dies half-way leaves
+    enqueues only the shards whose job failed or was cancelled (a retried nightly slot). The run row and the jobs commit together: a leader that dies half-way leaves
     neither a run without jobs nor jobs without a run.
     """
     url = engine.url.render_as_string(hide_password=False)
@@ -150,8 +170,10 @@ def enqueue_day(engine: Engine, cfg: Config, config_path: str | None, day: date,
             raise StewardError(f"{engine.url.render_as_string()}: procrastinate's tables are missing, so no shard job can be "
                                "queued: run `python -m scheduler.distributed schema --database URL` once (docs/operations.md)")
         if (found := _open_day(conn, day, ruleset.version)) is not None:
-            log.info("day %s: run %s already has its %d shard jobs; nothing enqueued", day, found.run_id, len(found.job_ids))
-            return found
+            enq = _resume(conn, app, *found)
+            log.info("day %s: run %s already has its %d shard jobs; enqueued again: %s", day, enq.run_id,
+                     len(enq.job_ids), list(enq.requeued) or "none")
+            return enq
         trading_calendar.ensure(conn, cfg.calendar.exchange, day - timedelta(days=90), day)
         recording.fail_dead_runs(conn)
         run_id = recording.start_run(conn, day, "run", ruleset.version, now)

@@ -193,3 +193,28 @@ def test_the_run_row_and_its_shard_jobs_commit_together(pg_engine: Engine, full_
     with pg_engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM evaluation_run")).scalar_one() == 0
         assert c.execute(text("SELECT queue_name FROM procrastinate_jobs")).scalars().all() == ["elsewhere"]
+
+
+def test_enqueueing_the_day_again_requeues_only_the_shards_that_ended_badly(pg_engine: Engine, full_cfg: Config) -> None:
+    demo.build_book(pg_engine, full_cfg, clients=20, seed=11, as_of=AS_OF)
+    review.demo_bootstrap(pg_engine, full_cfg)
+    url = pg_engine.url.render_as_string(hide_password=False)
+    distributed.install_schema(url)
+    first = distributed.enqueue_day(pg_engine, full_cfg, None, AS_OF, 2, now=NOW, min_shard=1)
+    again = distributed.enqueue_day(pg_engine, full_cfg, None, AS_OF, 2, now=NOW, min_shard=1)
+    assert not first.reused and len(first.job_ids) == 2
+    assert again.reused and (again.run_id, again.job_ids, again.shards, again.requeued) == (
+        first.run_id, first.job_ids, first.shards, ())
+    app = distributed.make_app(url)
+    with app.open():
+        assert app.job_manager.cancel_job_by_id(first.job_ids[1])  # as a failed shard would end
+    third = distributed.enqueue_day(pg_engine, full_cfg, None, AS_OF, 2, now=NOW, min_shard=1)
+    assert (third.run_id, third.shards, third.requeued) == (first.run_id, first.shards, (1,))
+    assert third.job_ids[0] == first.job_ids[0] and third.job_ids[1] not in first.job_ids
+    with pg_engine.connect() as c:
+        rows = c.execute(text("SELECT id, status, queueing_lock, args FROM procrastinate_jobs ORDER BY id")).all()
+        assert c.execute(text("SELECT count(*) FROM evaluation_run")).scalar_one() == 1
+    assert [(r.status, r.queueing_lock) for r in rows] == [
+        ("todo", f"steward-shard:{first.run_id}:0"), ("cancelled", f"steward-shard:{first.run_id}:1"),
+        ("todo", f"steward-shard:{first.run_id}:1")]
+    assert rows[2].args == rows[1].args  # the same range, clock and rules version
