@@ -173,11 +173,20 @@ def test_the_leader_enqueues_the_nights_shards_once_and_a_standby_enqueues_nothi
     assert run.firings == len(expected["firings"]) == evaluated[1]
 
 
-def test_the_run_row_and_its_shard_jobs_commit_together(pg_engine: Engine, full_cfg: Config) -> None:
-    """The run row and the day's jobs are one transaction: when one deferral fails (here the second
-    shard's queueing lock is taken), neither the run nor the first shard's job is left behind."""
+@pytest.fixture
+def small_book(pg_engine: Engine, full_cfg: Config) -> Engine:
     demo.build_book(pg_engine, full_cfg, clients=20, seed=11, as_of=AS_OF)
     review.demo_bootstrap(pg_engine, full_cfg)
+    return pg_engine
+
+
+def test_the_run_and_its_jobs_commit_together_and_enqueueing_again_adds_only_failed_shards(
+        small_book: Engine, full_cfg: Config) -> None:
+    """The run row and the day's jobs are one transaction: when one deferral fails (here the second
+    shard's queueing lock is taken), neither the run nor the first shard's job is left behind. Then,
+    while the day's run is open, enqueueing it again adds nothing, except a new job for a shard whose
+    job ended badly (a retried nightly slot finishes the day)."""
+    pg_engine = small_book
     with pytest.raises(StewardError, match="procrastinate's tables are missing.*scheduler.distributed schema"):
         distributed.enqueue_day(pg_engine, full_cfg, None, AS_OF, 2, now=NOW, min_shard=1)
     url = pg_engine.url.render_as_string(hide_password=False)
@@ -193,13 +202,9 @@ def test_the_run_row_and_its_shard_jobs_commit_together(pg_engine: Engine, full_
     with pg_engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM evaluation_run")).scalar_one() == 0
         assert c.execute(text("SELECT queue_name FROM procrastinate_jobs")).scalars().all() == ["elsewhere"]
+        c.execute(text("DELETE FROM procrastinate_jobs"))
+        c.commit()
 
-
-def test_enqueueing_the_day_again_requeues_only_the_shards_that_ended_badly(pg_engine: Engine, full_cfg: Config) -> None:
-    demo.build_book(pg_engine, full_cfg, clients=20, seed=11, as_of=AS_OF)
-    review.demo_bootstrap(pg_engine, full_cfg)
-    url = pg_engine.url.render_as_string(hide_password=False)
-    distributed.install_schema(url)
     first = distributed.enqueue_day(pg_engine, full_cfg, None, AS_OF, 2, now=NOW, min_shard=1)
     again = distributed.enqueue_day(pg_engine, full_cfg, None, AS_OF, 2, now=NOW, min_shard=1)
     assert not first.reused and len(first.job_ids) == 2
