@@ -73,7 +73,7 @@ class ConsentStage:
     def prepare(self, ctx: StageContext) -> None:
         rows: dict[str, list[Any]] = defaultdict(list)
         if ctx.conn is not None:
-            q = select(CONSENT).where(CONSENT.c.client_id.between(ctx.lo, ctx.hi))
+            q = select(CONSENT).where(ctx.in_batch(CONSENT.c.client_id))
             for r in ctx.conn.execute(q):
                 rows[r.client_id].append(r)
         ctx.cache[self.name] = rows
@@ -109,7 +109,7 @@ class DoNotCallStage:
         listed: set[str] = set()
         if ctx.conn is not None:
             q = (select(CLIENT.c.id).join(DNC, DNC.c.phone == CLIENT.c.phone)
-                 .where(CLIENT.c.id.between(ctx.lo, ctx.hi)))
+                 .where(ctx.in_batch(CLIENT.c.id)))
             listed = {r[0] for r in ctx.conn.execute(q)}
         ctx.cache[self.name] = listed
 
@@ -158,7 +158,7 @@ class ContactWindowStage:
 def _counts(ctx: StageContext, since: Any, until: Any, channel: str | None, extra: Any = None) -> Counter[str]:
     if ctx.conn is None:
         return Counter()
-    conds = [FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",
+    conds = [ctx.in_batch(FIRING.c.client_id), FIRING.c.rule_class == "marketing",
              FIRING.c.status.in_(COUNTED), FIRING.c.as_of >= since, FIRING.c.as_of <= until]
     if channel:
         conds.append(FIRING.c.channel == channel)

@@ -74,7 +74,7 @@ def _last_marketing(ctx: StageContext) -> dict[str, date]:
     if ctx.conn is None or longest == 0:
         return {}
     q = (select(FIRING.c.client_id, func.max(FIRING.c.as_of))
-         .where(FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",
+         .where(ctx.in_batch(FIRING.c.client_id), FIRING.c.rule_class == "marketing",
                 FIRING.c.status.in_(COUNTED), FIRING.c.as_of > ctx.as_of - timedelta(days=longest),
                 FIRING.c.as_of <= ctx.as_of)
          .group_by(FIRING.c.client_id))
