@@ -313,8 +313,12 @@ class Processor:
                 out.note = "unknown client (or opened after the event): no rule evaluated"
                 return out
         hit = matcher.match({**(client or {}), **values})
+        # An unknown client (or one opened after the event) fires nothing and takes no other step either.
+        # Facts are read later (by the wave); the wave finds out itself when only firing steps matched,
+        # otherwise `known` (one query per batch) tells before a mark, deadline or cure is written.
         if client is None and any(k.endswith((":single", ":then")) for k in hit) \
-                and not known.opened(conn, ev.client_id, day):  # facts would be None: the same test, for the batch
+                and any(k.endswith((":first", ":start", ":cured_by")) for k in hit) \
+                and not known.opened(conn, ev.client_id, day):
             out.note = "unknown client (or opened after the event): nothing fired"
             return out
         fire: list[tuple[EventRule, dict[str, Any]]] = []
@@ -397,7 +401,7 @@ class Processor:
         groups: list[tuple[_Waiting, list[Decision]]] = []
         for it in items:
             client = it.client if it.client is not None else facts.get(it.client_id)
-            if client is None:  # not seen by `_Known` a moment ago: cannot happen inside one transaction
+            if client is None:  # only firing steps matched (see `_process`): nothing else was written
                 it.out.note = "unknown client (or opened after the event): nothing fired"
                 continue
             decisions = []
@@ -413,7 +417,7 @@ class Processor:
     def _decide_and_record(self, conn: Connection, groups: list[tuple[_Waiting, list[Decision]]], day: date,
                            run_id: int) -> None:
         ids = tuple(sorted({it.client_id for it, _ in groups}))
-        ctx = StageContext(conn, self.cfg, day, ids[0], ids[-1], ids=ids)
+        ctx = StageContext(conn, self.cfg, day, ids[0], ids[-1], ids=ids if len(ids) > 1 else None)
         ctx.cache.update(ruleset=self.rules.ruleset, advisors=self.advisors)
         active = stages()
         for stage in active:
