@@ -231,3 +231,23 @@ def test_facts_of_several_clients_equal_facts_for_each(db: Engine, cfg: Config) 
         assert sorted(many) == ["C001", "C002", "C003"]  # C005 opens later, "nobody" is unknown
         for cid, facts in many.items():
             assert facts == facts_for(c, cfg, day, cid), cid
+
+
+def test_deadlines_of_a_batch_read_the_trading_calendar_once(db: Engine, cfg: Config) -> None:
+    book.build(db)
+    s = service(db, cfg)
+    s.start()
+    reads: list[str] = []
+
+    def statement(_c: object, _cur: object, sql: str, *_: object) -> None:
+        if "FROM trading_day" in sql and "ORDER BY" in sql:
+            reads.append(sql)
+
+    event.listen(db, "before_cursor_execute", statement)
+    try:
+        s.post([margin("m1", "2026-11-20 10:00", 1.42, client="C002"), margin("m2", "2026-11-20 10:01", 1.45, client="C004"),
+                margin("m3", "2026-11-20 10:02", 1.44, client="C003")])
+        assert s.drain() == 3
+    finally:
+        event.remove(db, "before_cursor_execute", statement)
+    assert len(deadlines(db)) == 3 and len(reads) == 1, reads

@@ -220,6 +220,15 @@ class Processor:
             self._covered = (lo, hi)
 
     def _nth_trading_day(self, conn: Connection, day: date, n: int) -> date:
+        """The nth trading day after `day`; kept with the day's shared values (`SHARED_FACTS_SECONDS`),
+        so deadlines and sequence windows of a batch read the calendar once per (day, n)."""
+        shared = self._shared_values(day)
+        key = f"_events_nth_trading_day_{n}"  # beside the fact providers' keys: prefixed
+        if key not in shared:
+            shared[key] = self._read_nth_trading_day(conn, day, n)
+        return shared[key]  # type: ignore[no-any-return]
+
+    def _read_nth_trading_day(self, conn: Connection, day: date, n: int) -> date:
         rows = [r[0] for r in conn.execute(
             select(DAY.c.day).where(DAY.c.exchange == self.cfg.calendar.exchange, DAY.c.is_open.is_(True), DAY.c.day > day)
             .order_by(DAY.c.day).limit(n))]
