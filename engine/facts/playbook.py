@@ -103,7 +103,7 @@ def _previous_segments(ctx: FactContext, batch: dict[str, Facts]) -> dict[str, s
     if "window_start" not in extra:
         n = ctx.cfg.evaluation.activity_days
         extra["window_start"] = trading_calendar.trading_days_back(ctx.conn, ctx.cfg.calendar.exchange, prev, n)[0]
-    pctx = FactContext(ctx.conn, ctx.cfg, prev, ctx.lo, ctx.hi, extra["window_start"], extra)
+    pctx = FactContext(ctx.conn, ctx.cfg, prev, ctx.lo, ctx.hi, extra["window_start"], extra, ctx.ids)
     shadow: dict[str, Facts] = {cid: {"days_since_open": (prev - f["opened_on"]).days}
                                 for cid, f in batch.items() if f.get("opened_on") and f["opened_on"] <= prev}
     for p in providers():
