@@ -14,6 +14,12 @@ resident memory is sampled along the way (it must stay flat).
     .venv/bin/python bench/events_latency.py --seconds 300 --rate 200 --replay-events 72000
     .venv/bin/python bench/events_latency.py --seconds 60 --rate 200 \
         --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/events_latency.py --seconds 60 --rate 1000 --post-batch 20 --producers 4 \
+        --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+The sustained run prints the events processed per second while posting, the backlog when
+the producers stopped (a queue that grows means the engine cannot keep this rate) and the
+process's CPU seconds (the machine is shared: wall time alone says little).
 """
 
 from __future__ import annotations
@@ -113,7 +119,7 @@ class RoundTrips:
 
 
 def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float,
-              drain_limit: float = 120.0, post_batch: int = 1) -> dict[str, list[float]]:
+              drain_limit: float = 120.0, post_batch: int = 1, producers: int = 1) -> dict[str, list[float]]:
     intake: dict[str, float] = {}
     lat: dict[str, list[float]] = {"all": [], "firing": []}
 
@@ -125,34 +131,53 @@ def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float
                 lat["firing"].append(end - t0)
 
     s = EventService(eng, cfg, on_processed=done)
-    s.start()
+    s.start()  # processes the baseline's stored events first: not counted below
+    cpu0, p0 = time.process_time(), s.counters.processed
     depth: list[int] = []
     posted: list[int] = []
+    backlog: list[int] = []
+    processed_by_stop: list[int] = []
     finished = threading.Event()
     failure: list[BaseException] = []
 
-    def producer() -> None:
+    start = time.monotonic()
+    left = [producers]
+    lock = threading.Lock()
+
+    def producer(k: int) -> None:
+        """Posts number k, k + producers, ... on the schedule of `rate` events/s over all producers
+        (several producers: concurrent HTTP clients; one post's transaction no longer caps the rate)."""
         try:
-            n, start = 0, time.monotonic()
+            j, n = k, 0
             while time.monotonic() - start < seconds:
                 # max(0, ...): when posting falls behind the schedule the wait is negative, and a
                 # negative sleep raises ValueError, which used to kill this thread silently.
-                time.sleep(max(0.0, start + n / rate - time.monotonic()))
-                evs = [_event(n + k, ids, "live-") for k in range(post_batch)]  # one post per HTTP request
+                time.sleep(max(0.0, start + j * post_batch / rate - time.monotonic()))
+                evs = [_event(j * post_batch + m, ids, "live-") for m in range(post_batch)]  # one post per HTTP request
                 t0 = time.monotonic()
                 for ev in evs:
                     intake[ev.id] = t0
                 s.post(evs)
+                j += producers
                 n += post_batch
                 depth.append(s.queue.qsize())
-            posted.append(n)
+            with lock:
+                posted.append(n)
+                left[0] -= 1
+                if not left[0]:  # the last producer to stop
+                    backlog.append(s.queue.qsize())
+                    processed_by_stop.append(s.counters.processed - p0)
         except BaseException as e:  # noqa: BLE001 - reported by the main loop
             failure.append(e)
+            with lock:
+                left[0] -= 1
         finally:
-            finished.set()
+            if not left[0]:
+                finished.set()
 
-    th = threading.Thread(target=producer, name="producer", daemon=True)
-    th.start()
+    threads = [threading.Thread(target=producer, args=(k,), name=f"producer-{k}", daemon=True) for k in range(producers)]
+    for th in threads:
+        th.start()
     # Bounded: the producer's time, then at most `drain_limit` seconds to empty the queue.
     deadline = time.monotonic() + seconds + drain_limit
     while not (finished.is_set() and s.queue.empty()):
@@ -161,15 +186,22 @@ def sustained(eng: Engine, cfg: Any, ids: list[str], seconds: float, rate: float
                   "(the engine cannot keep up with this rate)")
             break
         s.drain(timeout=0.05)
-    th.join(timeout=5)
+    for th in threads:
+        th.join(timeout=5)
     if failure:
         raise RuntimeError(f"the producer thread failed: {failure[0]!r}") from failure[0]
     wall = time.monotonic() - (deadline - seconds - drain_limit)
     q = depth or [0]
     tenth = max(1, len(q) // 10)
-    print(f"sustained: {posted[0] if posted else 0} events posted in {seconds:.0f} s ({(posted[0] if posted else 0) / seconds:.0f}/s "
-          f"offered), all processed {wall:.1f} s after the start; queue depth mean over the first tenth "
-          f"{statistics.mean(q[:tenth]):.1f}, last tenth {statistics.mean(q[-tenth:]):.1f}, max {max(q)}")
+    n = sum(posted)
+    print(f"sustained: {n} events posted in {seconds:.0f} s ({n / seconds:.0f}/s "
+          f"offered), {s.counters.processed - p0} processed in {wall:.1f} s; queue depth mean over the first tenth "
+          f"{statistics.mean(q[:tenth]):.1f}, last tenth {statistics.mean(q[-tenth:]):.1f}, max {max(q)}; "
+          f"backlog when the producer stopped {backlog[0] if backlog else '?'}")
+    print(f"throughput while posting: {processed_by_stop[0] if processed_by_stop else 0} events processed in the "
+          f"{seconds:.0f} s of posting = {(processed_by_stop[0] if processed_by_stop else 0) / seconds:.0f} events/s "
+          f"({'the queue grew' if backlog and backlog[0] > max(50, 2 * statistics.mean(q[:tenth])) else 'the queue stayed flat'}); "
+          f"engine process CPU {time.process_time() - cpu0:.1f} s")
     return lat
 
 
@@ -195,12 +227,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--clients", type=int, default=20000)
-    ap.add_argument("--replay-events", type=int, default=20000)
+    ap.add_argument("--replay-events", type=int, default=20000,
+                    help="stored events processed back to back after the sustained run; 0 skips the replay")
     ap.add_argument("--database", default=None,
                     help="a PostgreSQL URL: a scratch database is created beside it and dropped after "
                          "(default: a scratch SQLite file)")
     ap.add_argument("--post-batch", type=int, default=1,
                     help="events per post (an HTTP client posting a JSON array); 1 posts each event alone")
+    ap.add_argument("--producers", type=int, default=1,
+                    help="producer threads posting concurrently (as several HTTP clients); one producer can offer "
+                         "at most one post per store transaction")
     ap.add_argument("--drain-limit", type=float, default=120.0,
                     help="seconds allowed to empty the queue after the producer stops")
     a = ap.parse_args()
@@ -212,11 +248,11 @@ def main() -> None:
         base = baseline(eng, ids)
         b50 = statistics.median(base) * 1000
         print(f"baseline (store one event, own transaction): p50 {b50:.2f} ms  p99 {_pct(base, 0.99):.2f} ms")
-        lat = sustained(eng, cfg, ids, a.seconds, a.rate, a.drain_limit, a.post_batch)
+        lat = sustained(eng, cfg, ids, a.seconds, a.rate, a.drain_limit, a.post_batch, a.producers)
         for k, xs in lat.items():
             p50, p99 = _pct(xs, 0.5), _pct(xs, 0.99)
             print(f"{k:>7}: n={len(xs)} p50 {p50:.2f} ms ({p50 / b50:.1f}x baseline)  p99 {p99:.2f} ms ({p99 / b50:.1f}x)  max {_pct(xs, 1.0):.1f} ms")
-        rss = replay(eng, cfg, ids, a.replay_events, statistics.median(base))
+        rss = replay(eng, cfg, ids, a.replay_events, statistics.median(base)) if a.replay_events > 0 else []
         print(_load())
         if rss:
             first, mid, last = rss[0][1], rss[len(rss) // 2][1], rss[-1][1]

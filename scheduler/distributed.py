@@ -5,7 +5,9 @@ run writes to is the only server). This module is the only importer of procrasti
 
 - The scheduler leader calls `enqueue_day`: it opens the run (one `evaluation_run` row) and
   defers one `steward.evaluate_shard` job per client id range, each with a queueing lock
-  (`steward-shard:<run>:<index>`), so enqueueing twice does not duplicate a shard.
+  (`steward-shard:<run>:<index>`), in the same transaction as the run row. A second call for
+  the day while its run is open (another leader, a retried nightly slot) finds that run and
+  its jobs and enqueues only the shards whose job failed or was cancelled.
 - Workers on any machine (`python -m scheduler.distributed worker`) take jobs and evaluate
   their range with `engine.pipeline.run.evaluate_range`, one transaction per batch.
 - A worker that dies mid-shard stops sending heartbeats; `retry_stalled` (called by the
@@ -24,16 +26,20 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from procrastinate import App, PsycopgConnector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import Connection
 
 from engine.config.base import Config
+from engine.errors import StewardError
 from engine.pipeline import run as pipeline
 from engine.pipeline import shards
-from engine.pipeline.recording import FIRING
+from engine.facts import trading_calendar
+from engine.pipeline import recording
+from engine.pipeline.recording import FIRING, RUN
 from scheduler import jobs
 
 log = logging.getLogger("steward.distributed")
@@ -49,8 +55,12 @@ def _conninfo(database_url: str) -> str:
 
 
 def evaluate_shard(config_path: str | None, database_url: str, run_id: int, rules_version: str, as_of: str,
-                   lo: str, hi: str, now: str | None, batch_size: int | None = None) -> dict[str, int]:
-    """The job: evaluate one client id range for an open run (safe to run again: dedup)."""
+                   lo: str, hi: str, now: str | None, batch_size: int | None = None, index: int | None = None,
+                   clients: int | None = None) -> dict[str, int]:
+    """The job: evaluate one client id range for an open run (safe to run again: dedup).
+
+    `index` and `clients` describe the shard (its place in the plan, its size when enqueued) for
+    a leader that finds the day already enqueued; the evaluation does not use them."""
     cfg, engine = jobs.context(config_path, database_url)
     if batch_size:
         cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"batch_size": batch_size})})
@@ -86,31 +96,92 @@ def install_schema(database_url: str) -> None:
         app.schema_manager.apply_schema()
 
 
+ENQUEUE_LOCK = 0x5354_5744_5348_4400  # "STWDSHD\0": two leaders (or two calls) enqueue a day one at a time
+"""Transaction-level advisory lock taken while a day's run is looked up or opened and its shards deferred."""
+
+
 @dataclass(frozen=True)
 class Enqueued:
     run_id: int
     shards: list[shards.Shard]
     job_ids: list[int]
+    reused: bool = False
+    """True when the day's run was already open with its shard jobs (only ended-badly shards enqueued again)."""
+    requeued: tuple[int, ...] = ()
+    """Shard indexes enqueued again because their job had failed, been cancelled or aborted."""
+
+
+def _lock_name(run_id: int, index: int) -> str:
+    return f"steward-shard:{run_id}:{index}"
+
+
+ENDED_BADLY = ("failed", "cancelled", "aborted")
+
+
+def _open_day(conn: Connection, day: date, rules_version: str) -> tuple[int, list[Any]] | None:
+    """The day's open run and the newest job of each of its shards, when a leader (this one or another)
+    already enqueued it."""
+    runs = conn.execute(select(RUN.c.id).where(RUN.c.as_of == day, RUN.c.mode == "run", RUN.c.status == "running",
+                                               RUN.c.rules_version == rules_version).order_by(RUN.c.id.desc()))
+    for (run_id,) in runs:
+        rows = conn.execute(text("SELECT DISTINCT ON (queueing_lock) id, queueing_lock, status, args FROM procrastinate_jobs "
+                                 "WHERE queue_name = :q AND task_name = :t AND queueing_lock LIKE :p "
+                                 "ORDER BY queueing_lock, id DESC"),
+                            {"q": QUEUE, "t": TASK, "p": f"steward-shard:{run_id}:%"}).all()
+        if rows:
+            return int(run_id), sorted(rows, key=lambda r: int(r.queueing_lock.rsplit(":", 1)[1]))
+    return None
+
+
+def _resume(conn: Connection, app: App, run_id: int, rows: list[Any]) -> Enqueued:
+    """The day's run as enqueued; a shard whose job ended badly is enqueued again (same range and lock)."""
+    driver = conn.connection.driver_connection
+    plan, ids, again = [], [], []
+    for r in rows:
+        index = int(r.queueing_lock.rsplit(":", 1)[1])
+        plan.append(shards.Shard(index, r.args["lo"], r.args["hi"], int(r.args.get("clients") or 0)))
+        if str(r.status) in ENDED_BADLY:
+            ids.append(int(app.tasks[TASK].configure(queueing_lock=r.queueing_lock, connection=driver).defer(**r.args)))
+            again.append(index)
+        else:
+            ids.append(int(r.id))
+    return Enqueued(run_id, plan, ids, reused=True, requeued=tuple(again))
 
 
 def enqueue_day(engine: Engine, cfg: Config, config_path: str | None, day: date, n_shards: int,
                 now: datetime | None = None, min_shard: int = shards.MIN_SHARD,
                 batch_size: int | None = None) -> Enqueued:
-    """The leader's part: open the run and defer one job per client id range."""
+    """The leader's part: open the day's run and defer one job per client id range, in one transaction.
+
+    Idempotent per day: while the day's run is open (its jobs queued, running or done but the run
+    not yet closed), a second call, from this leader or another, returns that run and its jobs and
+    enqueues only the shards whose job failed or was cancelled (a retried nightly slot). The run row and the jobs commit together: a leader that dies half-way leaves
+    neither a run without jobs nor jobs without a run.
+    """
     url = engine.url.render_as_string(hide_password=False)
     _conninfo(url)  # refuse before anything is written
     ruleset = jobs.approved_rules(engine, cfg)
     plan = shards.plan(engine, day, n_shards, min_shard)
-    run_id = pipeline.start(engine, cfg, ruleset, day, "run", now).run_id
     app = make_app(url)
-    ids = []
-    with app.open():
-        task = app.tasks[TASK]
-        for s in plan:
-            ids.append(task.configure(queueing_lock=f"steward-shard:{run_id}:{s.index}").defer(
-                config_path=config_path, database_url=url, run_id=run_id, rules_version=ruleset.version,
-                as_of=day.isoformat(), lo=s.lo, hi=s.hi, now=now.isoformat() if now else None,
-                batch_size=batch_size))
+    task = app.tasks[TASK]
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENQUEUE_LOCK})
+        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+            raise StewardError(f"{engine.url.render_as_string()}: procrastinate's tables are missing, so no shard job can be "
+                               "queued: run `python -m scheduler.distributed schema --database URL` once (docs/operations.md)")
+        if (found := _open_day(conn, day, ruleset.version)) is not None:
+            enq = _resume(conn, app, *found)
+            log.info("day %s: run %s already has its %d shard jobs; enqueued again: %s", day, enq.run_id,
+                     len(enq.job_ids), list(enq.requeued) or "none")
+            return enq
+        trading_calendar.ensure(conn, cfg.calendar.exchange, day - timedelta(days=90), day)
+        recording.fail_dead_runs(conn)
+        run_id = recording.start_run(conn, day, "run", ruleset.version, now)
+        driver = conn.connection.driver_connection  # procrastinate inserts on this transaction's connection
+        ids = [int(task.configure(queueing_lock=_lock_name(run_id, s.index), connection=driver).defer(
+            config_path=config_path, database_url=url, run_id=run_id, rules_version=ruleset.version,
+            as_of=day.isoformat(), lo=s.lo, hi=s.hi, now=now.isoformat() if now else None,
+            batch_size=batch_size, index=s.index, clients=s.clients)) for s in plan]
     return Enqueued(run_id, plan, ids)
 
 

@@ -87,9 +87,11 @@ def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = Fal
     if not urgent_only and cfg.evaluation.shard_jobs > 0:
         from scheduler import distributed  # PostgreSQL deployments with shard workers (docs/operations.md)
 
-        enq = distributed.enqueue_day(engine, cfg, config_path, day, cfg.evaluation.shard_jobs)
+        # One instant for every shard, whatever machine and minute it runs on: the leader's clock at enqueue.
+        enq = distributed.enqueue_day(engine, cfg, config_path, day, cfg.evaluation.shard_jobs, now=clock.now(),
+                                      min_shard=cfg.evaluation.shard_jobs_min_clients)
         distributed.await_day(engine, enq, timeout=cfg.evaluation.shard_jobs_wait_minutes * 60.0)
-        return f"run {enq.run_id}: {len(enq.shards)} shard jobs done"
+        return f"run {enq.run_id}: {len(enq.shards)} shard jobs done" + (" (enqueued earlier)" if enq.reused else "")
     s = shards.run_sharded(engine, cfg, ruleset, day, cfg.evaluation.workers or shards.default_workers(),
                            mode="intraday" if urgent_only else "run")
     return f"run {s.run_id}: {s.clients} clients, {s.firings} firings"

@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests import cli_process
 from tests.databases import migrated_sqlite
 from tests.faketoday import python_m
 
@@ -17,7 +18,7 @@ STEWARD = python_m("engine.cli.__main__")
 def steward(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT), **(env or {})}
     e.pop("STEWARD_DATABASE_URL", None)
-    return subprocess.run([*STEWARD, *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=120)
+    return cli_process.run(list(args), env=e, cwd=cwd)
 
 
 def test_rules_check_ok() -> None:

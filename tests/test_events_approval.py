@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,10 @@ from engine.compliance import review
 from engine.config.base import Config
 from engine.language.event_rules import load_event_rules
 from engine.events.service import EventService
-from tests import book
+from tests import book, cli_process
 from tests.compliance_helpers import copy_shipped, pack_config
 from tests.databases import migrated_sqlite
 from tests.events_helpers import approve, at, firings, margin, statuses
-from tests.faketoday import python_m
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = "rules/events/margin_closeout_event.yaml"
@@ -127,8 +125,7 @@ def test_cli_post_with_nothing_approved_stores_and_names_the_fix(tmp_path: Path)
     f.write_text(json.dumps({"id": "p1", "type": "margin_ratio", "client_id": "C003", "at": at("2026-11-20 10:00"),
                              "maintenance_ratio": 1.25}) + "\n", encoding="utf-8")
     env = {"PYTHONPATH": str(ROOT), "STEWARD_DATABASE_URL": url, "COLUMNS": "300", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([*python_m("engine.cli.__main__"), "events", "post", str(f)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = cli_process.run(["events", "post", str(f)], cwd=ROOT, env=env)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "stored 1" in r.stdout and "not processed" in r.stdout
     assert "steward review submit" in " ".join(r.stderr.split())

@@ -158,3 +158,96 @@ def test_firing_events_share_the_days_snapshot_dates_for_a_few_seconds(db: Engin
         s.drain()
     assert len(firings(db, "trade_off_market_alert")) == 3
     assert shared[0] + 8 <= fresh[0], (shared, fresh)
+
+
+def _off_market(eid: str, when: str, client: str) -> object:
+    return trade(eid, when, price=1.0, market=100.0, client=client)  # fires trade_off_market_alert
+
+
+def test_a_batch_of_firing_events_costs_about_what_one_firing_event_costs(db: Engine, cfg: Config) -> None:
+    """Facts, cooldown, policy stages and recording run once for the batch's firing clients, not once per event."""
+    book.build(db)
+    s = service(db, cfg)
+    s.start()
+    s.post([_off_market("warm", "2026-11-20 09:31", "C004")])  # the day's run, calendar, snapshot dates
+    s.drain()
+    s.post([_off_market("one", "2026-11-20 10:00", "C001")])
+    with round_trips(db) as one:
+        assert s.drain() == 1
+    s.post([_off_market(f"many{cid}", "2026-11-20 10:01", cid) for cid in ["C002", "C003"]])  # within WAVE_SPAN
+    with round_trips(db) as many:
+        assert s.drain() == 2
+    assert {f.client_id for f in firings(db, "trade_off_market_alert")} == {"C001", "C002", "C003", "C004"}
+    # One firing event alone: claim, fact row, ~30 facts queries on this book, cooldown, consent,
+    # do-not-call, firing insert (3), audit append (5), mark (49 before the policy stages loaded lazily).
+    # Recorded one event after the other, two firing events cost twice that (99 before waves).
+    assert one[0] <= 45 and one[1] == 1, one
+    assert many[0] <= one[0] + 6 and many[1] == 1, (one, many)  # a few facts queries run only when data exists
+
+
+def test_a_firing_in_a_batch_sees_the_clients_earlier_events_and_fires_once(db: Engine, cfg: Config) -> None:
+    """A client's second event in a batch records the waiting firings first: same-day dedup and facts hold."""
+    book.build(db)
+    s = service(db, cfg)
+    s.start()
+    s.post([_off_market("a1", "2026-11-20 10:00", "C002"),
+            _off_market("b1", "2026-11-20 10:00", "C003"),
+            trade("a2", "2026-11-20 10:01", client="C002"),   # a fact row for C002 after its firing
+            _off_market("a3", "2026-11-20 10:02", "C002")])   # same rule, client and day: a duplicate
+    assert s.drain() == 4 and s.counters.failed == 0
+    fired = firings(db, "trade_off_market_alert")
+    assert [(f.client_id, f.facts["event_id"]) for f in fired] == [("C002", "a1"), ("C003", "b1")]
+    alone = service(db, cfg)  # the firing's facts are the client's facts before its later trade
+    with db.connect() as c:
+        from engine.facts.base import facts_for
+        now = facts_for(c, cfg, fired[0].as_of, "C002")
+    assert now is not None and fired[0].facts["trades_20d"] == now["trades_20d"] - 2, (fired[0].facts["trades_20d"], now)
+    del alone
+
+
+def test_an_unknown_client_in_a_firing_batch_fires_nothing(db: Engine, cfg: Config) -> None:
+    book.build(db)
+    s = service(db, cfg)
+    s.start()
+    s.post([_off_market("x1", "2026-11-20 10:00", "C005"),  # opens after the event
+            _off_market("x2", "2026-11-20 10:00", "C003")])
+    assert s.drain() == 2
+    assert [f.client_id for f in firings(db, "trade_off_market_alert")] == ["C003"]
+    with db.connect() as c:
+        t = store.EVENT
+        notes = dict(c.execute(select(t.c.event_id, t.c.error)).all())
+    assert notes["x1"] == "unknown client (or opened after the event): nothing fired" and notes["x2"] is None
+
+
+def test_facts_of_several_clients_equal_facts_for_each(db: Engine, cfg: Config) -> None:
+    from datetime import date
+
+    from engine.facts.base import facts_for, facts_of
+
+    book.build(db)
+    day = date(2026, 11, 20)
+    with db.connect() as c:
+        many = facts_of(c, cfg, day, ["C003", "C001", "C005", "C002", "nobody"])
+        assert sorted(many) == ["C001", "C002", "C003"]  # C005 opens later, "nobody" is unknown
+        for cid, facts in many.items():
+            assert facts == facts_for(c, cfg, day, cid), cid
+
+
+def test_deadlines_of_a_batch_read_the_trading_calendar_once(db: Engine, cfg: Config) -> None:
+    book.build(db)
+    s = service(db, cfg)
+    s.start()
+    reads: list[str] = []
+
+    def statement(_c: object, _cur: object, sql: str, *_: object) -> None:
+        if "FROM trading_day" in sql and "ORDER BY" in sql:
+            reads.append(sql)
+
+    event.listen(db, "before_cursor_execute", statement)
+    try:
+        s.post([margin("m1", "2026-11-20 10:00", 1.42, client="C002"), margin("m2", "2026-11-20 10:01", 1.45, client="C004"),
+                margin("m3", "2026-11-20 10:02", 1.44, client="C003")])
+        assert s.drain() == 3
+    finally:
+        event.remove(db, "before_cursor_execute", statement)
+    assert len(deadlines(db)) == 3 and len(reads) == 1, reads

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,11 +14,10 @@ from sqlalchemy import Engine
 from engine.compliance import review
 from engine.config.base import Config
 from engine.events.http import IntakeServer
-from tests import book
+from tests import book, cli_process
 from tests.conftest import shipped_config
 from tests.databases import migrated_sqlite
 from tests.events_helpers import at, firings, service, statuses
-from tests.faketoday import python_m
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,15 +66,15 @@ def test_cli_post_stores_processes_and_reports(tmp_path: Path) -> None:
     f = tmp_path / "day.jsonl"
     f.write_text(_line("c1") + "\n" + _line("c1") + "\n", encoding="utf-8")
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT), "STEWARD_DATABASE_URL": url}
-    run = [*python_m("engine.cli.__main__"), "events", "post", str(f)]
-    r = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    run = ["events", "post", str(f)]
+    r = cli_process.run(run, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr
     assert "stored 1, duplicates 1, processed 1, failed 0, firings 1" in r.stdout
-    r = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = cli_process.run(run, cwd=ROOT, env=env)
     assert "stored 0, duplicates 2, processed 0, failed 0, firings 0" in r.stdout
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "b", "type": "trade", "client_id": "C1", "at": "2026-11-20T10:00:00+08:00"}\n', encoding="utf-8")
-    r = subprocess.run([*run[:-1], str(bad)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = cli_process.run([*run[:-1], str(bad)], cwd=ROOT, env=env)
     assert r.returncode == 2 and f"{bad}:1: symbol: required field is missing" in r.stderr
     assert len(firings(eng)) == 1
     eng.dispose()

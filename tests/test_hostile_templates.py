@@ -114,3 +114,21 @@ def test_over_budget_render_is_a_failed_firing_with_its_reason_code(cfg: Config,
                              date(2026, 11, 20))
     assert ok.error is None and ok.message == "客户**"
     assert bad.message is None and bad.error is not None and bad.error.startswith("RENDER_VALUE_TOO_LARGE: ")
+
+
+def test_the_time_budget_counts_the_render_s_cpu_not_a_busy_machine_s_wall_time() -> None:
+    """A render stretched by other processes (the thread waits, descheduled) stays within budget;
+    a render that burns its own CPU past the limit is stopped. Sleeping stands in for waiting."""
+    from engine.language.rendering import MAX_RENDER_SECONDS, RenderBudgetError, _Budget
+
+    waiting = _Budget(time.thread_time() + 0.05)
+    time.sleep(0.2)  # four times the budget in wall time, no CPU
+    waiting.tick()
+
+    busy = _Budget(time.thread_time() + 0.05)
+    end = time.thread_time() + 0.1
+    while time.thread_time() < end:
+        pass
+    with pytest.raises(RenderBudgetError) as e:
+        busy.tick()
+    assert e.value.code == "RENDER_TOO_SLOW" and f"limit {MAX_RENDER_SECONDS}" in str(e.value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from engine.facts import risk
 from engine.errors import SourceErrors
 from engine.config.servicing import RiskConfig
-from tests.faketoday import python_m
+from tests import cli_process
 
 CFG = RiskConfig()
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,21 +148,18 @@ def test_missing_item_and_bad_age() -> None:
 def test_cli_prints_breakdown_and_allocation(tmp_path: Path) -> None:
     f = tmp_path / "answers.yaml"
     f.write_text("\n".join(f"{k}: {v}" for k, v in {"age": 34, "max_loss_pct": 10, **BEST}.items()) + "\n", encoding="utf-8")
-    out = subprocess.run([*python_m("engine.cli"), "risk", "score", str(f), "--json"],
-                         capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    out = cli_process.run(["risk", "score", str(f), "--json"], env=dict(os.environ), cwd=ROOT).stdout
     data = json.loads(out)
     assert data["capacity"] == {"score": 91, "level": "high"}
     assert data["tolerance"] == {"score": 70, "level": "medium-high"}
     assert data["allocation"] == {"low": 0, "medium": 20, "high": 80}
     assert {"item": "age", "answer": "34", "points": 41} in data["items"]
-    text = subprocess.run([*python_m("engine.cli"), "risk", "score", str(f)],
-                          capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    text = cli_process.run(["risk", "score", str(f)], env=dict(os.environ), cwd=ROOT).stdout
     assert "risk capacity   91 (high)" in text and "high-risk 80%" in text
 
 
 def test_cli_reports_bad_sheet(tmp_path: Path) -> None:
     f = tmp_path / "answers.yaml"
     f.write_text("age: 34\n", encoding="utf-8")
-    res = subprocess.run([*python_m("engine.cli"), "risk", "score", str(f)],
-                         capture_output=True, text=True, cwd=ROOT)
+    res = cli_process.run(["risk", "score", str(f)], env=dict(os.environ), cwd=ROOT)
     assert res.returncode == 2 and "job: required item is missing" in res.stderr

@@ -98,6 +98,8 @@ class EvaluationConfig(_Model):
     shard_jobs: int = Field(0, ge=0)
     """PostgreSQL only: > 0 splits the scheduler's nightly run into this many procrastinate jobs
     for shard workers on any machine (`python -m scheduler.distributed worker`); 0: run locally."""
+    shard_jobs_min_clients: int = Field(1000, ge=1)
+    """Fewest clients a shard job gets: a smaller book is split into fewer jobs than `shard_jobs`."""
     shard_jobs_wait_minutes: int = Field(120, ge=1)
     """How long the scheduler leader waits for the shard jobs before reporting the night failed."""
 

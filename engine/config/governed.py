@@ -62,7 +62,8 @@ GOVERNED: dict[str, str] = {
 
 OPERATIONAL: tuple[str, ...] = (
     "database", "rules_dirs", "templates_dir",
-    "evaluation.batch_size", "evaluation.workers", "evaluation.shard_jobs", "evaluation.shard_jobs_wait_minutes",
+    "evaluation.batch_size", "evaluation.workers", "evaluation.shard_jobs", "evaluation.shard_jobs_min_clients",
+    "evaluation.shard_jobs_wait_minutes",
     "compliance.lists_dir", "compliance.approved_dir", "compliance.acting_user",
     "dispatch.email", "dispatch.gateway", "dispatch.retry", "dispatch.scheduler", "dispatch.webhook",
     "servicing.review", "audit", "events",

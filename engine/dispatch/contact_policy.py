@@ -95,7 +95,7 @@ class ConsentStage:
         rows: dict[str, list[tuple[str, str, str, Any]]] = defaultdict(list)
         if ctx.conn is not None:
             q = (select(CONSENT.c.client_id, CONSENT.c.channel, CONSENT.c.purpose, CONSENT.c.status, CONSENT.c.recorded_at)
-                 .where(CONSENT.c.client_id.between(ctx.lo, ctx.hi))
+                 .where(ctx.in_batch(CONSENT.c.client_id))
                  .order_by(CONSENT.c.client_id, CONSENT.c.channel, CONSENT.c.purpose))
             for cid, channel, purpose, status, at in ctx.conn.execute(q).all():
                 rows[cid].append((channel, purpose, status, at))
@@ -125,18 +125,24 @@ class DoNotCallStage:
     name: str = "do_not_call"
 
     def prepare(self, ctx: StageContext) -> None:
-        listed: set[str] = set()
-        if ctx.conn is not None:
-            q = (select(CLIENT.c.id).join(DNC, DNC.c.phone == CLIENT.c.phone)
-                 .where(CLIENT.c.id.between(ctx.lo, ctx.hi)))
-            listed = {r[0] for r in ctx.conn.execute(q)}
-        ctx.cache[self.name] = listed
+        ctx.cache[self.name] = None  # loaded for the whole batch when a task first needs it (`_listed`)
+
+    def _listed(self, ctx: StageContext) -> set[str]:
+        listed = ctx.cache.get(self.name)
+        if listed is None:
+            listed = set()
+            if ctx.conn is not None:
+                q = (select(CLIENT.c.id).join(DNC, DNC.c.phone == CLIENT.c.phone)
+                     .where(ctx.in_batch(CLIENT.c.id)))
+                listed = {r[0] for r in ctx.conn.execute(q)}
+            ctx.cache[self.name] = listed
+        return listed
 
     def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
-        listed = ctx.cache[self.name]
         for d in decisions:
             if not d.live or d.match.rule.spec.action.type != "task":
                 continue
+            listed = self._listed(ctx)
             if _cid(d) not in listed:
                 d.passed(self.name)
             elif d.match.rule.spec.rule_class == "marketing" or ctx.cfg.dispatch.do_not_call_blocks_service:
@@ -178,7 +184,7 @@ def _counts(ctx: StageContext, since: Any, until: Any, channel: str | None, extr
     if ctx.conn is None:
         return Counter()
     day = unindexed(FIRING.c.as_of)  # the batch's client range is the index to use (engine.pipeline.policy.unindexed)
-    conds = [FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",
+    conds = [ctx.in_batch(FIRING.c.client_id), FIRING.c.rule_class == "marketing",
              unindexed(FIRING.c.status).in_(COUNTED), day >= since, day <= until]
     if channel:
         conds.append(FIRING.c.channel == channel)
@@ -195,19 +201,27 @@ class FrequencyCapStage:
     name: str = "frequency_cap"
 
     def prepare(self, ctx: StageContext) -> None:
-        out = {}
-        for cap in ctx.cfg.dispatch.frequency_caps:
-            days = max(parse_period(cap.period).days, 1)
-            since = ctx.as_of - timedelta(days=days - 1)
-            out[cap.channel] = (cap, _counts(ctx, since, ctx.as_of, cap.channel))
-        ctx.cache[self.name] = out
+        ctx.cache[self.name] = None  # counted for the whole batch when a marketing firing first needs it (`_caps`)
+
+    def _caps(self, ctx: StageContext) -> dict[str, Any]:
+        out = ctx.cache.get(self.name)
+        if out is None:
+            out = {}
+            for cap in ctx.cfg.dispatch.frequency_caps:
+                days = max(parse_period(cap.period).days, 1)
+                since = ctx.as_of - timedelta(days=days - 1)
+                out[cap.channel] = (cap, _counts(ctx, since, ctx.as_of, cap.channel))
+            ctx.cache[self.name] = out
+        return out
 
     def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
-        caps = ctx.cache[self.name]
         taken: Counter[str] = Counter()
         for d in decisions:
             spec = d.match.rule.spec
-            if not d.live or spec.rule_class != "marketing" or spec.action.channel not in caps:
+            if not d.live or spec.rule_class != "marketing":
+                continue
+            caps = self._caps(ctx)
+            if spec.action.channel not in caps:
                 continue
             cap, counts = caps[spec.action.channel]
             used = counts.get(_cid(d), 0) + taken[cap.channel]
@@ -224,7 +238,7 @@ class ArbitrationStage:
     name: str = "arbitration"
 
     def prepare(self, ctx: StageContext) -> None:
-        ctx.cache[self.name] = _counts(ctx, ctx.as_of, ctx.as_of, None, FIRING.c.action_type == "message")
+        ctx.cache[self.name] = None  # counted for the whole batch when a marketing message first needs it
 
     def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
         room = ctx.cfg.dispatch.max_marketing_per_day
@@ -233,6 +247,8 @@ class ArbitrationStage:
             spec = d.match.rule.spec
             if not d.live or spec.rule_class != "marketing" or not _is_message(d):
                 continue
+            if ctx.cache.get(self.name) is None:
+                ctx.cache[self.name] = _counts(ctx, ctx.as_of, ctx.as_of, None, FIRING.c.action_type == "message")
             already = ctx.cache[self.name].get(_cid(d), 0)
             if already < room:
                 ctx.cache[self.name][_cid(d)] = already + 1

@@ -27,7 +27,6 @@ outlive an event (marks, deadlines) is in the database, so a restart loses nothi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -45,14 +44,15 @@ from engine.events import store
 from engine.language import event_schema as schema
 from engine.language.event_rules import EventRule, EventRuleSet, Window
 from engine.events.tables import EventDeadline, EventMark
-from engine.facts.base import Facts, facts_for
+from engine.facts.base import Facts, facts_for, facts_of
 from engine.pipeline.matching import Match
-from engine.models import Advisor, TradingDay
-from engine.pipeline.policy import Decision, StageContext, apply_all
+from engine.models import Advisor, Client, TradingDay
+from engine.pipeline.policy import Decision, StageContext, stages
 
 MARK = EventMark.__table__  # type: ignore[attr-defined]
 DEADLINE = EventDeadline.__table__  # type: ignore[attr-defined]
 DAY = TradingDay.__table__  # type: ignore[attr-defined]
+CLIENT = Client.__table__  # type: ignore[attr-defined]
 
 
 def utc(dt: datetime) -> datetime:
@@ -111,6 +111,58 @@ class _Writes:
         self.facts, self.marks, self.deadlines = {}, [], []
 
 
+WAVE_SPAN = timedelta(seconds=5)
+"""Longest event-time span of one wave (the firings of a batch recorded together): their firing and
+outbox rows carry the wave's latest event time, at most this much after their own."""
+
+
+@dataclass
+class _Waiting:
+    """An event whose firings wait for the wave: its rules with the values each adds to the facts."""
+
+    out: Outcome
+    client_id: str
+    at: datetime
+    fired: list[tuple[EventRule, dict[str, Any]]]
+    client: Facts | None
+    """The client's facts when the event's conditions already needed them, else None (computed by the wave)."""
+
+
+@dataclass
+class _Wave:
+    """Firings of one batch waiting to be recorded together: one day and run, each client at most once."""
+
+    items: list[_Waiting] = field(default_factory=list)
+    clients: set[str] = field(default_factory=set)
+    day: date | None = None
+    run_id: int | None = None
+    first_at: datetime | None = None
+
+    def add(self, item: _Waiting, day: date, run_id: int) -> None:
+        if not self.items:
+            self.day, self.run_id, self.first_at = day, run_id, item.at
+        self.items.append(item)
+        self.clients.add(item.client_id)
+
+    def reset(self) -> None:
+        self.items, self.clients, self.day, self.run_id, self.first_at = [], set(), None, None, None
+
+
+class _Known:
+    """When the batch's clients opened (absent: unknown), read once, when an event first may fire."""
+
+    def __init__(self, items: list[store.Pending]):
+        self.ids = sorted({p.event.client_id for p in items})
+        self.opened_on: dict[str, date] | None = None
+
+    def opened(self, conn: Connection, client_id: str, day: date) -> bool:
+        """Whether the client's facts on `day` exist (the test `facts_for` applies)."""
+        if self.opened_on is None:
+            self.opened_on = dict(conn.execute(select(CLIENT.c.id, CLIENT.c.opened_on).where(CLIENT.c.id.in_(self.ids))).all())
+        on = self.opened_on.get(client_id)
+        return on is not None and on <= day
+
+
 class Processor:
     """Event rules for one process: build once (in the engine thread), then process and tick."""
 
@@ -141,15 +193,23 @@ class Processor:
     # -------------------------------------------------------------- facts
 
     def _facts(self, conn: Connection, day: date, client_id: str) -> Facts | None:
-        """One client's facts; what the providers read once per evaluation day (snapshot dates, the
-        activity window, the supervisor map) is shared between events for `SHARED_FACTS_SECONDS`."""
+        """One client's facts (the per-day values shared, see `_shared_values`)."""
+        return facts_for(conn, self.cfg, day, client_id, self._shared_values(day))
+
+    def _facts_of(self, conn: Connection, day: date, client_ids: list[str]) -> dict[str, Facts]:
+        """Facts of several clients in one bulk computation (a wave's firing clients)."""
+        return facts_of(conn, self.cfg, day, client_ids, self._shared_values(day))
+
+    def _shared_values(self, day: date) -> dict[str, Any]:
+        """What the providers read once per evaluation day (snapshot dates, the activity window, the
+        supervisor map), shared between events for `SHARED_FACTS_SECONDS`."""
         now = time.monotonic()
         shared = self._shared.get(day)
         if shared is None or now - shared[0] > SHARED_FACTS_SECONDS:
             if len(self._shared) > 4:
                 self._shared.clear()
             shared = self._shared[day] = (now, {})
-        return facts_for(conn, self.cfg, day, client_id, shared[1])
+        return shared[1]
 
     # -------------------------------------------------------------- calendar
 
@@ -160,6 +220,15 @@ class Processor:
             self._covered = (lo, hi)
 
     def _nth_trading_day(self, conn: Connection, day: date, n: int) -> date:
+        """The nth trading day after `day`; kept with the day's shared values (`SHARED_FACTS_SECONDS`),
+        so deadlines and sequence windows of a batch read the calendar once per (day, n)."""
+        shared = self._shared_values(day)
+        key = f"_events_nth_trading_day_{n}"  # beside the fact providers' keys: prefixed
+        if key not in shared:
+            shared[key] = self._read_nth_trading_day(conn, day, n)
+        return shared[key]  # type: ignore[no-any-return]
+
+    def _read_nth_trading_day(self, conn: Connection, day: date, n: int) -> date:
         rows = [r[0] for r in conn.execute(
             select(DAY.c.day).where(DAY.c.exchange == self.cfg.calendar.exchange, DAY.c.is_open.is_(True), DAY.c.day > day)
             .order_by(DAY.c.day).limit(n))]
@@ -205,13 +274,14 @@ class Processor:
                 items = store.claim_batch(conn, seqs, after, limit)
                 if not items:
                     return []
-                w = _Writes(conn)
+                w, wave, known = _Writes(conn), _Wave(), _Known(items)
                 armed = self._armed(conn, items)
                 done = []
                 for p in items:
                     day = schema.local_day(p.event, self.cfg.tz)
-                    out = self._process(conn, p, day, self._run_id(conn, day, opened), w, armed)
+                    out = self._process(conn, p, day, self._run_id(conn, day, opened), w, armed, wave, known)
                     done.append((p, out))
+                self._flush_wave(conn, wave, w)
                 w.flush()
                 store.mark_many(conn, [(p.seq, "processed", out.live, out.note) for p, out in done], self.rules.version)
         except BaseException:
@@ -229,8 +299,10 @@ class Processor:
         return {(r[0], r[1]) for r in conn.execute(_ARMED, {"rules": self._cure_rules, "clients": clients})}
 
     def _process(self, conn: Connection, p: store.Pending, day: date, run_id: int, w: _Writes,
-                 armed: set[tuple[str, str]]) -> Outcome:
+                 armed: set[tuple[str, str]], wave: _Wave, known: _Known) -> Outcome:
         ev, out = p.event, Outcome()
+        if ev.client_id in wave.clients:  # this event may change what the waiting firings would see
+            self._flush_wave(conn, wave, w)
         self._calendar(conn, day)
         row = store.fact_row(ev, self.cfg.tz)
         if row is not None:
@@ -250,31 +322,32 @@ class Processor:
                 out.note = "unknown client (or opened after the event): no rule evaluated"
                 return out
         hit = matcher.match({**(client or {}), **values})
-        if client is None and any(k.endswith((":single", ":then")) for k in hit):
-            w.flush()
-            client = self._facts(conn, day, ev.client_id)  # facts are read only when something may fire
-            if client is None:
-                out.note = "unknown client (or opened after the event): nothing fired"
-                return out
-        merged = {**(client or {}), **values}
-        fire: list[Facts] = []
-        rules: list[EventRule] = []
+        # An unknown client (or one opened after the event) fires nothing and takes no other step either.
+        # Facts are read later (by the wave); the wave finds out itself when only firing steps matched,
+        # otherwise `known` (one query per batch) tells before a mark, deadline or cure is written.
+        if client is None and any(k.endswith((":single", ":then")) for k in hit) \
+                and any(k.endswith((":first", ":start", ":cured_by")) for k in hit) \
+                and not known.opened(conn, ev.client_id, day):
+            out.note = "unknown client (or opened after the event): nothing fired"
+            return out
+        fire: list[tuple[EventRule, dict[str, Any]]] = []
         for key in sorted(hit, key=lambda k: ORDER.index(k.rsplit(":", 1)[1])):
             rule, step = self.steps[key]
-            f = self._step(conn, p, rule, step, merged, values, out, w, armed)
+            f = self._step(conn, p, rule, step, values, out, w, armed)
             if f is not None:
-                fire.append(f)
-                rules.append(rule)
-        if fire:
-            w.flush()
-            out.firings = self._record(conn, list(zip(rules, fire)), day, ev.at, run_id)
+                fire.append((rule, f))
+        if fire:  # facts and recording for the batch's firing clients together (`_flush_wave`)
+            if wave.first_at is not None and (wave.day != day or wave.run_id != run_id or ev.at - wave.first_at > WAVE_SPAN):
+                self._flush_wave(conn, wave, w)
+            wave.add(_Waiting(out, ev.client_id, ev.at, fire, client), day, run_id)
         return out
 
-    def _step(self, conn: Connection, p: store.Pending, rule: EventRule, step: str, merged: Facts,
-              values: dict[str, Any], out: Outcome, w: _Writes, armed: set[tuple[str, str]]) -> Facts | None:
+    def _step(self, conn: Connection, p: store.Pending, rule: EventRule, step: str,
+              values: dict[str, Any], out: Outcome, w: _Writes, armed: set[tuple[str, str]]) -> dict[str, Any] | None:
+        """Run one matched step; returns the values a firing adds to the client's facts, None when nothing fires."""
         ev = p.event
         if step == "single":
-            return merged
+            return values
         if step == "first":
             w.marks.append({"rule_id": rule.id, "client_id": ev.client_id, "event_seq": p.seq,
                             "occurred_at": utc(ev.at), "fields": values})
@@ -283,7 +356,7 @@ class Processor:
             w.flush()
             first = self._first_in_window(conn, rule, ev.client_id, ev.at, p.seq)
             if first is not None:
-                return {**merged, **{"first_" + k.removeprefix(schema.PREFIX): v for k, v in first.items()}}
+                return {**values, **{"first_" + k.removeprefix(schema.PREFIX): v for k, v in first.items()}}
         elif step == "start":
             assert rule.window is not None
             due = self.window_end(conn, ev.at, rule.window)
@@ -317,23 +390,68 @@ class Processor:
 
     # -------------------------------------------------------------- recording
 
-    def _record(self, conn: Connection, fired: Iterable[tuple[EventRule, Facts]], day: date, now: datetime,
-                run_id: int) -> list[dict[str, Any]]:
-        """Cooldown and same-day dedup, policy stages, then the pipeline's recording path."""
-        fired = sorted(fired, key=lambda p: -p[0].rule.spec.action.priority)
-        cid = fired[0][1]["client_id"]
-        last = recording.last_fired(conn, cid, cid, day)
-        decisions = []
-        for rule, facts in fired:
-            if recording.within_cooldown(last.get((rule.id, cid)), day, rule.rule.spec.cooldown_delta):
+    def _flush_wave(self, conn: Connection, wave: _Wave, w: _Writes) -> None:
+        """Facts, cooldown, policy stages and recording for the waiting firings of the batch, at once.
+
+        One facts computation for all their clients, one cooldown query, one pass of the policy
+        stages (prepared once, applied per client with that client's event time), one
+        `record_decisions` (one firing insert, one outbox write, one audit append). A wave holds
+        each client once, so every firing sees exactly what it would have seen alone.
+        """
+        if not wave.items:
+            return
+        w.flush()
+        items, day, run_id = wave.items, wave.day, wave.run_id
+        wave.reset()
+        assert day is not None and run_id is not None
+        ids = [it.client_id for it in items if it.client is None]
+        facts = self._facts_of(conn, day, ids) if ids else {}
+        last = recording.last_fired_of(conn, [it.client_id for it in items], day)
+        groups: list[tuple[_Waiting, list[Decision]]] = []
+        for it in items:
+            client = it.client if it.client is not None else facts.get(it.client_id)
+            if client is None:  # only firing steps matched (see `_process`): nothing else was written
+                it.out.note = "unknown client (or opened after the event): nothing fired"
                 continue
-            decisions.append(Decision(Match(rule.rule, facts)))
-        if not decisions:
-            return []
-        ctx = StageContext(conn, self.cfg, day, cid, cid)
-        ctx.cache.update(ruleset=self.rules.ruleset, advisors=self.advisors, now=now)
-        apply_all(ctx, [decisions])
-        return pipeline.record_decisions(conn, ctx, self.rules.ruleset, decisions, run_id, self.advisors)
+            decisions = []
+            for rule, extra in sorted(it.fired, key=lambda p: -p[0].rule.spec.action.priority):
+                if recording.within_cooldown(last.get((rule.id, it.client_id)), day, rule.rule.spec.cooldown_delta):
+                    continue
+                decisions.append(Decision(Match(rule.rule, {**client, **extra})))
+            if decisions:
+                groups.append((it, decisions))
+        if groups:
+            self._decide_and_record(conn, groups, day, run_id)
+
+    def _decide_and_record(self, conn: Connection, groups: list[tuple[_Waiting, list[Decision]]], day: date,
+                           run_id: int) -> None:
+        ids = tuple(sorted({it.client_id for it, _ in groups}))
+        ctx = StageContext(conn, self.cfg, day, ids[0], ids[-1], ids=ids if len(ids) > 1 else None)
+        ctx.cache.update(ruleset=self.rules.ruleset, advisors=self.advisors)
+        active = stages()
+        for stage in active:
+            stage.prepare(ctx)
+        for it, decisions in groups:  # as policy.apply_all, with each event's own time for the contact window
+            ctx.cache["now"] = it.at
+            for stage in active:
+                if any(d.live for d in decisions):
+                    stage.apply(ctx, decisions)
+        # Firing rows and outbox rows of the wave are stamped with its latest event time (at most
+        # WAVE_SPAN after each event's own); the window decisions above used each event's time.
+        ctx.cache["now"] = max(it.at for it, _ in groups)
+        rows = pipeline.record_decisions(conn, ctx, self.rules.ruleset, [d for _, ds in groups for d in ds],
+                                         run_id, self.advisors)
+        i = 0
+        for it, decisions in groups:
+            it.out.firings = rows[i:i + len(decisions)]
+            i += len(decisions)
+
+    def _record(self, conn: Connection, rule: EventRule, client: Facts, day: date, now: datetime,
+                run_id: int, out: Outcome) -> None:
+        """One firing alone (a due deadline): the wave path with one waiting event."""
+        wave = _Wave()
+        wave.add(_Waiting(out, str(client["client_id"]), now, [(rule, {})], client), day, run_id)
+        self._flush_wave(conn, wave, _Writes(conn))
 
     # -------------------------------------------------------------- deadlines
 
@@ -377,5 +495,5 @@ class Processor:
             return out
         due = store.aware(d.due_at)
         facts = {**client, **dict(d.fields), "event_deadline": due.astimezone(self.cfg.tz).strftime("%Y-%m-%d %H:%M")}
-        out.firings = self._record(conn, [(rule, facts)], day, due, self._run_id(conn, day, opened))
+        self._record(conn, rule, facts, day, due, self._run_id(conn, day, opened), out)
         return out

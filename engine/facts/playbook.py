@@ -104,7 +104,7 @@ def _previous_segments(ctx: FactContext, batch: dict[str, Facts]) -> dict[str, s
     if "window_start" not in extra:
         n = ctx.cfg.evaluation.activity_days
         extra["window_start"] = trading_calendar.trading_days_back(ctx.conn, ctx.cfg.calendar.exchange, prev, n)[0]
-    pctx = FactContext(ctx.conn, ctx.cfg, prev, ctx.lo, ctx.hi, extra["window_start"], extra)
+    pctx = FactContext(ctx.conn, ctx.cfg, prev, ctx.lo, ctx.hi, extra["window_start"], extra, ctx.ids)
     # market_value and volume_20d as of `prev`, by the queries the assets and activity providers run
     holdings, cash = asset_sums(pctx)
     trades = trade_stats(pctx)

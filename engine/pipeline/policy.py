@@ -59,6 +59,14 @@ class StageContext:
     lo: str
     hi: str
     cache: dict[str, Any] = field(default_factory=dict)
+    ids: tuple[str, ...] | None = None
+    """When set, the batch is these client ids (the event engine's scattered firing clients), not [lo, hi]."""
+
+    def in_batch(self, column: Any) -> Any:
+        """The batch's clients as a condition on a client-id column, for stages that load in bulk."""
+        if self.ids is not None:
+            return column.in_(self.ids)
+        return column.between(self.lo, self.hi)
 
 
 class unindexed(FunctionElement[Any]):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.engine import Connection
 
 from engine.audit import log as auditlog
@@ -63,10 +64,19 @@ def last_fired(conn: Connection, lo: str, hi: str, as_of: date) -> dict[tuple[st
     leaves out firings a gate blocked (suppressed or dropped): a client blocked yesterday and
     eligible today is contacted today, not a cooldown later.
     """
+    return _last_fired(conn, and_(FIRING.c.client_id >= lo, FIRING.c.client_id <= hi), as_of)
+
+
+def last_fired_of(conn: Connection, client_ids: Sequence[str], as_of: date) -> dict[tuple[str, str], tuple[date, date | None]]:
+    """`last_fired` for a list of client ids (the event engine's scattered firing clients)."""
+    return _last_fired(conn, FIRING.c.client_id.in_(list(client_ids)), as_of) if client_ids else {}
+
+
+def _last_fired(conn: Connection, clients: Any, as_of: date) -> dict[tuple[str, str], tuple[date, date | None]]:
     counted = func.max(case((FIRING.c.status.in_(BLOCKED_BY_GATE), None), else_=FIRING.c.as_of))
     q = (
         select(FIRING.c.rule_id, FIRING.c.client_id, func.max(FIRING.c.as_of), counted)
-        .where(FIRING.c.client_id >= lo, FIRING.c.client_id <= hi, FIRING.c.as_of <= as_of)
+        .where(clients, FIRING.c.as_of <= as_of)
         .group_by(FIRING.c.rule_id, FIRING.c.client_id)
     )
     return {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(q)}

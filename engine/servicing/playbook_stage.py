@@ -74,7 +74,7 @@ def _last_marketing(ctx: StageContext) -> dict[str, date]:
     if ctx.conn is None or longest == 0:
         return {}
     q = (select(FIRING.c.client_id, func.max(FIRING.c.as_of))
-         .where(FIRING.c.client_id.between(ctx.lo, ctx.hi), FIRING.c.rule_class == "marketing",  # by the client range
+         .where(ctx.in_batch(FIRING.c.client_id), FIRING.c.rule_class == "marketing",  # by the client range
                 unindexed(FIRING.c.status).in_(COUNTED), unindexed(FIRING.c.as_of) > ctx.as_of - timedelta(days=longest),
                 unindexed(FIRING.c.as_of) <= ctx.as_of)
          .group_by(FIRING.c.client_id))
@@ -85,14 +85,16 @@ class SegmentPlaybookStage:
     name = NAME
 
     def prepare(self, ctx: StageContext) -> None:
-        ctx.cache[_LAST] = _last_marketing(ctx)
+        ctx.cache.pop(_LAST, None)  # read for the whole batch when a marketing firing first needs it
 
     def apply(self, ctx: StageContext, decisions: list[Decision]) -> None:
-        last: dict[str, date] = ctx.cache.get(_LAST, {})
         for d in decisions:  # highest priority first: it wins the cadence slot
             spec, facts = d.match.rule.spec, d.match.facts
             if not d.live or spec.rule_class != "marketing":
                 continue
+            if _LAST not in ctx.cache:
+                ctx.cache[_LAST] = _last_marketing(ctx)
+            last: dict[str, date] = ctx.cache[_LAST]
             segment: str | None = facts.get("segment")
             playbook = ctx.cfg.servicing.playbooks.get(segment) if segment else None  # type: ignore[call-overload]
             reason, detail = None, ""
