@@ -7,9 +7,11 @@ over a facts file (`evaluate_facts`), so a dry run goes through the real stages.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -320,7 +322,7 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
     """
     s = RunSummary(as_of, run_id)
     clock = _Clock(s)
-    with engine.connect() as read:
+    with _fewer_collections(), engine.connect() as read:
         for facts_batch in facts_mod.iter_batches(read, cfg, as_of, lo=lo, hi=hi):
             clock.lap("facts")
             facts_batch.sort(key=_client_id)  # disjoint id ranges per transaction (a no-op: facts come by id)
@@ -340,6 +342,22 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
                     progress(len(batch))
                 clock.t = time.perf_counter()
     return s
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector runs less often while a range is evaluated.
+
+    A batch allocates a few dicts per client and per firing, nearly all freed by reference
+    counting; at the default threshold (700 allocations) the collector ran thousands of times
+    per batch and cost ~10% of the run's CPU. The threshold is put back afterwards.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _client_id(f: Facts) -> str:
