@@ -555,14 +555,29 @@ def _suppressed(r: dict[str, Any]) -> dict[str, Any]:
     return {"outcome": r["status"], "stage": last.get("stage"), "detail": last.get("detail")}
 
 
-def _rendered(r: dict[str, Any], ruleset: Any, rule: Any, advisors: dict[str, dict[str, str]]) -> tuple[dict[str, Any], str | None]:
-    name = rule.spec.action.template if rule else None
-    src = _template_source(ruleset.renderer, name, r.get("locale") or "") if rule and name else None
+_Static = tuple[str | None, tuple[str, str, str] | None, str | None, Any]
+"""What a rendered message's record takes from its rule and locale alone: template name,
+template source (locale used, sha256, text), rule title, firm."""
+
+
+def _static(ruleset: Any, rule: Any, locale: str, cache: dict[tuple[str, str], _Static]) -> _Static:
+    key = (rule.id if rule else "", locale)
+    got = cache.get(key)
+    if got is None:
+        name = rule.spec.action.template if rule else None
+        src = _template_source(ruleset.renderer, name, locale) if rule and name else None
+        firm = ruleset.renderer.firm_for(src[0] if src else locale) if ruleset is not None else None
+        got = cache[key] = (name, src, rule.spec.title if rule else None, firm)
+    return got
+
+
+def _rendered(r: dict[str, Any], ruleset: Any, rule: Any, advisors: dict[str, dict[str, str]],
+              cache: dict[tuple[str, str], _Static] | None = None) -> tuple[dict[str, Any], str | None]:
+    name, src, title, firm = _static(ruleset, rule, r.get("locale") or "", {} if cache is None else cache)
     aid = (r.get("facts") or {}).get("advisor_id")
     context = {
         "advisor": advisors.get(aid or "", {"id": aid or "", "name": ""}),
-        "rule": {"id": r["rule_id"], "title": rule.spec.title if rule else None},
-        "as_of": r["as_of"], "firm": ruleset.renderer.firm_for(src[0] if src else r.get("locale") or "") if ruleset is not None else None,
+        "rule": {"id": r["rule_id"], "title": title}, "as_of": r["as_of"], "firm": firm,
     }
     data = {"template": name, "template_locale": src[0] if src else None, "template_source": src[1] if src else None,
             "locale": r.get("locale"), "context": context, "subject": r.get("subject"), "text": r.get("message")}
@@ -594,6 +609,7 @@ def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[s
                   blobs: dict[str, set[str]]) -> list[Event]:
     """One rule.fired event per firing row, carrying what was suppressed or rendered for it."""
     by_id = {r.id: r for r in ruleset.rules} if ruleset is not None else {}
+    static: dict[tuple[str, str], _Static] = {}  # per rule and locale, not per firing
     events: list[Event] = []
     for r in rows:
         rule = by_id.get(r["rule_id"])
@@ -604,7 +620,7 @@ def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[s
         if r.get("status") in BLOCKED:
             suppressed = _suppressed(r)
         elif r.get("message") is not None:
-            message, tsrc = _rendered(r, ruleset, rule, advisors)
+            message, tsrc = _rendered(r, ruleset, rule, advisors, static)
             if tsrc is not None:
                 blobs["template"].add(tsrc)
         events.append(_fired(r, rule_src, message, suppressed))
