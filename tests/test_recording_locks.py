@@ -113,3 +113,12 @@ def test_a_batch_is_recorded_in_transactions_of_record_chunk_clients(sqlite_engi
     assert gc.get_threshold() == before
     with sqlite_engine.connect() as c:
         assert verify(c).ok
+
+
+@pytest.mark.postgres
+def test_postgresql_compresses_snapshots_and_audit_bodies_with_lz4(pg_engine: Engine) -> None:
+    with pg_engine.connect() as c:
+        got = {(t, col): m for t, col, m in c.execute(text(
+            "SELECT c.relname, a.attname, a.attcompression FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE (c.relname, a.attname) IN (('firing', 'facts'), ('audit_event', 'body'), ('audit_blob', 'body'))"))}
+    assert got == {("firing", "facts"): "l", ("audit_event", "body"): "l", ("audit_blob", "body"): "l"}
