@@ -122,3 +122,14 @@ def test_postgresql_compresses_snapshots_and_audit_bodies_with_lz4(pg_engine: En
             "SELECT c.relname, a.attname, a.attcompression FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
             "WHERE (c.relname, a.attname) IN (('firing', 'facts'), ('audit_event', 'body'), ('audit_blob', 'body'))"))}
     assert got == {("firing", "facts"): "l", ("audit_event", "body"): "l", ("audit_blob", "body"): "l"}
+
+
+def test_overlapping_evaluations_put_the_collector_threshold_back_once_both_end() -> None:
+    before = gc.get_threshold()
+    a, b = pipeline._fewer_collections(), pipeline._fewer_collections()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert gc.get_threshold()[0] > before[0]  # b still runs
+    b.__exit__(None, None, None)
+    assert gc.get_threshold() == before

@@ -8,6 +8,7 @@ over a facts file (`evaluate_facts`), so a dry run goes through the real stages.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -350,14 +351,27 @@ def _fewer_collections() -> Iterator[None]:
 
     A batch allocates a few dicts per client and per firing, nearly all freed by reference
     counting; at the default threshold (700 allocations) the collector ran thousands of times
-    per batch and cost ~10% of the run's CPU. The threshold is put back afterwards.
+    per batch and cost ~10% of the run's CPU. The threshold is put back when the last
+    evaluation running in this process ends (threads may overlap).
     """
-    before = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
+    global _relaxed, _threshold
+    with _gc_lock:
+        if _relaxed == 0:
+            _threshold = gc.get_threshold()
+            gc.set_threshold(50_000, 20, 100)
+        _relaxed += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _gc_lock:
+            _relaxed -= 1
+            if _relaxed == 0:
+                gc.set_threshold(*_threshold)
+
+
+_gc_lock = threading.Lock()
+_relaxed = 0
+_threshold: tuple[int, ...] = gc.get_threshold()
 
 
 def _client_id(f: Facts) -> str:
