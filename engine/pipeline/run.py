@@ -1,7 +1,7 @@
 """The nightly path: facts -> matching -> cooldown/dedup -> rendering -> recording.
 
-Each batch of clients is matched, rendered and recorded in transactions of
-`RECORD_CHUNK` clients (no per-firing commits). The same code serves a database run and a dry run
+Each batch of clients is matched and decided as a whole, then rendered and recorded
+in transactions of `RECORD_CHUNK` clients (no per-firing commits). The same code serves a database run and a dry run
 over a facts file (`evaluate_facts`), so a dry run goes through the real stages.
 """
 
@@ -276,10 +276,8 @@ def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, deci
     return rows
 
 
-def _process_batch(conn: Connection, batch: list[Facts], ruleset: RuleSet, run_id: int, ctx: StageContext,
-                   advisors: dict[str, dict[str, str]], s: RunSummary, clock: _Clock) -> None:
-    decisions = decide(conn, ctx, ruleset, batch, s)
-    clock.lap("matching")
+def _record_part(conn: Connection, decisions: list[Decision], ruleset: RuleSet, run_id: int, ctx: StageContext,
+                 advisors: dict[str, dict[str, str]], s: RunSummary, clock: _Clock) -> None:
     rows = record_decisions(conn, ctx, ruleset, decisions, run_id, advisors, lap=clock.lap)
     clock.lap("recording")
     for d, row in zip(decisions, rows):
@@ -324,23 +322,30 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
     s = RunSummary(as_of, run_id)
     clock = _Clock(s)
     with _fewer_collections(), engine.connect() as read:
-        for facts_batch in facts_mod.iter_batches(read, cfg, as_of, lo=lo, hi=hi):
+        for batch in facts_mod.iter_batches(read, cfg, as_of, lo=lo, hi=hi):
             clock.lap("facts")
-            facts_batch.sort(key=_client_id)  # disjoint id ranges per transaction (a no-op: facts come by id)
-            for i in range(0, len(facts_batch), RECORD_CHUNK):
-                batch = facts_batch[i:i + RECORD_CHUNK]
-                ids = [f["client_id"] for f in batch]
+            batch.sort(key=_client_id)  # disjoint id ranges per transaction (a no-op: facts come by id)
+            ids = [f["client_id"] for f in batch]
+            ctx = StageContext(read, cfg, as_of, ids[0], ids[-1])
+            ctx.cache.update(ruleset=ruleset, advisors=advisors)  # for record hooks (audit)
+            if now is not None:
+                ctx.cache["now"] = now
+            decisions = decide(read, ctx, ruleset, batch, s)  # reads only: no lock taken
+            clock.lap("matching")
+            part_of = {cid: i // RECORD_CHUNK for i, cid in enumerate(ids)}
+            parts: list[list[Decision]] = [[] for _ in range(0, len(ids), RECORD_CHUNK)]
+            for d in decisions:
+                parts[part_of[d.match.facts["client_id"]]].append(d)
+            for k, part in enumerate(parts):
+                chunk = ids[k * RECORD_CHUNK:(k + 1) * RECORD_CHUNK]
                 with engine.begin() as conn:
-                    ctx = StageContext(conn, cfg, as_of, min(ids), max(ids))
-                    ctx.cache.update(ruleset=ruleset, advisors=advisors)  # for record hooks (audit)
-                    if now is not None:
-                        ctx.cache["now"] = now
-                    _process_batch(conn, batch, ruleset, run_id, ctx, advisors, s, clock)
+                    _record_part(conn, part, ruleset, run_id, StageContext(conn, cfg, as_of, chunk[0], chunk[-1], ctx.cache),
+                                 advisors, s, clock)
                     recording.heartbeat(conn, run_id)
                 clock.lap("commit")
-                s.clients += len(batch)
+                s.clients += len(chunk)
                 if progress:
-                    progress(len(batch))
+                    progress(len(chunk))
                 clock.t = time.perf_counter()
     return s
 
@@ -380,7 +385,8 @@ def _client_id(f: Facts) -> str:
 
 RECORD_CHUNK = 2_000
 """Clients per recording transaction. The facts come in batches of `evaluation.batch_size`; each
-is matched, rendered and recorded in transactions of this many clients (in client id order).
+is matched and put through the policy stages as a whole (reads only), then rendered and
+recorded in transactions of this many clients (in client id order).
 The write lock (SQLite) and the audit chain lock are held from a transaction's first write to
 its commit, so with several writers (shards, the event engine) one writes while the others
 prepare their next transaction; smaller transactions also keep what one commit writes small."""
