@@ -81,10 +81,10 @@ def _register() -> None:
     playbook_stage.register()
     contact_policy.register()
     # Record hooks run in order, in the recording transaction.
-    pipeline.register_record_hook(outbox.enqueue)  # a message firing and its outbox row commit together
+    pipeline.register_record_hook(outbox.enqueue, outbox.prepare_enqueue)  # a message firing and its outbox row commit together
     # Last: the audit append takes the chain lock, held until the batch commits; what runs
     # after it would make every other writer (shards, the event engine) wait longer.
-    pipeline.register_record_hook(auditlog.record_firings)  # audit events for every firing
+    pipeline.register_record_hook(auditlog.record_firings, auditlog.prepare_record)  # audit events for every firing
     channels.register()  # email (SMTP), sms and im (HTTP gateway), phone (advisor task)
     docgen.register_doc("facts.md", facts_docs.facts_markdown)
     docgen.register_doc("rules.md", rulesdoc.rules_markdown)

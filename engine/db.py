@@ -112,24 +112,56 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
     encoded once per client and reused), stored as is. Values are converted by the same
     column-type processors SQLAlchemy uses, so what is stored is what an ORM insert stores.
     """
-    if not rows:
-        return
+    if rows:
+        names, data = encode_rows(conn, table, rows, encoded)
+        write_rows(conn, table, names, data)
+
+
+def encode_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
+                encoded: dict[str, str] | None = None, skip: Sequence[str] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The column names and value tuples `write_rows` inserts: all the per-value work of a bulk
+    insert, which needs no lock (the nightly run does it before it takes the write lock).
+
+    `skip`: columns left out here (an id known only once the lock is held), which the caller
+    puts first in each tuple before writing. A value repeated from one row to the next (the
+    batch's `as_of` and `now`) is converted once.
+    """
     encoded = encoded or {}
     first = rows[0]
-    cols = [(name, proc) for name, proc in _processors(conn, table) if name in first]
+    cols = [(name, proc) for name, proc in _processors(conn, table) if name in first and name not in skip]
     names = [n for n, _ in cols]
-    pg = conn.dialect.name == "postgresql"
-    getters: list[Any] = []
+    getters: list[tuple[str, Any]] = []
     for name, proc in cols:
         if name in encoded:
             getters.append((encoded[name], None))
         elif isinstance(table.c[name].type, JSON):  # the text itself (COPY takes no JSON wrapper)
             getters.append((name, _json))
         else:
-            getters.append((name, proc))
+            getters.append((name, proc and _Memo(proc)))
     data = [tuple(r[k] if p is None or r[k] is None else p(r[k]) for k, p in getters) for r in rows]
+    return names, data
+
+
+class _Memo:
+    """A bind processor that converts the same object twice in a row only once."""
+
+    __slots__ = ("proc", "last", "out")
+
+    def __init__(self, proc: Any):
+        self.proc, self.last, self.out = proc, _Memo, None
+
+    def __call__(self, v: Any) -> Any:
+        if v is not self.last:
+            self.last, self.out = v, self.proc(v)
+        return self.out
+
+
+def write_rows(conn: Connection, table: Table, names: Sequence[str], data: Sequence[tuple[Any, ...]]) -> None:
+    """Insert tuples made by `encode_rows` (COPY on PostgreSQL, executemany on SQLite)."""
+    if not data:
+        return
     quoted = ", ".join(f'"{n}"' for n in names)
-    if pg:
+    if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -41,7 +41,7 @@ from sqlmodel import Field, SQLModel
 
 from engine import clock
 from engine.audit import keys
-from engine.db import bulk_insert
+from engine.db import encode_rows, write_rows
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
@@ -245,43 +245,96 @@ def _record(e: Event, seq: int, now: datetime) -> dict[str, Any]:
 
 _SEQ_MARK = -1
 """Chain position written while encoding, before the chain lock is taken and seq is known."""
+LATE_ID = -2
+"""`Event.firing_id` of an event whose firing has no id yet (the nightly run encodes its events
+before it inserts the firings): `write` puts the real id in the body and the column."""
+_LATE = ("seq", "firing_id", "body", "prev_hash", "hash", "mac", "key_id")
+"""Columns known only under the chain lock (or, for firing_id, once the firings are inserted)."""
 
 
-def _encoded(e: Event, now: datetime) -> tuple[str, str, dict[str, Any]]:
-    """An event's canonical body split around its seq, and its filter columns: all the JSON
-    work, done before the chain lock so concurrent appenders wait only for hashing and insert."""
-    rec = _record(e, _SEQ_MARK, now)
-    body = canonical(rec)
-    # Keys are sorted and "seq" is a top-level key after "data" (the only nested value), so
-    # the last occurrence of the marker is the top-level one.
-    mark = f',"seq":{_SEQ_MARK},'
+def _cut(body: str, key: str, value: int) -> tuple[str, str]:
+    """`body` split around the value of its top-level `key`. Keys are sorted and "data" (the only
+    nested value) comes before "firing_id" and "seq", so the last occurrence is the top-level one
+    (inside a string the quotes would be escaped)."""
+    mark = f',"{key}":{value},'
     cut = body.rindex(mark)
+    return body[: cut + len(key) + 4], body[cut + len(mark) - 1:]
+
+
+def _encoded(e: Event, now: datetime) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """An event's canonical body split around its seq (and a late firing id), and its filter
+    columns: all the JSON work, done before the chain lock so concurrent appenders wait only
+    for hashing and insert."""
+    rec = _record(e, _SEQ_MARK, now)
+    head, tail = _cut(canonical(rec), "seq", _SEQ_MARK)
     row = {k: rec[k] for k in COLUMNS}
     row.update(at=e.at or now, as_of=e.as_of)
-    return body[: cut + 7], body[cut + len(mark) - 1:], row
+    if e.firing_id == LATE_ID:
+        return (*_cut(head, "firing_id", LATE_ID), tail), row
+    return (head, tail), row
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Events encoded before the chain lock (`prepare`); `write` hashes and inserts them."""
+
+    names: list[str]
+    data: list[tuple[Any, ...]]
+    parts: list[tuple[str, ...]]
+    firing_ids: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+
+def prepare(conn: Connection, events: Sequence[Event]) -> Prepared:
+    """Check and encode events (canonical JSON, column values) without taking the chain lock."""
+    _check(events)
+    now = clock.now()
+    parts: list[tuple[str, ...]] = []
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        p, row = _encoded(e, now)
+        parts.append(p)
+        rows.append(row)
+    names, data = encode_rows(conn, EVENT, rows, skip=_LATE) if rows else ([], [])
+    return Prepared([*_LATE, *names], data, parts, [e.firing_id for e in events])
+
+
+def write(conn: Connection, p: Prepared, firing_ids: Sequence[int] | None = None, chunk: int = 5000) -> list[int]:
+    """Take the chain lock, chain and insert prepared events in order; returns their seq numbers.
+
+    `firing_ids[i]` replaces event i's firing id where it was `LATE_ID`.
+    """
+    if not p.parts:
+        return []
+    ring = keys.keyring()
+    key, key_id = ring.current_key, ring.current
+    seq, prev = _lock_and_head(conn)
+    out: list[tuple[Any, ...]] = []
+    for i, (parts, pre) in enumerate(zip(p.parts, p.data)):
+        seq += 1
+        fid = p.firing_ids[i]
+        if fid == LATE_ID:
+            if firing_ids is None:
+                raise ValueError(f"audit event {i} waits for its firing id (LATE_ID) but none was given")
+            fid = firing_ids[i]
+            body = f"{parts[0]}{fid}{parts[1]}{seq}{parts[2]}"
+        else:
+            body = f"{parts[0]}{seq}{parts[1]}"
+        h = chain_hash(prev, body)
+        out.append((seq, fid, body, prev, h, event_mac(key, h), key_id, *pre))
+        prev = h
+    for i in range(0, len(out), chunk):
+        write_rows(conn, EVENT, p.names, out[i : i + chunk])
+    return [t[0] for t in out]
 
 
 def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list[int]:
     """Chain and insert events (in order, one executemany per chunk); returns their seq numbers."""
     if not events:
         return []
-    _check(events)
-    now = clock.now()
-    encoded = [_encoded(e, now) for e in events]
-    ring = keys.keyring()
-    key = ring.current_key
-    seq, prev = _lock_and_head(conn)
-    rows = []
-    for head, tail, row in encoded:
-        seq += 1
-        body = f"{head}{seq}{tail}"
-        h = chain_hash(prev, body)
-        row.update(seq=seq, body=body, prev_hash=prev, hash=h, mac=event_mac(key, h), key_id=ring.current)
-        prev = h
-        rows.append(row)
-    for i in range(0, len(rows), chunk):
-        bulk_insert(conn, EVENT, rows[i : i + chunk])
-    return [r["seq"] for r in rows]
+    return write(conn, prepare(conn, events), chunk=chunk)
 
 
 def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, str]:
@@ -490,7 +543,7 @@ def _common(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "actor": ENGINE_ACTOR, "client_id": r["client_id"], "advisor_id": r.get("advisor_id"),
         "rule_id": r["rule_id"], "rule_hash": r["rule_hash"], "template_hash": r.get("template_hash"),
-        "firing_id": r["id"], "as_of": r["as_of"], "segment": (r.get("facts") or {}).get("segment"),
+        "firing_id": r.get("id", LATE_ID), "as_of": r["as_of"], "segment": (r.get("facts") or {}).get("segment"),
         "rule_class": r.get("rule_class"), "channel": r.get("channel"), "status": r.get("status"),
         "reason": r.get("reason"), "at": r.get("created_at"),
     }
@@ -502,14 +555,29 @@ def _suppressed(r: dict[str, Any]) -> dict[str, Any]:
     return {"outcome": r["status"], "stage": last.get("stage"), "detail": last.get("detail")}
 
 
-def _rendered(r: dict[str, Any], ruleset: Any, rule: Any, advisors: dict[str, dict[str, str]]) -> tuple[dict[str, Any], str | None]:
-    name = rule.spec.action.template if rule else None
-    src = _template_source(ruleset.renderer, name, r.get("locale") or "") if rule and name else None
+_Static = tuple[str | None, tuple[str, str, str] | None, str | None, Any]
+"""What a rendered message's record takes from its rule and locale alone: template name,
+template source (locale used, sha256, text), rule title, firm."""
+
+
+def _static(ruleset: Any, rule: Any, locale: str, cache: dict[tuple[str, str], _Static]) -> _Static:
+    key = (rule.id if rule else "", locale)
+    got = cache.get(key)
+    if got is None:
+        name = rule.spec.action.template if rule else None
+        src = _template_source(ruleset.renderer, name, locale) if rule and name else None
+        firm = ruleset.renderer.firm_for(src[0] if src else locale) if ruleset is not None else None
+        got = cache[key] = (name, src, rule.spec.title if rule else None, firm)
+    return got
+
+
+def _rendered(r: dict[str, Any], ruleset: Any, rule: Any, advisors: dict[str, dict[str, str]],
+              cache: dict[tuple[str, str], _Static] | None = None) -> tuple[dict[str, Any], str | None]:
+    name, src, title, firm = _static(ruleset, rule, r.get("locale") or "", {} if cache is None else cache)
     aid = (r.get("facts") or {}).get("advisor_id")
     context = {
         "advisor": advisors.get(aid or "", {"id": aid or "", "name": ""}),
-        "rule": {"id": r["rule_id"], "title": rule.spec.title if rule else None},
-        "as_of": r["as_of"], "firm": ruleset.renderer.firm_for(src[0] if src else r.get("locale") or "") if ruleset is not None else None,
+        "rule": {"id": r["rule_id"], "title": title}, "as_of": r["as_of"], "firm": firm,
     }
     data = {"template": name, "template_locale": src[0] if src else None, "template_source": src[1] if src else None,
             "locale": r.get("locale"), "context": context, "subject": r.get("subject"), "text": r.get("message")}
@@ -541,6 +609,7 @@ def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[s
                   blobs: dict[str, set[str]]) -> list[Event]:
     """One rule.fired event per firing row, carrying what was suppressed or rendered for it."""
     by_id = {r.id: r for r in ruleset.rules} if ruleset is not None else {}
+    static: dict[tuple[str, str], _Static] = {}  # per rule and locale, not per firing
     events: list[Event] = []
     for r in rows:
         rule = by_id.get(r["rule_id"])
@@ -551,7 +620,7 @@ def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[s
         if r.get("status") in BLOCKED:
             suppressed = _suppressed(r)
         elif r.get("message") is not None:
-            message, tsrc = _rendered(r, ruleset, rule, advisors)
+            message, tsrc = _rendered(r, ruleset, rule, advisors, static)
             if tsrc is not None:
                 blobs["template"].add(tsrc)
         events.append(_fired(r, rule_src, message, suppressed))
@@ -560,11 +629,21 @@ def firing_events(rows: Sequence[dict[str, Any]], ruleset: Any, advisors: dict[s
 
 def record_firings(conn: Connection, ctx: Any, rows: list[dict[str, Any]]) -> None:
     """Record hook: audit events for every firing row of the batch, in its transaction."""
+    prepare_record(conn, ctx, rows)(conn)
+
+
+def prepare_record(conn: Connection, ctx: Any, rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
+    """`record_firings` in two steps: the events are built and encoded now, before the firings
+    have ids (and before the chain lock); the returned step stores the sources, takes the chain
+    lock, fills in the firing ids, hashes and inserts."""
     if not rows:
-        return
+        return lambda c: None
     blobs: dict[str, set[str]] = {"rule": set(), "template": set()}
     events = firing_events(rows, ctx.cache.get("ruleset"), ctx.cache.get("advisors") or {}, blobs)
-    for kind, texts in blobs.items():
-        put_blobs(conn, kind, texts)
-    append(conn, events)
+    prepared = prepare(conn, events)
 
+    def write_events(c: Connection) -> None:
+        for kind, texts in blobs.items():
+            put_blobs(c, kind, texts)
+        write(c, prepared, [r["id"] for r in rows])
+    return write_events

@@ -38,7 +38,7 @@ from engine.errors import StewardError
 from engine.language.rendering import mask
 from engine.dispatch.tables import Outbox
 from engine import clock
-from engine.db import bulk_insert
+from engine.db import encode_rows, write_rows
 from engine.models import Client
 from engine.pipeline.policy import StageContext
 from engine.pipeline.recording import FIRING
@@ -91,7 +91,7 @@ def _outbox_row(ctx: StageContext, r: dict[str, Any], now: datetime) -> dict[str
     bypass, outside = ctx.cache.get(contact_policy.RULES, {}).get(r["rule_id"], (False, "hold"))
     row = {
         "idempotency_key": idempotency_key(r["rule_id"], r["rule_hash"], r["client_id"], r["as_of"]),
-        "kind": "client", "firing_id": r["id"], "rule_id": r["rule_id"], "rule_hash": r["rule_hash"],
+        "kind": "client", "firing_id": r.get("id"), "rule_id": r["rule_id"], "rule_hash": r["rule_hash"],
         "client_id": r["client_id"], "rule_class": r["rule_class"], "channel": r["channel"], "locale": r["locale"],
         "subject": r["subject"], "body": r["message"], "bypass_window": bypass, "outside_window": outside,
         "state": "queued", "reason": None, "not_before": None, "next_attempt_at": now, "attempts": 0,
@@ -109,9 +109,25 @@ def _outbox_row(ctx: StageContext, r: dict[str, Any], now: datetime) -> dict[str
 
 def enqueue(conn: Connection, ctx: StageContext, rows: list[dict[str, Any]]) -> None:
     """Record hook: one outbox row per message firing, in the firing's transaction."""
+    prepare_enqueue(conn, ctx, rows)(conn)
+
+
+def prepare_enqueue(conn: Connection, ctx: StageContext, rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
+    """`enqueue` in two steps: the outbox rows are built now, before the firings have ids (and
+    before the batch takes the write lock); the returned step inserts them once they have."""
     now = contact_policy.now_of(ctx)  # the same clock the contact-window stage used
-    out = [o for o in (_outbox_row(ctx, r, now) for r in rows) if o is not None]
-    bulk_insert(conn, OUTBOX, out)
+    pairs = [(r, o) for r, o in ((r, _outbox_row(ctx, r, now)) for r in rows) if o is not None]
+    if not pairs:
+        return _nothing
+    names, data = encode_rows(conn, OUTBOX, [o for _, o in pairs], skip=("firing_id",))
+
+    def write(c: Connection) -> None:
+        write_rows(c, OUTBOX, ["firing_id", *names], [(r["id"], *t) for (r, _), t in zip(pairs, data)])
+    return write
+
+
+def _nothing(conn: Connection) -> None:
+    return None
 
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.engine import Connection
 
 from engine.audit import log as auditlog
-from engine.db import bulk_insert, next_ids
+from engine.db import encode_rows, next_ids, write_rows
 from engine.facts.base import DATE, Facts, all_fields, providers
 from engine import clock
 from engine.models import EvaluationRun, Firing
@@ -21,27 +21,31 @@ FIRING = Firing.__table__  # type: ignore[attr-defined]
 RUN = EvaluationRun.__table__  # type: ignore[attr-defined]
 
 
-def jsonable(f: Facts) -> dict[str, Any]:
-    """Facts as stored in the audit record: dates as ISO strings, all else as is."""
+def jsonable(f: Facts, dates: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Facts as stored in the audit record: dates as ISO strings, all else as is.
+
+    `dates`: the date fields (`date_fields()`), when the caller has them for a whole batch.
+    """
     out = dict(f)
-    for k in _date_fields():
+    for k in date_fields() if dates is None else dates:
         v = out.get(k)
         if v is not None:
             out[k] = v.isoformat()
     return out
 
 
-def encoded_facts(f: Facts) -> tuple[dict[str, Any], str]:
+def encoded_facts(f: Facts, dates: tuple[str, ...] | None = None) -> tuple[dict[str, Any], str]:
     """The stored facts snapshot and its canonical JSON text, encoded once per client.
 
     The firing row's `facts` column and the audit event's `data.facts` are the same text
     (the audit body embeds it as is), so a client's snapshot is never encoded twice.
     """
-    snap = jsonable(f)
+    snap = jsonable(f, dates)
     return snap, auditlog.canonical(snap)
 
 
-def _date_fields() -> tuple[str, ...]:
+def date_fields() -> tuple[str, ...]:
+    """The registered facts of type date."""
     global _DATE_FIELDS
     n = len(providers())
     if _DATE_FIELDS is None or _DATE_FIELDS[0] != n:
@@ -147,15 +151,35 @@ def finish_run(conn: Connection, run_id: int, now: datetime | None = None, **cou
                                                               status="finished", **counts))
 
 
-def insert_firings(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Bulk insert (COPY on PostgreSQL); sets each row's `id`, taken before the insert.
+Prepared = tuple[list[str], list[tuple[Any, ...]]]
+"""Firing rows as column names and value tuples, without their ids (engine.db.encode_rows)."""
+
+
+def prepare_firings(conn: Connection, rows: list[dict[str, Any]]) -> Prepared:
+    """Everything `write_firings` needs but the ids: done before the write lock is taken.
 
     A row may carry `facts_json` / `policy_json`, the text of its `facts` / `policy`
     already encoded (engine.pipeline.run encodes each client's facts once).
     """
     if not rows:
-        return
-    for row, new_id in zip(rows, next_ids(conn, FIRING, len(rows))):
-        row["id"] = new_id
+        return ["id"], []
     encoded = {k: f"{k}_json" for k in ("facts", "policy") if f"{k}_json" in rows[0]}
-    bulk_insert(conn, FIRING, rows, encoded)
+    names, data = encode_rows(conn, FIRING, rows, encoded, skip=("id",))
+    return ["id", *names], data
+
+
+def write_firings(conn: Connection, rows: list[dict[str, Any]], prepared: Prepared) -> None:
+    """Take the rows' ids (the first write of the batch: on SQLite it takes the write lock), set
+    each row's `id`, insert them (COPY on PostgreSQL)."""
+    if not rows:
+        return
+    ids = next_ids(conn, FIRING, len(rows))
+    for row, new_id in zip(rows, ids):
+        row["id"] = new_id
+    names, data = prepared
+    write_rows(conn, FIRING, names, [(i, *t) for i, t in zip(ids, data)])
+
+
+def insert_firings(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert; sets each row's `id`, taken before the insert."""
+    write_firings(conn, rows, prepare_firings(conn, rows))
