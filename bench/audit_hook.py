@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from engine.composition import install
 from engine.demo import book as demo
+from engine.audit import firing_events
 from engine.audit import log as auditlog
 from engine.pipeline import run as pipeline
 from engine.config.base import load_config
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run(path: Path, cfg, ruleset, as_of: date, with_audit: bool) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
     hooks = list(pipeline._RECORD_HOOKS)
     if not with_audit:
-        pipeline._RECORD_HOOKS[:] = [h for h in hooks if h is not auditlog.record_firings]
+        pipeline._RECORD_HOOKS[:] = [h for h in hooks if h is not firing_events.record_firings]
     try:
         eng = make_engine(f"sqlite:///{path}")
         t = time.perf_counter()

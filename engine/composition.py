@@ -21,7 +21,7 @@ import importlib
 import threading
 
 from engine import docgen
-from engine.audit import log as auditlog
+from engine.audit import firing_events
 from engine.compliance import aml, suitability
 from engine.dispatch import contact_policy, outbox
 from engine.dispatch.channels import builtin as channels
@@ -84,7 +84,7 @@ def _register() -> None:
     pipeline.register_record_hook(outbox.enqueue, outbox.prepare_enqueue)  # a message firing and its outbox row commit together
     # Last: the audit append takes the chain lock, held until the batch commits; what runs
     # after it would make every other writer (shards, the event engine) wait longer.
-    pipeline.register_record_hook(auditlog.record_firings, auditlog.prepare_record)  # audit events for every firing
+    pipeline.register_record_hook(firing_events.record_firings, firing_events.prepare_record)  # audit events for every firing
     channels.register()  # email (SMTP), sms and im (HTTP gateway), phone (advisor task)
     docgen.register_doc("facts.md", facts_docs.facts_markdown)
     docgen.register_doc("rules.md", rulesdoc.rules_markdown)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from engine.audit.log import BLOB, EVENT, EVENT_NAMES, Event, append, verify
 from engine.config.base import Config
 from engine import clock
+from engine.audit import firing_events
 from engine.audit import log as auditlog
 from tests import book
 from tests.audit_helpers import events, run_book, unprotected
@@ -50,10 +51,10 @@ def test_nightly_run_writes_one_event_per_firing_with_its_words_and_hashes(db: E
 
 def test_message_of_reads_one_event_per_firing_and_older_logs() -> None:
     words = {"template": "t", "text": "hello"}
-    assert auditlog.message_of({"name": "rule.fired", "data": {"message": words, "suppressed": None}}) == words
-    assert auditlog.message_of({"name": "message.rendered", "data": words}) == words  # written before one event per firing
-    assert auditlog.message_of({"name": "rule.fired", "data": {"message": None}}) is None
-    assert auditlog.message_of({"name": "send.attempted", "data": {"text": "x"}}) is None
+    assert firing_events.message_of({"name": "rule.fired", "data": {"message": words, "suppressed": None}}) == words
+    assert firing_events.message_of({"name": "message.rendered", "data": words}) == words  # written before one event per firing
+    assert firing_events.message_of({"name": "rule.fired", "data": {"message": None}}) is None
+    assert firing_events.message_of({"name": "send.attempted", "data": {"text": "x"}}) is None
 
 
 class _BlockEnglish:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text
 
+from engine.audit import firing_events
 from engine.audit import log as auditlog
 from engine.audit.log import EVENT, Event, verify
 from engine.config.base import Config
@@ -28,7 +29,7 @@ def test_the_built_in_record_hooks_prepare_before_the_write_lock() -> None:
 
     install()
     assert pipeline._PREPARE[outbox.enqueue] is outbox.prepare_enqueue
-    assert pipeline._PREPARE[auditlog.record_firings] is auditlog.prepare_record
+    assert pipeline._PREPARE[firing_events.record_firings] is firing_events.prepare_record
 
 
 def test_prepare_runs_while_another_process_can_still_write(sqlite_engine: Engine, cfg: Config,

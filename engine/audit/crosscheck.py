@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import column, select, table
 from sqlalchemy.engine import Connection
 
-from engine.audit.log import BLOB, EVENT, message_of
+from engine.audit.firing_events import message_of
+from engine.audit.log import BLOB, EVENT
 from engine.models import Firing
 
 FIRING = Firing.__table__  # type: ignore[attr-defined]

@@ -19,7 +19,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
-from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, message_of, sha256_text, verify
+from engine.audit.firing_events import message_of
+from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
 from engine import clock, sheets
 from engine.errors import did_you_mean
 from engine.pipeline.recording import FIRING
