@@ -263,7 +263,7 @@ def show(proposal_id: int = typer.Argument(..., help="proposal id from `steward 
                           "`steward rules backtest RULE --from D --to D` on the working files.[/]", highlight=False)
         elif not no_impact and not any(p.severity == "error" for p in problems):
             a, b = _range(c, start, end)
-            _print_impact(impact.compare(eng, c, _approved_or_none(eng, c), _proposal_ruleset(eng, c, row), a, b))
+            _print_impact(impact.compare(eng, c, impact.approved_or_none(eng, c), impact.proposal_ruleset(eng, c, row), a, b))
 
 
 def _tests(check: proposal_check.Check, asked: bool) -> None:
@@ -276,20 +276,6 @@ def _tests(check: proposal_check.Check, asked: bool) -> None:
     for t in check.failed:
         console.print(f"[red]FAIL[/] {escape(f'{t.path}: {t.rule}: {t.case}: {t.detail}')}", highlight=False)
     console.print(f"Rule tests: {len(check.tests) - len(check.failed)} passed, {len(check.failed)} failed.")
-
-
-def _approved_or_none(eng: Engine, c: Config) -> RuleSet | None:
-    try:
-        return review.approved_ruleset(eng, c)[0]
-    except review.NothingApproved:
-        return None
-
-
-def _proposal_ruleset(eng: Engine, c: Config, row: Any) -> RuleSet:
-    with eng.begin() as conn:
-        root = review.materialise(conn, c, row.manifest, row.content_hash)
-    sc, rules, templates = review.snapshot_config(c, root)
-    return load_ruleset(sc, rules, templates)
 
 
 @app.command("approve")
@@ -340,7 +326,7 @@ def backtest(rule: str = typer.Argument(..., help="rule id"),
         c = cfg()
         eng = open_db(c)
         proposed = load_ruleset(c)
-        approved = _approved_or_none(eng, c)
+        approved = impact.approved_or_none(eng, c)
         if proposed.get(rule) is None and (approved is None or approved.get(rule) is None):
             raise StewardError(f"no rule {rule!r}{did_you_mean(rule, [r.id for r in proposed.rules])}")
         imp = impact.compare(eng, c, approved, proposed, parse_day(start, c), parse_day(end, c), only={rule})

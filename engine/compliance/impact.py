@@ -23,13 +23,14 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
+from engine.compliance import review
 from engine.facts import base as facts_mod
 from engine.pipeline import run as pipeline
 from engine.pipeline import recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import StewardError
-from engine.language.loading import RuleSet
+from engine.language.loading import RuleSet, load_ruleset
 from engine.pipeline.policy import StageContext
 from engine.pipeline.recording import FIRING
 
@@ -206,3 +207,25 @@ def as_dict(impact: Impact) -> dict[str, Any]:
     """Plain data for JSON output and tests."""
     return {r.rule_id: {"state": r.state, "added": r.added, "removed": r.removed, "unchanged": r.unchanged,
                         "blocked": r.blocked} for r in impact.rules}
+
+
+def approved_or_none(engine: Engine, cfg: Config) -> RuleSet | None:
+    """The approved version's rules for an impact preview's left side; None before any approval."""
+    try:
+        return review.approved_ruleset(engine, cfg)[0]
+    except review.NothingApproved:
+        return None
+
+
+def proposal_ruleset(engine: Engine, cfg: Config, row: Any) -> RuleSet:
+    """A proposal of YAML rules and templates, unpacked and loaded for an impact preview.
+
+    Refuses a proposal that holds Python rule files: proposed code never runs in a reviewer's
+    process (the author runs `steward rules backtest` on the working files)."""
+    if code := review.python_files(row.manifest):
+        raise StewardError(f"impact preview skipped: the proposal holds Python rule file(s) {', '.join(code)}; proposed "
+                           "code never runs in a reviewer's process (the author runs `steward rules backtest`)")
+    with engine.begin() as conn:
+        root = review.materialise(conn, cfg, row.manifest, row.content_hash)
+    sc, rules, templates = review.snapshot_config(cfg, root)
+    return load_ruleset(sc, rules, templates)

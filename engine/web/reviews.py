@@ -22,7 +22,6 @@ from engine.compliance import impact, review, users
 from engine.compliance.proposal_check import Check
 from engine.config.base import Config
 from engine.errors import Problem, StewardError
-from engine.language.loading import RuleSet, load_ruleset
 from engine.web.app import console, render, user_of
 from engine.web.diff import side_by_side
 
@@ -144,30 +143,12 @@ class ImpactJob:
         self.done, self.total = done, total
 
 
-def _approved_or_none(engine: Engine, cfg: Config) -> RuleSet | None:
-    try:
-        return review.approved_ruleset(engine, cfg)[0]
-    except review.NothingApproved:
-        return None
-
-
-def proposal_ruleset(engine: Engine, cfg: Config, row: Any) -> RuleSet:
-    """A proposal of YAML rules and templates, unpacked and loaded (never one that holds Python)."""
-    if code := review.python_files(row.manifest):
-        raise StewardError(f"impact preview skipped: the proposal holds Python rule file(s) {', '.join(code)}; proposed "
-                           "code never runs in a reviewer's process (the author runs `steward rules backtest`)")
-    with engine.begin() as conn:
-        root = review.materialise(conn, cfg, row.manifest, row.content_hash)
-    sc, rules, templates = review.snapshot_config(cfg, root)
-    return load_ruleset(sc, rules, templates)
-
-
 def _run_job(engine: Engine, cfg: Config, job: ImpactJob) -> None:
     try:
         with engine.connect() as conn:
             row = review.proposal(conn, job.pid)
-        proposed = proposal_ruleset(engine, cfg, row)
-        job.result = impact.compare(engine, cfg, _approved_or_none(engine, cfg), proposed, job.start, job.end,
+        proposed = impact.proposal_ruleset(engine, cfg, row)
+        job.result = impact.compare(engine, cfg, impact.approved_or_none(engine, cfg), proposed, job.start, job.end,
                                     progress=job.progress)
     except StewardError as e:
         job.error = str(e)
