@@ -50,7 +50,7 @@ from engine.language.loading import RuleSet, load_ruleset  # noqa: E402
 from engine.pipeline import shards  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc)
-STAGES = ("facts", "matching", "rendering", "recording", "commit")
+STAGES = ("facts", "matching", "rendering", "recording", "commit", "collect")
 
 
 def _peak_mb(who: int) -> float:

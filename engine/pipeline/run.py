@@ -93,7 +93,7 @@ class RunSummary:
     per_rule: Counter[str] = field(default_factory=Counter)
     per_segment: Counter[str] = field(default_factory=Counter)
     per_action: Counter[str] = field(default_factory=Counter)
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("facts", "matching", "rendering", "recording", "commit"), 0.0))
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("facts", "matching", "rendering", "recording", "commit", "collect"), 0.0))
     """Seconds per stage, summed over batches (and over shards: CPU seconds, not wall time)."""
     failed_runs: list[tuple[int, date, str]] = field(default_factory=list)
     """Earlier runs found dead at this start and marked failed: (run id, as_of, why)."""
@@ -349,7 +349,7 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
                 clock.t = time.perf_counter()
             del decisions, parts, batch
             gc.collect()  # this batch's cycles: with the collector relaxed they would wait for a rare full pass
-            clock.lap("commit")
+            clock.lap("collect")
     return s
 
 
