@@ -68,8 +68,18 @@ def build_scheduler(engine: Engine, cfg: Config) -> BackgroundScheduler:
     )
 
 
+def _trigger_key(trigger: Any) -> str:
+    """What makes two triggers the same schedule. An IntervalTrigger's repr carries its start date,
+    which APScheduler sets to "now + interval" when the trigger is built, so two builds a second
+    apart would look like a changed job (and reset its next run); compare its interval instead."""
+    if isinstance(trigger, IntervalTrigger):
+        return f"interval:{trigger.interval!r}:{trigger.timezone}:{trigger.end_date!r}:{trigger.jitter!r}"
+    return repr(trigger)
+
+
 def _same(job: Any, spec: JobSpec) -> bool:
-    return bool(job.func_ref == spec.func and job.kwargs == spec.kwargs and repr(job.trigger) == repr(spec.trigger))
+    return bool(job.func_ref == spec.func and job.kwargs == spec.kwargs
+                and _trigger_key(job.trigger) == _trigger_key(spec.trigger))
 
 
 def ensure_jobs(sched: BackgroundScheduler, specs: list[JobSpec], cfg: Config) -> list[str]:

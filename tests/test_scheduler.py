@@ -98,6 +98,25 @@ def test_jobs_are_stored_by_reference_with_explicit_ids(sqlite_engine: Engine, c
         s.shutdown()
 
 
+def test_an_interval_job_built_later_is_the_same_job(sqlite_engine: Engine, cfg: Config) -> None:
+    """APScheduler gives an IntervalTrigger the start date "now + interval" when it is built; a
+    restart a second later must not count that as a changed dispatcher (CI failed on it once)."""
+    from apscheduler.triggers.interval import IntervalTrigger
+    s = build_scheduler(sqlite_engine, cfg)
+    s.start(paused=True)
+    try:
+        def spec(start: datetime, seconds: int = 5) -> JobSpec:
+            return JobSpec("dispatcher", "scheduler.jobs:dispatch",
+                           IntervalTrigger(seconds=seconds, start_date=start, timezone=cfg.tz),
+                           {"config_path": None, "database_url": None})
+        first = datetime(2026, 3, 2, 9, 0, 0, tzinfo=cfg.tz)
+        assert ensure_jobs(s, [spec(first)], cfg) == ["dispatcher"]
+        assert ensure_jobs(s, [spec(first + timedelta(seconds=7))], cfg) == []  # built later: unchanged
+        assert ensure_jobs(s, [spec(first, seconds=9)], cfg) == ["dispatcher"]  # a new interval replaces it
+    finally:
+        s.shutdown()
+
+
 def test_a_run_missed_while_down_runs_once_on_restart(sqlite_engine: Engine, cfg: Config, tmp_path: Path) -> None:
     out = tmp_path / "calls.txt"
     s = _restart_after_three_days_down(sqlite_engine, _grace(cfg, 2 * 86400), out)  # the last missed 17:00 is < 2 days old
