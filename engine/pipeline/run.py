@@ -24,6 +24,7 @@ from engine.facts import base as facts_mod
 from engine.pipeline import recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
+from engine.db import bulk_writer
 from engine.facts.base import Facts
 from engine.language.loading import RuleSet
 from engine.language.rendering import RenderBudgetError
@@ -321,7 +322,7 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
     """
     s = RunSummary(as_of, run_id)
     clock = _Clock(s)
-    with _fewer_collections(), engine.connect() as read:
+    with _fewer_collections(), engine.connect() as read, bulk_writer(engine) as (conn, committed):
         for batch in facts_mod.iter_batches(read, cfg, as_of, lo=lo, hi=hi):
             clock.lap("facts")
             batch.sort(key=_client_id)  # disjoint id ranges per transaction (a no-op: facts come by id)
@@ -338,10 +339,11 @@ def evaluate_range(engine: Engine, cfg: Config, ruleset: RuleSet, as_of: date, r
                 parts[part_of[d.match.facts["client_id"]]].append(d)
             for k, part in enumerate(parts):
                 chunk = ids[k * RECORD_CHUNK:(k + 1) * RECORD_CHUNK]
-                with engine.begin() as conn:
+                with conn.begin():
                     _record_part(conn, part, ruleset, run_id, StageContext(conn, cfg, as_of, chunk[0], chunk[-1], ctx.cache),
                                  advisors, s, clock)
                     recording.heartbeat(conn, run_id)
+                committed()  # SQLite: the WAL checkpoint runs on another thread while the next chunk is prepared
                 clock.lap("commit")
                 s.clients += len(chunk)
                 if progress:

@@ -1,0 +1,81 @@
+"""engine.db.bulk_writer: the nightly run's write connection leaves SQLite's WAL checkpoints to a
+thread of its own, so a commit no longer waits for the checkpoint of what it has just written."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.db import bulk_writer, make_engine
+
+ROWS = 6000  # ~6 MB: more than wal_autocheckpoint's 1000 pages, so a plain commit would checkpoint
+
+
+def _rows_in_database_file(path: Path, tmp: Path) -> int:
+    """Rows of `t` in the database file alone, without its WAL: what checkpoints have copied there."""
+    alone = tmp / "alone.db"
+    shutil.copyfile(path, alone)
+    con = sqlite3.connect(alone)
+    try:
+        return int(con.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        con.close()
+        alone.unlink()
+
+
+def _autocheckpoint(conn: object) -> int:
+    raw = conn.connection.driver_connection  # type: ignore[attr-defined]
+    return int(raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+
+
+def test_a_commit_does_not_checkpoint_and_the_block_ends_checkpointed(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    eng = make_engine(f"sqlite:///{path}")
+    with eng.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x TEXT)")
+    with eng.connect() as c:
+        c.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table is in the file
+    with bulk_writer(eng) as (conn, committed):
+        assert _autocheckpoint(conn) == 0
+        with conn.begin():
+            conn.exec_driver_sql("INSERT INTO t VALUES (?)", [("x" * 1000,)] * ROWS)
+        assert _rows_in_database_file(path, tmp_path) == 0  # committed to the WAL only
+        committed()
+    assert _rows_in_database_file(path, tmp_path) == ROWS  # the last checkpoint ran before the block ended
+    assert not _checkpoint_threads()
+    with eng.connect() as c:
+        assert _autocheckpoint(c) == 1000  # the pooled connection checkpoints at commit again
+        assert c.exec_driver_sql("SELECT count(*) FROM t").scalar() == ROWS
+    eng.dispose()
+
+
+def test_the_checkpoint_thread_ends_when_the_block_fails(tmp_path: Path) -> None:
+    eng = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with eng.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x TEXT)")
+    with pytest.raises(RuntimeError, match="boom"):
+        with bulk_writer(eng) as (conn, committed):
+            with conn.begin():
+                conn.exec_driver_sql("INSERT INTO t VALUES ('a')")
+            committed()
+            raise RuntimeError("boom")
+    assert not _checkpoint_threads()
+    with eng.connect() as c:
+        assert c.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    eng.dispose()
+
+
+def test_in_memory_there_is_nothing_to_checkpoint() -> None:
+    eng = make_engine("sqlite://")
+    with bulk_writer(eng) as (conn, committed):
+        committed()  # a no-op
+        assert not _checkpoint_threads()
+        assert _autocheckpoint(conn) == 1000
