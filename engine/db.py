@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -225,8 +226,27 @@ def encode_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
             getters.append((name, _json))
         else:
             getters.append((name, proc and _Memo(proc)))
-    data = [tuple(r[k] if p is None or r[k] is None else p(r[k]) for k, p in getters) for r in rows]
-    return names, data
+    return names, _values(rows, getters)
+
+
+def _values(rows: Sequence[dict[str, Any]], getters: list[tuple[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values in `getters`' order, converted where a column has a processor: one
+    itemgetter call per row, and a Python step only for the few columns that convert (dates,
+    JSON), not for every value."""
+    keys = [k for k, _ in getters]
+    get = itemgetter(*keys) if len(keys) > 1 else (lambda r, k=keys[0]: (r[k],))  # type: ignore[misc]
+    procs = [(i, p) for i, (_, p) in enumerate(getters) if p is not None]
+    if not procs:
+        return [get(r) for r in rows]
+    out: list[tuple[Any, ...]] = []
+    for r in rows:
+        v = list(get(r))
+        for i, p in procs:
+            x = v[i]
+            if x is not None:
+                v[i] = p(x)
+        out.append(tuple(v))
+    return out
 
 
 class _Memo:

@@ -89,6 +89,24 @@ def test_events_prepared_before_their_firing_ids_equal_events_appended_with_them
         assert b.body == a.body.replace(f'"seq":{a.seq}', f'"seq":{b.seq}')
 
 
+def test_the_chain_hash_over_pre_encoded_parts_is_the_hash_of_the_stored_text(db: Engine) -> None:
+    """`write` hashes the UTF-8 parts encoded before the lock; the result is chain_hash of the
+    stored body, also with text outside ASCII (names, currency signs) on either side of the ids."""
+    data = {"facts": {"name": "王小明 Zoë", "note": "¥1,000 → €"}, "text": "Olá, 陈"}
+    events = [Event("rule.fired", actor="engine", client_id=f"C{i}", firing_id=fid, as_of=date(2026, 11, 20), at=AT,
+                    data=data) for i, fid in enumerate([auditlog.LATE_ID, 12, None])]
+    with db.begin() as c:
+        p = auditlog.prepare(c, events)
+        auditlog.write(c, p, [11, 0, 0])
+    with db.connect() as c:
+        rows = list(c.execute(select(EVENT).order_by(EVENT.c.seq)))
+        assert verify(c).ok
+    assert [r.firing_id for r in rows] == [11, 12, None]
+    for r in rows:
+        assert r.hash == auditlog.chain_hash(r.prev_hash, r.body)
+        assert auditlog.body_of(r)["data"] == data
+
+
 def test_a_late_firing_id_must_be_given(db: Engine) -> None:
     with db.begin() as c:
         p = auditlog.prepare(c, [Event("rule.fired", actor="engine", firing_id=auditlog.LATE_ID, at=AT)])

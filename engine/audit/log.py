@@ -180,8 +180,13 @@ def canonical(obj: Any) -> str:
     written by the earlier encoder (same keys and values; small floats as 1e-05 instead of
     0.00001) verify unchanged.
     """
+    return canonical_bytes(obj).decode("utf-8")
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """`canonical(obj)` as UTF-8 bytes, the form the hash covers."""
     try:
-        return orjson.dumps(obj, default=_json_default, option=_CANONICAL).decode("utf-8")
+        return orjson.dumps(obj, default=_json_default, option=_CANONICAL)
     except orjson.JSONEncodeError as e:
         raise TypeError(str(e.__cause__ or e)) from e
 
@@ -251,21 +256,21 @@ _LATE = ("seq", "firing_id", "body", "prev_hash", "hash", "mac", "key_id")
 """Columns known only under the chain lock (or, for firing_id, once the firings are inserted)."""
 
 
-def _cut(body: str, key: str, value: int) -> tuple[str, str]:
+def _cut(body: bytes, key: str, value: int) -> tuple[bytes, bytes]:
     """`body` split around the value of its top-level `key`. Keys are sorted and "data" (the only
     nested value) comes before "firing_id" and "seq", so the last occurrence is the top-level one
     (inside a string the quotes would be escaped)."""
-    mark = f',"{key}":{value},'
+    mark = f',"{key}":{value},'.encode("ascii")
     cut = body.rindex(mark)
     return body[: cut + len(key) + 4], body[cut + len(mark) - 1:]
 
 
-def _encoded(e: Event, now: datetime) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """An event's canonical body split around its seq (and a late firing id), and its filter
-    columns: all the JSON work, done before the chain lock so concurrent appenders wait only
-    for hashing and insert."""
+def _encoded(e: Event, now: datetime) -> tuple[tuple[bytes, ...], dict[str, Any]]:
+    """An event's canonical body (UTF-8) split around its seq (and a late firing id), and its
+    filter columns: all the JSON work, done before the chain lock so concurrent appenders wait
+    only for hashing and insert."""
     rec = _record(e, _SEQ_MARK, now)
-    head, tail = _cut(canonical(rec), "seq", _SEQ_MARK)
+    head, tail = _cut(canonical_bytes(rec), "seq", _SEQ_MARK)
     row = {k: rec[k] for k in COLUMNS}
     row.update(at=e.at or now, as_of=e.as_of)
     if e.firing_id == LATE_ID:
@@ -280,6 +285,8 @@ class Prepared:
     names: list[str]
     data: list[tuple[Any, ...]]
     parts: list[tuple[str, ...]]
+    raw: list[tuple[bytes, ...]]
+    """`parts` in UTF-8: the chain hash is computed over these, so no body is encoded under the lock."""
     firing_ids: list[int | None]
 
     def __len__(self) -> int:
@@ -290,14 +297,15 @@ def prepare(conn: Connection, events: Sequence[Event]) -> Prepared:
     """Check and encode events (canonical JSON, column values) without taking the chain lock."""
     _check(events)
     now = clock.now()
-    parts: list[tuple[str, ...]] = []
+    raw: list[tuple[bytes, ...]] = []
     rows: list[dict[str, Any]] = []
     for e in events:
         p, row = _encoded(e, now)
-        parts.append(p)
+        raw.append(p)
         rows.append(row)
+    parts = [tuple(b.decode("utf-8") for b in p) for p in raw]
     names, data = encode_rows(conn, EVENT, rows, skip=_LATE) if rows else ([], [])
-    return Prepared([*_LATE, *names], data, parts, [e.firing_id for e in events])
+    return Prepared([*_LATE, *names], data, parts, raw, [e.firing_id for e in events])
 
 
 def write(conn: Connection, p: Prepared, firing_ids: Sequence[int] | None = None, chunk: int = 5000) -> list[int]:
@@ -311,17 +319,22 @@ def write(conn: Connection, p: Prepared, firing_ids: Sequence[int] | None = None
     key, key_id = ring.current_key, ring.current
     seq, prev = _lock_and_head(conn)
     out: list[tuple[Any, ...]] = []
-    for i, (parts, pre) in enumerate(zip(p.parts, p.data)):
+    sha256 = hashlib.sha256
+    for i, (parts, raw, pre) in enumerate(zip(p.parts, p.raw, p.data)):
         seq += 1
         fid = p.firing_ids[i]
+        digest = sha256(prev.encode("ascii"))  # = chain_hash(prev, body), over the pre-encoded parts
+        digest.update(raw[0])
         if fid == LATE_ID:
             if firing_ids is None:
                 raise ValueError(f"audit event {i} waits for its firing id (LATE_ID) but none was given")
             fid = firing_ids[i]
             body = f"{parts[0]}{fid}{parts[1]}{seq}{parts[2]}"
+            digest.update(b"%d%b%d%b" % (fid, raw[1], seq, raw[2]))
         else:
             body = f"{parts[0]}{seq}{parts[1]}"
-        h = chain_hash(prev, body)
+            digest.update(b"%d%b" % (seq, raw[1]))
+        h = digest.hexdigest()
         out.append((seq, fid, body, prev, h, event_mac(key, h), key_id, *pre))
         prev = h
     for i in range(0, len(out), chunk):
