@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
@@ -263,19 +263,29 @@ class _Memo:
         return self.out
 
 
-def write_rows(conn: Connection, table: Table, names: Sequence[str], data: Sequence[tuple[Any, ...]]) -> None:
-    """Insert tuples made by `encode_rows` (COPY on PostgreSQL, executemany on SQLite)."""
+def write_rows(conn: Connection, table: Table, names: Sequence[str], data: Sequence[tuple[Any, ...]],
+               utf8: Collection[str] = ()) -> None:
+    """Insert tuples made by `encode_rows` (COPY on PostgreSQL, executemany on SQLite).
+
+    `utf8`: text columns whose values are given as UTF-8 bytes (JSON straight from orjson).
+    SQLite stores them as TEXT with `CAST(? AS TEXT)`, the same bytes, without Python decoding
+    them to a str and sqlite3 encoding that str back to UTF-8 (for text outside ASCII, such as
+    the audit bodies, ~15 us per 3.5 KB body); PostgreSQL gets them decoded.
+    """
     if not data:
         return
     quoted = ", ".join(f'"{n}"' for n in names)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
+        at = [i for i, n in enumerate(names) if n in utf8]
         with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
             for t in data:
+                if at:
+                    t = tuple(v.decode("utf-8") if i in at and isinstance(v, bytes) else v for i, v in enumerate(t))
                 copy.write_row(t)
         return
-    marks = ", ".join("?" * len(names))
+    marks = ", ".join("CAST(? AS TEXT)" if n in utf8 else "?" for n in names)
     conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', data)
 
 

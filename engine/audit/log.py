@@ -284,13 +284,15 @@ class Prepared:
 
     names: list[str]
     data: list[tuple[Any, ...]]
-    parts: list[tuple[str, ...]]
     raw: list[tuple[bytes, ...]]
-    """`parts` in UTF-8: the chain hash is computed over these, so no body is encoded under the lock."""
+    """Each body in UTF-8, split around its late values: the chain hash is computed over these
+    (no body is encoded under the lock), and SQLite stores them as they are."""
+    parts: list[tuple[str, ...]] | None
+    """`raw` decoded, for PostgreSQL (None on SQLite)."""
     firing_ids: list[int | None]
 
     def __len__(self) -> int:
-        return len(self.parts)
+        return len(self.raw)
 
 
 def prepare(conn: Connection, events: Sequence[Event]) -> Prepared:
@@ -303,9 +305,9 @@ def prepare(conn: Connection, events: Sequence[Event]) -> Prepared:
         p, row = _encoded(e, now)
         raw.append(p)
         rows.append(row)
-    parts = [tuple(b.decode("utf-8") for b in p) for p in raw]
+    parts = None if conn.dialect.name == "sqlite" else [tuple(b.decode("utf-8") for b in p) for p in raw]
     names, data = encode_rows(conn, EVENT, rows, skip=_LATE) if rows else ([], [])
-    return Prepared([*_LATE, *names], data, parts, raw, [e.firing_id for e in events])
+    return Prepared([*_LATE, *names], data, raw, parts, [e.firing_id for e in events])
 
 
 def write(conn: Connection, p: Prepared, firing_ids: Sequence[int] | None = None, chunk: int = 5000) -> list[int]:
@@ -313,33 +315,36 @@ def write(conn: Connection, p: Prepared, firing_ids: Sequence[int] | None = None
 
     `firing_ids[i]` replaces event i's firing id where it was `LATE_ID`.
     """
-    if not p.parts:
+    if not p.raw:
         return []
     ring = keys.keyring()
     key, key_id = ring.current_key, ring.current
     seq, prev = _lock_and_head(conn)
     out: list[tuple[Any, ...]] = []
     sha256 = hashlib.sha256
-    for i, (parts, raw, pre) in enumerate(zip(p.parts, p.raw, p.data)):
+    for i, (raw, pre) in enumerate(zip(p.raw, p.data)):
         seq += 1
         fid = p.firing_ids[i]
-        digest = sha256(prev.encode("ascii"))  # = chain_hash(prev, body), over the pre-encoded parts
-        digest.update(raw[0])
         if fid == LATE_ID:
             if firing_ids is None:
                 raise ValueError(f"audit event {i} waits for its firing id (LATE_ID) but none was given")
             fid = firing_ids[i]
-            body = f"{parts[0]}{fid}{parts[1]}{seq}{parts[2]}"
-            digest.update(b"%d%b%d%b" % (fid, raw[1], seq, raw[2]))
+            encoded = b"%b%d%b%d%b" % (raw[0], fid, raw[1], seq, raw[2])
         else:
-            body = f"{parts[0]}{seq}{parts[1]}"
-            digest.update(b"%d%b" % (seq, raw[1]))
+            encoded = b"%b%d%b" % (raw[0], seq, raw[1])
+        digest = sha256(prev.encode("ascii"))  # = chain_hash(prev, body), without encoding the body
+        digest.update(encoded)
         h = digest.hexdigest()
+        body: str | bytes = encoded if p.parts is None else _body(p.parts[i], fid, seq)
         out.append((seq, fid, body, prev, h, event_mac(key, h), key_id, *pre))
         prev = h
     for i in range(0, len(out), chunk):
-        write_rows(conn, EVENT, p.names, out[i : i + chunk])
+        write_rows(conn, EVENT, p.names, out[i : i + chunk], utf8=("body",))
     return [t[0] for t in out]
+
+
+def _body(parts: tuple[str, ...], fid: int | None, seq: int) -> str:
+    return f"{parts[0]}{fid}{parts[1]}{seq}{parts[2]}" if len(parts) == 3 else f"{parts[0]}{seq}{parts[1]}"
 
 
 def append(conn: Connection, events: Sequence[Event], chunk: int = 5000) -> list[int]:
