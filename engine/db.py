@@ -162,7 +162,7 @@ def bulk_writer(engine: Engine) -> Iterator[tuple[Connection, Callable[[], None]
         if conn.dialect.name == "sqlite" and raw is not None:
             mode = raw.execute("PRAGMA journal_mode").fetchone()
             path = _sqlite_file(raw) if mode and str(mode[0]).lower() == "wal" else None
-        if path is None:
+        if path is None or raw is None:
             yield conn, lambda: None
             return
         before = int(raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
@@ -234,7 +234,7 @@ def _values(rows: Sequence[dict[str, Any]], getters: list[tuple[str, Any]]) -> l
     itemgetter call per row, and a Python step only for the few columns that convert (dates,
     JSON), not for every value."""
     keys = [k for k, _ in getters]
-    get = itemgetter(*keys) if len(keys) > 1 else (lambda r, k=keys[0]: (r[k],))  # type: ignore[misc]
+    get = itemgetter(*keys) if len(keys) > 1 else (lambda r, k=keys[0]: (r[k],))
     procs = [(i, p) for i, (_, p) in enumerate(getters) if p is not None]
     if not procs:
         return [get(r) for r in rows]
