@@ -443,6 +443,13 @@ def batch_ranges(conn: Connection, as_of: date, size: int, lo: str | None = None
         after = page[-1]
 
 
+def client_id_at(conn: Connection, as_of: date, position: int) -> str:
+    """The id at `position` (from 0) of `client_ids(conn, as_of)`, read without loading the others."""
+    c = _t(Client)
+    return str(conn.execute(select(c.c.id).where(c.c.opened_on <= as_of).order_by(c.c.id)
+                            .limit(1).offset(position)).scalar_one())
+
+
 def count_clients(conn: Connection, as_of: date) -> int:
     c = _t(Client)
     return int(conn.execute(select(func.count()).where(c.c.opened_on <= as_of)).scalar() or 0)
