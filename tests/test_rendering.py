@@ -113,3 +113,23 @@ def test_firm_name_signature_and_opt_out_follow_the_client_locale(tmp_path: Path
     assert r.render("hello", "es", ctx)[1].startswith("【示例证券】")  # no es template: zh-CN, with the zh-CN firm
     with pytest.raises(ValueError, match="unknown locale"):
         FirmConfig.model_validate({"locales": {"fr": {"name": "x"}}})
+
+
+def test_a_fact_is_read_from_the_dict_without_the_sandbox_s_attribute_attempt(tmp_path: Path, monkeypatch) -> None:
+    """`client.x` on a plain dict reads the key directly (the sandbox's getattr raises and catches an
+    AttributeError per access); dict attributes, other objects and missing keys behave as before."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    r = make(tmp_path, {"t/zh-CN.j2": "{{ client.name }} {{ percent(client.top_weight, 1) }} {% set a = client %}{{ a.items() | length }}"})
+    seen: list[str] = []
+    real = ImmutableSandboxedEnvironment.getattr
+
+    def spy(self, obj, attribute):  # type: ignore[no-untyped-def]
+        seen.append(attribute)
+        return real(self, obj, attribute)
+
+    monkeypatch.setattr(ImmutableSandboxedEnvironment, "getattr", spy)
+    assert r.render("t", "zh-CN", CTX) == (None, "王芳 45.6% 5")
+    assert seen == ["items"]  # the dict method still goes through the sandbox's checks
+    with pytest.raises(UndefinedError):  # a missing key: undefined, as before
+        r.render("t", "zh-CN", {**CTX, "client": {"top_weight": 0.1}})

@@ -29,7 +29,7 @@ from typing import Any
 
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import NumberPattern, format_currency, format_decimal, format_percent, parse_pattern
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -188,6 +188,17 @@ class _Env(ImmutableSandboxedEnvironment):
         except OverflowError as e:
             raise RenderBudgetError("RENDER_VALUE_TOO_LARGE", f"'{op}' overflows: {e}") from e
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`client.name` on a plain dict: the key at once. Jinja's sandbox tries the attribute
+        first and catches the AttributeError (a raised exception per `client.x`, ~1 µs); a key that
+        is not an attribute of dict gets the same answer (the value, else undefined) without it."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
         _tick()
         owner = getattr(__obj, "__self__", None)
@@ -195,6 +206,9 @@ class _Env(ImmutableSandboxedEnvironment):
         if isinstance(owner, (str, dict, list, tuple)) and name not in STR_METHODS:
             raise RenderBudgetError("RENDER_NOT_ALLOWED", f"method {name!r} is not allowed in templates")
         return _bounded(ImmutableSandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs))
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 def _make_env() -> _Env:
@@ -271,7 +285,10 @@ class Renderer:
             found = [Problem(rel(path), line, "template", msg) for line, msg in check_variables(ast, known)]
             if not found:
                 code = self.env.compile(_instrument(self.env.parse(source)), name=name, filename=str(path))
-                self._compiled[(name, loc)] = self.env.template_class.from_code(self.env, code, self.env.make_globals(None), None)
+                # globals as a plain dict, not make_globals' ChainMap: every render copies them into
+                # its context, and a ChainMap is slow to iterate. env.globals never change after _make_env.
+                self._compiled[(name, loc)] = self.env.template_class.from_code(
+                    self.env, code, dict(self.env.make_globals(None)), None)
         except SourceErrors as e:
             return e.problems
         except TemplateSyntaxError as e:
@@ -403,8 +420,15 @@ def _formatters(locale: str) -> dict[str, Any]:
     def number(v: Any, digits: int = 0) -> str:
         return "—" if v is None else format_decimal(round(v, digits), locale=loc)
 
+    patterns: dict[int, NumberPattern] = {}
+
     def percent(v: Any, digits: int = 0) -> str:
-        return "—" if v is None else format_percent(v, format="#,##0" + ("." + "0" * digits if digits else "") + "%", locale=loc)
+        if v is None:
+            return "—"
+        pattern = patterns.get(digits)
+        if pattern is None:  # parsed once per number of digits, not per call
+            pattern = patterns[digits] = parse_pattern("#,##0" + ("." + "0" * digits if digits else "") + "%")
+        return format_percent(v, format=pattern, locale=loc)
 
     def fdate(v: Any, fmt: str = "long") -> str:
         if v is None:
