@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, literal, select
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable, Select
 
 from engine.facts import trading_calendar
@@ -68,7 +68,7 @@ class FactContext:
             return column.in_(self.ids)
         return and_(column >= self.lo, column <= self.hi)
 
-    def run(self, build: Build, **values: Any) -> CursorResult[Any]:
+    def run(self, build: Build, **values: Any) -> Any:  # a CursorResult (rows of any shape)
         """Execute the statement `build` makes, with this batch's values and `values` as its parameters.
 
         The statement is built once per process (per `build` and batch form, range or id list) from
