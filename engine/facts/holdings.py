@@ -39,21 +39,24 @@ def _day(ctx: FactContext, key: str, query: Callable[[], Any]) -> Any:
 def _holdings_risk(ctx: FactContext, batch: dict[str, Facts]) -> None:
     hday = _day(ctx, "holding_day", lambda: select(func.max(H.c.as_of)).where(H.c.as_of <= ctx.as_of))
     high = risks_in_bucket(ctx.cfg.servicing.risk, "high")
-    prev: dict[tuple[str, str], float] = {}
+    # Only the largest position's close and risk are asked for: kept per client, not per position.
+    tops = {cid: f.get("top_symbol") for cid, f in batch.items()}
+    prev: dict[str, float] = {}
     if hday is not None:
         pday = _day(ctx, "holding_prev_day", lambda: select(func.max(H.c.as_of)).where(H.c.as_of < hday))
         if pday is not None:
-            prev = {(cid, symbol): float(close) for cid, symbol, close in ctx.run(_closes_on, day=pday)}
+            prev = {cid: float(close) for cid, symbol, close in ctx.run(_closes_on, day=pday) if tops.get(cid) == symbol}
     high_value: dict[str, float] = {}
-    info: dict[tuple[str, str], tuple[float, str | None]] = {}
+    info: dict[str, tuple[float, str | None]] = {}
     for cid, symbol, _qty, close, value, _cost, risk, _shares in holding_rows(ctx):
-        info[(cid, symbol)] = (float(close), risk)
+        if tops.get(cid) == symbol:
+            info[cid] = (float(close), risk)
         if risk in high:
             high_value[cid] = high_value.get(cid, 0.0) + float(value or 0)
     buys = {cid: day for cid, day in ctx.run(_high_risk_buys, risks=list(high))}
     for cid, f in batch.items():
-        top = info.get((cid, f.get("top_symbol") or ""))
-        before = prev.get((cid, f.get("top_symbol") or ""))
+        top = info.get(cid)
+        before = prev.get(cid)
         mv = f.get("market_value") or 0.0
         f["top_product_risk"] = top[1] if top else None
         f["top_move_1d"] = top[0] / before - 1 if top and before else None
