@@ -133,3 +133,22 @@ def test_a_fact_is_read_from_the_dict_without_the_sandbox_s_attribute_attempt(tm
     assert seen == ["items"]  # the dict method still goes through the sandbox's checks
     with pytest.raises(UndefinedError):  # a missing key: undefined, as before
         r.render("t", "zh-CN", {**CTX, "client": {"top_weight": 0.1}})
+
+
+def test_a_date_is_formatted_once_per_locale_and_format(tmp_path: Path, monkeypatch) -> None:
+    """date() keeps what Babel made for a (date, format) pair: the evaluation day and festival dates
+    come back in most messages. The text is Babel's, for every format asked."""
+    from babel.dates import format_date
+
+    from engine.language import rendering
+
+    r = make(tmp_path, {"t/zh-CN.j2": "{{ date(as_of) }}|{{ date(as_of) }}|{{ date(as_of, 'short') }}|{{ date(client.opened_on) }}"})
+    calls: list[object] = []
+    monkeypatch.setattr(rendering, "format_date", lambda v, format, locale: calls.append(v) or format_date(v, format=format, locale=locale))
+    ctx = {**CTX, "as_of": date(1999, 12, 31)}
+    loc = rendering.babel_locale("zh-CN")
+    expected = "|".join([format_date(date(1999, 12, 31), "long", locale=loc)] * 2
+                        + [format_date(date(1999, 12, 31), "short", locale=loc), format_date(date(2026, 3, 5), "long", locale=loc)])
+    assert r.render("t", "zh-CN", ctx) == (None, expected)
+    assert r.render("t", "zh-CN", ctx) == (None, expected)
+    assert calls.count(date(1999, 12, 31)) <= 2  # once per format at most, over two renders of two long dates

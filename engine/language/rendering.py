@@ -395,12 +395,14 @@ def _collect(chunks: Iterable[str]) -> str:
     """Join rendered chunks, stopping as soon as the text is over budget."""
     out: list[str] = []
     total = 0
+    budget = _BUDGET.get()  # the render's, set before its chunks are collected (as _tick would read it)
     for chunk in chunks:
         total += len(chunk)
         if total > MAX_RENDER_CHARS:
             raise RenderBudgetError("RENDER_TOO_LONG", f"message longer than {MAX_RENDER_CHARS} characters (limit {MAX_RENDER_CHARS})")
         out.append(chunk)
-        _tick()
+        if budget is not None:
+            budget.tick()
     return "".join(out)
 
 
@@ -430,6 +432,8 @@ def _formatters(locale: str) -> dict[str, Any]:
             pattern = patterns[digits] = parse_pattern("#,##0" + ("." + "0" * digits if digits else "") + "%")
         return format_percent(v, format=pattern, locale=loc)
 
+    dates: dict[tuple[date, str], str] = {}
+
     def fdate(v: Any, fmt: str = "long") -> str:
         if v is None:
             return "—"
@@ -437,7 +441,15 @@ def _formatters(locale: str) -> dict[str, Any]:
             v = date.fromisoformat(v)
         if isinstance(v, datetime):
             v = v.date()
-        return format_date(v, format=fmt, locale=loc)
+        if type(fmt) is not str or type(v) is not date:
+            return format_date(v, format=fmt, locale=loc)
+        key = (v, fmt)
+        text = dates.get(key)
+        if text is None:  # the same few dates (the evaluation day, festivals) come back in most messages
+            text = format_date(v, format=fmt, locale=loc)
+            if len(dates) < 10_000:
+                dates[key] = text
+        return text
 
     f = _FORMATTERS[locale] = {"money": money, "number": number, "percent": percent, "date": fdate}
     return f
