@@ -8,12 +8,17 @@ Each round runs, in alternating order, one child process per checkout: `pipeline
 copy of the book (one process, fixed clock), with the run's stage laps taken on the process's
 CPU clock instead of the wall clock (`time.perf_counter` of engine.pipeline.run only), then
 `facts_of` for `--small` scattered clients at a time (the event engine's call) on the book.
-Per child: CPU µs per client per stage, µs per `facts_of` call, firings and the load average.
+Before the run, on the same copy: every match of the first 3,000 clients rendered three times (CPU
+µs per render) and the matching and policy stages (`decide`) over the whole book (CPU µs per client),
+each with a digest of what it made (texts; decisions with their trails), which must agree between
+the checkouts. Per child: CPU µs per client per stage, µs per `facts_of` call, firings, the
+digests and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +28,7 @@ import time
 import types
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc)
@@ -46,6 +52,7 @@ def child(root: Path, book: Path, small: int, calls: int) -> None:
         eng = make_engine(f"sqlite:///{copy}")
         upgrade(eng)
         rules = load_ruleset(cfg)
+        parts = _parts(eng, cfg, rules)
         pipeline.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[attr-defined]
         c0 = time.process_time()
         s = pipeline.run(eng, cfg, rules, AS_OF, now=NOW)
@@ -68,7 +75,40 @@ def child(root: Path, book: Path, small: int, calls: int) -> None:
     print(json.dumps({"root": str(root), "clients": s.clients, "firings": s.firings, "cpu_s": round(cpu, 2),
                       "cpu_us_per_client": round(1e6 * cpu / n),
                       "stage_us_per_client": {k: round(1e6 * v / n) for k, v in s.seconds.items()},
-                      f"facts_of_{small}_us": round(facts_of_us), "load": round(os.getloadavg()[0], 1)}))
+                      f"facts_of_{small}_us": round(facts_of_us), **parts, "load": round(os.getloadavg()[0], 1)}))
+
+
+def _parts(eng: Any, cfg: Any, rules: Any) -> dict[str, Any]:
+    """Rendering and decide alone, read-only, with digests of their results."""
+    from engine.facts import base
+    from engine.pipeline.matching import match
+    from engine.pipeline.policy import StageContext
+    from engine.pipeline.run import RunSummary, decide, render_firing
+
+    with eng.connect() as conn:
+        batches = list(base.iter_batches(conn, cfg, AS_OF))
+        first = next(base.iter_batches(conn, cfg, AS_OF, batch_size=3000))
+        matches = list(match(rules.enabled, first))
+        texts = hashlib.sha256()
+        r0 = time.process_time()
+        for _ in range(3):
+            fired = [render_firing(rules, m, {}, AS_OF) for m in matches]
+        render_us = 1e6 * (time.process_time() - r0) / (3 * max(len(matches), 1))
+        for f in fired:
+            texts.update(repr((f.subject, f.message, f.error)).encode())
+        decided = hashlib.sha256()
+        d0, n = time.process_time(), 0
+        for batch in batches:
+            ids = [f["client_id"] for f in batch]
+            ctx = StageContext(conn, cfg, AS_OF, ids[0], ids[-1])
+            ctx.cache.update(ruleset=rules, advisors={}, now=NOW)
+            ds = decide(conn, ctx, rules, batch, RunSummary(AS_OF))
+            n += len(batch)
+            for d in ds:
+                decided.update(repr((d.match.rule.id, d.match.facts["client_id"], d.outcome, d.reason, d.trail)).encode())
+        decide_us = 1e6 * (time.process_time() - d0) / max(n, 1)
+    return {"render_us": round(render_us, 1), "renders": len(matches), "texts": texts.hexdigest()[:12],
+            "decide_us_per_client": round(decide_us, 1), "decisions": decided.hexdigest()[:12]}
 
 
 def main() -> None:
