@@ -7,6 +7,9 @@ by (rule, client, day), sends by idempotency key, and the nightly slot by `job_r
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -38,26 +41,74 @@ def local_today(cfg: Config, now: datetime | None = None) -> date:
     return (now or clock.now()).astimezone(cfg.tz).date()
 
 
-def claim_slot(engine: Engine, job_id: str, slot: str) -> bool:
-    """Record that this instance runs `job_id` for `slot`; False if it ran (or runs) elsewhere."""
-    now = clock.now()
+def claim_slot(engine: Engine, job_id: str, slot: str, stale_after: float | None = None,
+               instance: str | None = None) -> bool:
+    """Record that this instance runs `job_id` for `slot`; False if it ran (or runs) elsewhere.
+
+    A failed run may be retried. A run still marked running whose heartbeat (or start, before its
+    first heartbeat) is older than `stale_after` seconds belonged to a process that died: it is
+    taken over, and the takeover is written into the slot's detail."""
+    now, me = clock.now(), instance or worker_id()
     try:
         with engine.begin() as conn:
-            conn.execute(JOB_RUN.insert(), [{"job_id": job_id, "slot": slot, "instance": worker_id(),
-                                             "status": "running", "started_at": now}])
+            conn.execute(JOB_RUN.insert(), [{"job_id": job_id, "slot": slot, "instance": me,
+                                             "status": "running", "started_at": now, "heartbeat_at": now}])
         return True
     except IntegrityError:
         pass
-    with engine.begin() as conn:  # a failed run may be retried; anything else is done
-        res = conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot, JOB_RUN.c.status == "failed")
-                           .values(status="running", instance=worker_id(), started_at=now, finished_at=None))
-        return res.rowcount == 1
+    mine = (JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot)
+    with engine.begin() as conn:
+        res = conn.execute(update(JOB_RUN).where(*mine, JOB_RUN.c.status == "failed")
+                           .values(status="running", instance=me, started_at=now, heartbeat_at=now, finished_at=None))
+        if res.rowcount == 1 or stale_after is None:
+            return res.rowcount == 1
+        cutoff = now - timedelta(seconds=stale_after)
+        old = conn.execute(select(JOB_RUN.c.instance, JOB_RUN.c.heartbeat_at, JOB_RUN.c.started_at)
+                           .where(*mine, JOB_RUN.c.status == "running")).first()
+        last = old and (old.heartbeat_at or old.started_at)
+        if not old or aware(last) > cutoff:
+            return False
+        note = f"taken over by {me} at {now.isoformat()}: {old.instance} had no heartbeat since {aware(last).isoformat()}"
+        res = conn.execute(update(JOB_RUN).where(*mine, JOB_RUN.c.status == "running", JOB_RUN.c.instance == old.instance)
+                           .values(instance=me, started_at=now, heartbeat_at=now, detail=note))
+    if res.rowcount == 1:
+        log.warning("%s %s: %s", job_id, slot, note)
+    return res.rowcount == 1
+
+
+@contextmanager
+def heartbeat(engine: Engine, job_id: str, slot: str, every: float, instance: str | None = None) -> Iterator[None]:
+    """Stamp the slot's heartbeat every `every` seconds while the block runs (a daemon thread), so a
+    standby can tell a long night from a dead one."""
+    me, stop = instance or worker_id(), threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot,
+                                                       JOB_RUN.c.instance == me, JOB_RUN.c.status == "running")
+                                 .values(heartbeat_at=clock.now()))
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the job itself reports its errors
+                log.exception("%s %s: heartbeat not written", job_id, slot)
+
+    t = threading.Thread(target=beat, name=f"heartbeat-{job_id}-{slot}", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
 
 
 def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str) -> None:
+    """Close the slot; a takeover note written by `claim_slot` stays in front of the detail."""
+    mine = (JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot)
     with engine.begin() as conn:
-        conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot)
-                     .values(status=status, detail=detail[:2000], finished_at=clock.now()))
+        before = conn.execute(select(JOB_RUN.c.detail).where(*mine)).scalar()
+        if before and before.startswith("taken over by ") and status != "running":
+            detail = f"{before.split(';', 1)[0]}; {detail}"
+        conn.execute(update(JOB_RUN).where(*mine).values(status=status, detail=detail[:2000], finished_at=clock.now()))
 
 
 def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
@@ -98,13 +149,16 @@ def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = Fal
 
 
 def nightly_slot(engine: Engine, cfg: Config, day: date, config_path: str | None = None) -> str:
-    """The nightly evaluation of `day`, once per day across every scheduler."""
+    """The nightly evaluation of `day`, once per day across every scheduler; a night left running
+    by a scheduler that died is taken over and completed (the same-day dedup keeps it exactly once)."""
     slot = day.isoformat()
-    if not claim_slot(engine, "nightly", slot):
+    stale = cfg.dispatch.scheduler.job_stale_seconds
+    if not claim_slot(engine, "nightly", slot, stale_after=stale):
         log.info("nightly %s: already run by another instance", slot)
         return "already run"
     try:
-        detail = evaluate_day(engine, cfg, day, config_path=config_path)
+        with heartbeat(engine, "nightly", slot, every=stale / 5):
+            detail = evaluate_day(engine, cfg, day, config_path=config_path)
     except Exception as e:
         finish_slot(engine, "nightly", slot, "failed", f"{type(e).__name__}: {e}")
         raise
@@ -122,6 +176,37 @@ def nightly(config_path: str | None, database_url: str | None) -> None:
         log.info("audit checkpoint #%s %s", cp.seq, cp.hash)
     finally:
         engine.dispose()
+
+
+def abandoned_nights(engine: Engine, cfg: Config) -> list[date]:
+    """Nights still marked running whose scheduler stopped beating (it died mid-run)."""
+    cutoff = clock.now() - timedelta(seconds=cfg.dispatch.scheduler.job_stale_seconds)
+    with engine.connect() as conn:
+        rows = conn.execute(select(JOB_RUN.c.slot, JOB_RUN.c.heartbeat_at, JOB_RUN.c.started_at)
+                            .where(JOB_RUN.c.job_id == "nightly", JOB_RUN.c.status == "running")).all()
+    return sorted(date.fromisoformat(r.slot) for r in rows if aware(r.heartbeat_at or r.started_at) <= cutoff)
+
+
+def recover(config_path: str | None, database_url: str | None) -> None:
+    """The leader's watch for nights a dead scheduler left running: each is taken over and
+    completed (APScheduler already moved the nightly job to the next day when the dead one
+    started it, so nothing else would run that day again)."""
+    cfg, engine = context(config_path, database_url)
+    try:
+        if recover_nights(engine, cfg, config_path):
+            with engine.connect() as conn:
+                checkpoint.publish(conn, cfg, clock.now())
+    finally:
+        engine.dispose()
+
+
+def recover_nights(engine: Engine, cfg: Config, config_path: str | None = None) -> dict[date, str]:
+    """Take over and complete each abandoned night; what each came to."""
+    done = {}
+    for day in abandoned_nights(engine, cfg):
+        done[day] = nightly_slot(engine, cfg, day, config_path)
+        log.warning("nightly %s: resumed after its scheduler died: %s", day, done[day])
+    return done
 
 
 def intraday(config_path: str | None, database_url: str | None) -> None:

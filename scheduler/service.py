@@ -56,6 +56,8 @@ def job_specs(cfg: Config, config_path: str | None, database_url: str | None) ->
         JobSpec("dispatcher", "scheduler.jobs:dispatch", IntervalTrigger(seconds=s.dispatch_every_seconds, timezone=cfg.tz), kw),
         JobSpec("task_escalation", "scheduler.jobs:escalate", _daily(s.escalation_at, cfg), kw),
         JobSpec("calendar_check", "scheduler.jobs:calendar_check", _daily("08:00", cfg), kw),
+        JobSpec("nightly_recovery", "scheduler.jobs:recover",
+                IntervalTrigger(seconds=max(1, int(s.job_stale_seconds // 2)), timezone=cfg.tz), kw),
     ]
 
 

@@ -131,3 +131,20 @@ def test_record_hook_sees_rows_in_the_same_transaction(loaded: Engine, cfg: Conf
     pipeline.register_record_hook(hook)
     run(loaded, cfg, load_ruleset(cfg), book.AS_OF)
     assert len(seen) == 4 and len(set(seen)) == 4
+
+
+def test_provider_statements_are_built_once_and_take_each_call_s_values(loaded: Engine, cfg: Config) -> None:
+    """Statements are built once per process (per builder and batch form) and reused; the batch, the date
+    and the per-run values are parameters, so a later call with other clients or another day
+    gets its own answers, not the first call's."""
+    fresh = {cid: all_facts(loaded, cfg)[cid] for cid in ("C002", "C003")}
+    earlier = book.AS_OF - timedelta(days=30)
+    fresh_earlier = all_facts(loaded, cfg, earlier)
+    with loaded.connect() as c:
+        facts.facts_of(c, cfg, book.AS_OF, ["C001", "C004"])
+        built = dict(facts._STATEMENTS)
+        assert len({by_ids for _, by_ids in built}) == 2  # the id-list form and the range form
+        assert facts.facts_of(c, cfg, book.AS_OF, ["C002", "C003"]) == fresh
+        assert facts.facts_for(c, cfg, book.AS_OF, "C003") == fresh["C003"]
+        assert facts.facts_of(c, cfg, earlier, ["C002", "C003"]) == {k: fresh_earlier[k] for k in ("C002", "C003")}
+    assert all(facts._STATEMENTS[k] is built[k] for k in built)  # the same objects: nothing rebuilt

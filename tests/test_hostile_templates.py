@@ -132,3 +132,28 @@ def test_the_time_budget_counts_the_render_s_cpu_not_a_busy_machine_s_wall_time(
     with pytest.raises(RenderBudgetError) as e:
         busy.tick()
     assert e.value.code == "RENDER_TOO_SLOW" and f"limit {MAX_RENDER_SECONDS}" in str(e.value)
+
+
+def test_the_time_budget_reads_the_cpu_clock_only_once_the_wall_clock_says_it_could_be_over(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread's CPU time grows no faster than the wall clock: until the budget's span has passed on
+    the wall clock, a tick skips the CPU clock (a system call per chunk of text, half of rendering's CPU)."""
+    from engine.language import rendering
+
+    budget = rendering._budget()
+    assert budget.wall > 0 and budget.deadline > 0
+    budget.wall = float("inf")  # the wall clock has not reached the budget's span yet
+    reads: list[float] = []
+    real = time.thread_time
+    monkeypatch.setattr(rendering.time, "thread_time", lambda: reads.append(1.0) or real())
+    for _ in range(50):
+        budget.tick()
+    assert reads == []
+
+    budget.wall = float("-inf")  # the span has passed on the wall clock: the CPU clock decides
+    budget.tick()
+    assert len(reads) == 1
+    budget.deadline = real() - 1.0
+    with pytest.raises(rendering.RenderBudgetError) as e:
+        budget.tick()
+    assert e.value.code == "RENDER_TOO_SLOW"

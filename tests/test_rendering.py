@@ -113,3 +113,42 @@ def test_firm_name_signature_and_opt_out_follow_the_client_locale(tmp_path: Path
     assert r.render("hello", "es", ctx)[1].startswith("【示例证券】")  # no es template: zh-CN, with the zh-CN firm
     with pytest.raises(ValueError, match="unknown locale"):
         FirmConfig.model_validate({"locales": {"fr": {"name": "x"}}})
+
+
+def test_a_fact_is_read_from_the_dict_without_the_sandbox_s_attribute_attempt(tmp_path: Path, monkeypatch) -> None:
+    """`client.x` on a plain dict reads the key directly (the sandbox's getattr raises and catches an
+    AttributeError per access); dict attributes, other objects and missing keys behave as before."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    r = make(tmp_path, {"t/zh-CN.j2": "{{ client.name }} {{ percent(client.top_weight, 1) }} {% set a = client %}{{ a.items() | length }}"})
+    seen: list[str] = []
+    real = ImmutableSandboxedEnvironment.getattr
+
+    def spy(self, obj, attribute):  # type: ignore[no-untyped-def]
+        seen.append(attribute)
+        return real(self, obj, attribute)
+
+    monkeypatch.setattr(ImmutableSandboxedEnvironment, "getattr", spy)
+    assert r.render("t", "zh-CN", CTX) == (None, "王芳 45.6% 5")
+    assert seen == ["items"]  # the dict method still goes through the sandbox's checks
+    with pytest.raises(UndefinedError):  # a missing key: undefined, as before
+        r.render("t", "zh-CN", {**CTX, "client": {"top_weight": 0.1}})
+
+
+def test_a_date_is_formatted_once_per_locale_and_format(tmp_path: Path, monkeypatch) -> None:
+    """date() keeps what Babel made for a (date, format) pair: the evaluation day and festival dates
+    come back in most messages. The text is Babel's, for every format asked."""
+    from babel.dates import format_date
+
+    from engine.language import rendering
+
+    r = make(tmp_path, {"t/zh-CN.j2": "{{ date(as_of) }}|{{ date(as_of) }}|{{ date(as_of, 'short') }}|{{ date(client.opened_on) }}"})
+    calls: list[object] = []
+    monkeypatch.setattr(rendering, "format_date", lambda v, format, locale: calls.append(v) or format_date(v, format=format, locale=locale))
+    ctx = {**CTX, "as_of": date(1999, 12, 31)}
+    loc = rendering.babel_locale("zh-CN")
+    expected = "|".join([format_date(date(1999, 12, 31), "long", locale=loc)] * 2
+                        + [format_date(date(1999, 12, 31), "short", locale=loc), format_date(date(2026, 3, 5), "long", locale=loc)])
+    assert r.render("t", "zh-CN", ctx) == (None, expected)
+    assert r.render("t", "zh-CN", ctx) == (None, expected)
+    assert calls.count(date(1999, 12, 31)) <= 2  # once per format at most, over two renders of two long dates

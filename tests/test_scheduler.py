@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine, select
 
 from engine.config.base import Config
+from engine.dispatch.outbox import aware
 from engine.dispatch.tables import JobRun
 from scheduler import jobs
 from scheduler.service import JobSpec, build_scheduler, ensure_jobs, job_specs
@@ -89,7 +90,7 @@ def test_jobs_are_stored_by_reference_with_explicit_ids(sqlite_engine: Engine, c
     s.start(paused=True)
     try:
         assert sorted(ensure_jobs(s, job_specs(cfg, "config.yaml", None), cfg)) == [
-            "calendar_check", "dispatcher", "intraday_urgent", "nightly_evaluation", "task_escalation"]
+            "calendar_check", "dispatcher", "intraday_urgent", "nightly_evaluation", "nightly_recovery", "task_escalation"]
         nightly = s.get_job("nightly_evaluation")
         assert nightly.func_ref == "scheduler.jobs:nightly" and nightly.kwargs == {"config_path": "config.yaml", "database_url": None}
         assert nightly.coalesce and nightly.max_instances == 1 and nightly.misfire_grace_time == 82800
@@ -184,6 +185,63 @@ def test_a_failed_nightly_may_run_again(sqlite_engine: Engine, cfg: Config) -> N
     jobs.finish_slot(sqlite_engine, "nightly", "2026-11-20", "failed", "boom")
     assert jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
     assert not jobs.claim_slot(sqlite_engine, "nightly", "2026-11-20")
+
+
+def test_a_night_left_running_by_a_dead_scheduler_is_taken_over_after_its_heartbeat_stops(
+        sqlite_engine: Engine, cfg: Config, clock: Any) -> None:
+    slot = "2026-11-20"
+    assert jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="old-host:1")  # then killed
+    clock.advance(seconds=299)
+    assert not jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="new-host:2")  # maybe alive
+    assert not jobs.claim_slot(sqlite_engine, "nightly", slot, instance="new-host:2")  # no staleness asked: never
+    clock.advance(seconds=2)
+    assert jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="new-host:2")
+    assert not jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="third:3")  # fresh again
+    with sqlite_engine.connect() as conn:
+        row = conn.execute(select(JOB_RUN)).one()
+    assert row.status == "running" and row.instance == "new-host:2"
+    assert "taken over by new-host:2" in row.detail and "old-host:1 had no heartbeat since 2026-" in row.detail
+
+
+def test_a_running_night_keeps_its_slot_while_its_heartbeat_beats(sqlite_engine: Engine, cfg: Config, clock: Any) -> None:
+    slot = "2026-11-20"
+    assert jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="leader:1")
+    clock.advance(seconds=600)  # a long night: its heartbeat keeps it
+    with jobs.heartbeat(sqlite_engine, "nightly", slot, every=0.01, instance="leader:1"):
+        for _ in range(500):
+            with sqlite_engine.connect() as conn:
+                beat = conn.execute(select(JOB_RUN.c.heartbeat_at)).scalar_one()
+            if beat is not None and aware(beat) == clock.now():
+                break
+            time.sleep(0.01)
+        assert not jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="standby:2")
+
+
+def test_the_nightly_job_completes_a_day_its_dead_predecessor_left_running(
+        sqlite_engine: Engine, cfg: Config, clock: Any) -> None:
+    _approved(sqlite_engine, cfg)
+    day = date(2026, 11, 20)
+    assert jobs.claim_slot(sqlite_engine, "nightly", day.isoformat(), instance="dead:1")
+    assert jobs.nightly_slot(sqlite_engine, cfg, day) == "already run"  # the dead one's heartbeat is recent
+    clock.advance(seconds=cfg.dispatch.scheduler.job_stale_seconds + 1)
+    assert jobs.nightly_slot(sqlite_engine, cfg, day).startswith("run ")
+    with sqlite_engine.connect() as conn:
+        row = conn.execute(select(JOB_RUN)).one()
+    assert row.status == "done" and row.instance != "dead:1"
+    assert row.detail.startswith("taken over by ") and "dead:1 had no heartbeat" in row.detail and "; run " in row.detail
+
+
+def test_the_leaders_watch_resumes_every_abandoned_night(sqlite_engine: Engine, cfg: Config, clock: Any) -> None:
+    _approved(sqlite_engine, cfg)
+    for day in ("2026-11-19", "2026-11-20"):
+        assert jobs.claim_slot(sqlite_engine, "nightly", day, instance="dead:1")
+    jobs.finish_slot(sqlite_engine, "nightly", "2026-11-19", "done", "run 1")
+    assert jobs.abandoned_nights(sqlite_engine, cfg) == []  # still fresh
+    clock.advance(seconds=cfg.dispatch.scheduler.job_stale_seconds)
+    assert jobs.abandoned_nights(sqlite_engine, cfg) == [date(2026, 11, 20)]  # the finished night is not one
+    done = jobs.recover_nights(sqlite_engine, cfg)
+    assert list(done) == [date(2026, 11, 20)] and done[date(2026, 11, 20)].startswith("run ")
+    assert jobs.abandoned_nights(sqlite_engine, cfg) == [] and jobs.recover_nights(sqlite_engine, cfg) == {}
 
 
 def test_intraday_evaluates_only_urgent_rules(sqlite_engine: Engine, cfg: Config) -> None:

@@ -136,3 +136,21 @@ def test_the_scheduler_runs_the_night_with_its_configured_workers_and_refuses_sh
         jobs.evaluate_day(eng, jobs_cfg, book.AS_OF)
     with eng.connect() as c:
         assert c.execute(text("SELECT count(*) FROM evaluation_run")).scalar() == 1  # nothing opened for it
+
+
+def test_the_plan_cuts_the_ids_as_a_split_of_the_whole_list_would(sqlite_engine: Engine, full_cfg: Config) -> None:
+    """plan() reads only the boundary ids; its ranges are those of cutting the full id list."""
+    from engine.facts import base as facts_mod
+    demo.build_book(sqlite_engine, _cfg(full_cfg), clients=257, seed=5, as_of=AS_OF)
+    with sqlite_engine.connect() as conn:
+        ids = facts_mod.client_ids(conn, AS_OF)
+        assert facts_mod.client_id_at(conn, AS_OF, 0) == ids[0] and facts_mod.client_id_at(conn, AS_OF, 256) == ids[-1]
+    for workers, min_shard in [(1, 1), (2, 1), (3, 1), (7, 1), (2, 100), (4, 100), (2, 300), (300, 1)]:
+        n = max(1, min(workers, len(ids) // min_shard))
+        size = -(-len(ids) // n)
+        expected = [(i, lo, hi) for i, (lo, hi) in enumerate(facts_mod.split(ids, size))]
+        got = shards.plan(sqlite_engine, AS_OF, workers, min_shard)
+        assert [(s.index, s.lo, s.hi) for s in got] == expected, (workers, min_shard)
+        assert sum(s.clients for s in got) == len(ids)
+        assert all(s.clients == len([x for x in ids if s.lo <= x <= s.hi]) for s in got)
+    assert shards.plan(sqlite_engine, date(1990, 1, 1), 2) == []  # nobody opened yet

@@ -107,6 +107,10 @@ class SchedulerConfig(_M):
     lock_file: str = "var/scheduler.lock"
     """SQLite only: the file locked by the active scheduler."""
     standby_poll_seconds: float = Field(default=2.0, gt=0)
+    job_stale_seconds: float = Field(default=300.0, ge=5)
+    """A nightly slot left "running" with no heartbeat for this long belonged to a scheduler that died
+    (killed, machine lost); the next leader takes it over and completes the day. The running
+    scheduler stamps its heartbeat every fifth of this."""
 
     @field_validator("nightly_at", "escalation_at")
     @classmethod

@@ -82,9 +82,17 @@ _NO_CONSENTS = _Consents(None, frozenset(), frozenset())
 
 
 def _consents(rows: list[tuple[str, str, str, Any]]) -> _Consents:
-    out = next(((c, at) for c, p, st, at in rows if p == "marketing" and st == "opted_out"), None)
-    return _Consents(out, frozenset((c, p) for c, p, st, _ in rows if st == "opted_out"),
-                     frozenset(c for c, p, st, _ in rows if p == "marketing" and st == "granted"))
+    out: tuple[str, Any] | None = None
+    opted_out: set[tuple[str, str]] = set()
+    granted: set[str] = set()
+    for c, p, st, at in rows:  # one pass (once per client of the book), rows by channel and purpose
+        if st == "opted_out":
+            opted_out.add((c, p))
+            if out is None and p == "marketing":
+                out = (c, at)
+        elif st == "granted" and p == "marketing":
+            granted.add(c)
+    return _Consents(out, frozenset(opted_out), frozenset(granted))
 
 
 @dataclass

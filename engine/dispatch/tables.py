@@ -108,3 +108,6 @@ class JobRun(SQLModel, table=True):
     detail: str | None = None
     started_at: datetime = Field(sa_type=_tz())
     finished_at: datetime | None = Field(default=None, sa_type=_tz())
+    heartbeat_at: datetime | None = Field(default=None, sa_type=_tz())
+    """Last sign of life of the instance running the slot; a running slot whose heartbeat is older
+    than `dispatch.scheduler.job_stale_seconds` belonged to a process that died and may be taken over."""

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, bindparam, case, func, literal, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 
 from engine.facts import trading_calendar
 from engine.config.base import Config
@@ -63,10 +63,58 @@ class FactContext:
     """Per-batch values providers share (e.g. the batch's holding rows), dropped with the batch."""
 
     def in_batch(self, column: Any) -> Any:
+        """The batch as a condition with its values in it (for statements built per batch; see `run`)."""
         if self.ids is not None:
             return column.in_(self.ids)
         return and_(column >= self.lo, column <= self.hi)
 
+    def run(self, build: Build, **values: Any) -> Any:  # a CursorResult (rows of any shape)
+        """Execute the statement `build` makes, with this batch's values and `values` as its parameters.
+
+        The statement is built once per process (per `build` and batch form, range or id list) from
+        named parameters (`Params`) and reused: SQLAlchemy then also finds its compiled form at once.
+        Built per batch, statement construction was most of the facts' CPU for small batches (the
+        event engine's few firing clients), and its cache key alone was rebuilt on every execution.
+        `build` must be a module-level function (it is the cache key). Every statement may use
+        `as_of`, `window_start` and the batch; anything else is passed in `values`.
+        """
+        key = (build, self.ids is not None)
+        stmt = _STATEMENTS.get(key)
+        if stmt is None:
+            stmt = _STATEMENTS[key] = build(Params(self.ids is not None))
+        params = {"as_of": self.as_of, "window_start": self.window_start, **values}
+        if self.ids is not None:
+            params["batch_ids"] = self.ids
+        else:
+            params["batch_lo"], params["batch_hi"] = self.lo, self.hi
+        return self.conn.execute(stmt, params)
+
+
+class Params:
+    """Named bound parameters for a statement built once (`FactContext.run`): `p.as_of`,
+    `p.window_start`, `p.NAME` for a value passed to `run` as NAME=..., `p.many("NAME")` for a
+    list (an expanding IN), and `p.in_batch(column)` for the batch (range or id list)."""
+
+    def __init__(self, by_ids: bool) -> None:
+        self.by_ids = by_ids
+
+    def in_batch(self, column: Any) -> Any:
+        if self.by_ids:
+            return column.in_(bindparam("batch_ids", expanding=True))
+        return and_(column >= bindparam("batch_lo"), column <= bindparam("batch_hi"))
+
+    def many(self, name: str) -> Any:
+        return bindparam(name, expanding=True)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return bindparam(name)
+
+
+Build = Callable[[Params], Executable]
+_STATEMENTS: dict[tuple[Build, bool], Any] = {}
+"""Statements built by `FactContext.run`, per builder function and batch form (a few dozen in all)."""
 
 Compute = Callable[[FactContext, dict[str, Facts]], None]
 
@@ -165,14 +213,14 @@ def _identity(ctx: FactContext, batch: dict[str, Facts]) -> None:
     return None
 
 
-def _client_rows(ctx: FactContext) -> Select[Any]:
+def _client_rows(p: Params) -> Select[Any]:
     c = _t(Client)
     return (
         select(
             c.c.id, c.c.name, c.c.advisor_id, c.c.locale, c.c.timezone, c.c.birth_date, c.c.opened_on,
             c.c.risk_level, c.c.lowest_category, c.c.risk_assessed_on,
         )
-        .where(ctx.in_batch(c.c.id), c.c.opened_on <= ctx.as_of)
+        .where(p.in_batch(c.c.id), c.c.opened_on <= p.as_of)
         .order_by(c.c.id)
     )
 
@@ -184,19 +232,20 @@ def _age(born: date | None, on: date) -> int | None:
 
 
 def _identity_facts(row: Any, as_of: date, default_locale: str, default_zone: str) -> Facts:
+    cid, name, advisor_id, locale, zone, born, opened, risk_level, lowest, assessed = row
     return {
-        "client_id": row.id,
-        "name": row.name,
-        "advisor_id": row.advisor_id,
-        "locale": row.locale or default_locale,
-        "timezone": row.timezone or default_zone,
-        "age": _age(row.birth_date, as_of),
-        "birth_date": row.birth_date,
-        "opened_on": row.opened_on,
-        "days_since_open": (as_of - row.opened_on).days,
-        "risk_level": row.risk_level,
-        "lowest_category": bool(row.lowest_category),
-        "risk_assessed_days": (as_of - row.risk_assessed_on).days if row.risk_assessed_on else None,
+        "client_id": cid,
+        "name": name,
+        "advisor_id": advisor_id,
+        "locale": locale or default_locale,
+        "timezone": zone or default_zone,
+        "age": _age(born, as_of),
+        "birth_date": born,
+        "opened_on": opened,
+        "days_since_open": (as_of - opened).days,
+        "risk_level": risk_level,
+        "lowest_category": bool(lowest),
+        "risk_assessed_days": (as_of - assessed).days if assessed else None,
     }
 
 
@@ -242,23 +291,27 @@ def _assets(ctx: FactContext, batch: dict[str, Facts]) -> None:
 def asset_sums(ctx: FactContext) -> tuple[dict[str, tuple[float, float, int]], dict[str, float]]:
     """Per client of the batch: (holdings value, holdings cost, positions) on the latest holdings
     snapshot, and the cash balance on the latest cash snapshot (both on or before ctx.as_of)."""
-    h, cb = _t(Holding), _t(CashBalance)
-    hday = _latest_date(ctx, h, "holding_day")
-    cday = _latest_date(ctx, cb, "cash_day")
+    hday = _latest_date(ctx, _t(Holding), "holding_day")
+    cday = _latest_date(ctx, _t(CashBalance), "cash_day")
     holdings: dict[str, tuple[float, float, int]] = {}
     if hday is not None:
-        q = (
-            select(h.c.client_id, func.sum(h.c.quantity * h.c.close_price), func.sum(h.c.quantity * h.c.cost), func.count())
-            .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
-            .group_by(h.c.client_id)
-        )
-        holdings = {cid: (float(v or 0), float(c or 0), int(n)) for cid, v, c, n in ctx.conn.execute(q).all()}
+        holdings = {cid: (float(v or 0), float(c or 0), int(n)) for cid, v, c, n in ctx.run(_holding_sums, day=hday)}
     cash: dict[str, float] = {}
     if cday is not None:
-        cash = {cid: float(a) for cid, a in ctx.conn.execute(
-            select(cb.c.client_id, cb.c.amount).where(cb.c.as_of == cday, ctx.in_batch(cb.c.client_id))
-        ).all()}
+        cash = {cid: float(a) for cid, a in ctx.run(_cash_rows, day=cday)}
     return holdings, cash
+
+
+def _holding_sums(p: Params) -> Select[Any]:
+    h = _t(Holding)
+    return (select(h.c.client_id, func.sum(h.c.quantity * h.c.close_price), func.sum(h.c.quantity * h.c.cost), func.count())
+            .where(h.c.as_of == p.day, p.in_batch(h.c.client_id))
+            .group_by(h.c.client_id))
+
+
+def _cash_rows(p: Params) -> Select[Any]:
+    cb = _t(CashBalance)
+    return select(cb.c.client_id, cb.c.amount).where(cb.c.as_of == p.day, p.in_batch(cb.c.client_id))
 
 
 HoldingRow = tuple[str, str, float, float, float, float, "str | None", "float | None"]
@@ -272,18 +325,18 @@ def holding_rows(ctx: FactContext) -> list[HoldingRow]:
     (top position, product risk, stakes), instead of one query over the same rows each.
     """
     if "holding_rows" not in ctx.batch_cache:
-        h, p = _t(Holding), _t(Product)
-        hday = _latest_date(ctx, h, "holding_day")
-        rows: list[Any] = []
-        if hday is not None:
-            rows = list(ctx.conn.execute(
-                select(h.c.client_id, h.c.symbol, h.c.quantity, h.c.close_price, h.c.quantity * h.c.close_price,
-                       h.c.cost, p.c.risk, p.c.shares_outstanding)
-                .select_from(h.outerjoin(p, p.c.symbol == h.c.symbol))
-                .where(h.c.as_of == hday, ctx.in_batch(h.c.client_id))
-                .order_by(h.c.client_id, h.c.symbol)).all())
-        ctx.batch_cache["holding_rows"] = rows
+        hday = _latest_date(ctx, _t(Holding), "holding_day")
+        ctx.batch_cache["holding_rows"] = ctx.run(_holding_rows, day=hday).all() if hday is not None else []
     return ctx.batch_cache["holding_rows"]  # type: ignore[no-any-return]
+
+
+def _holding_rows(p: Params) -> Select[Any]:
+    h, pr = _t(Holding), _t(Product)
+    return (select(h.c.client_id, h.c.symbol, h.c.quantity, h.c.close_price, h.c.quantity * h.c.close_price,
+                   h.c.cost, pr.c.risk, pr.c.shares_outstanding)
+            .select_from(h.outerjoin(pr, pr.c.symbol == h.c.symbol))
+            .where(h.c.as_of == p.day, p.in_batch(h.c.client_id))
+            .order_by(h.c.client_id, h.c.symbol))
 
 
 # ------------------------------------------------------------------ activity
@@ -297,14 +350,8 @@ def holding_rows(ctx: FactContext) -> list[HoldingRow]:
     FactField("net_flow_20d", NUMBER, "activity", "Deposits minus withdrawals and transfers out over the last 20 trading days, CNY."),
 )
 def _activity(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    m = _t(CashMovement)
     trades = trade_stats(ctx)
-    signed = case((m.c.kind == "deposit", m.c.amount), else_=-func.abs(m.c.amount))
-    flows = {r[0]: float(r[1] or 0) for r in ctx.conn.execute(
-        select(m.c.client_id, func.sum(signed))
-        .where(m.c.moved_on >= ctx.window_start, m.c.moved_on <= ctx.as_of, ctx.in_batch(m.c.client_id))
-        .group_by(m.c.client_id)
-    )}
+    flows = {cid: float(v or 0) for cid, v in ctx.run(_net_flows)}
     for cid, f in batch.items():
         vol, n, last = trades.get(cid, (0.0, 0, None))
         f["volume_20d"] = vol
@@ -313,21 +360,32 @@ def _activity(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["net_flow_20d"] = flows.get(cid, 0.0)
 
 
+def _net_flows(p: Params) -> Select[Any]:
+    m = _t(CashMovement)
+    signed = case((m.c.kind == "deposit", m.c.amount), else_=-func.abs(m.c.amount))
+    return (select(m.c.client_id, func.sum(signed))
+            .where(m.c.moved_on >= p.window_start, m.c.moved_on <= p.as_of, p.in_batch(m.c.client_id))
+            .group_by(m.c.client_id))
+
+
 def trade_stats(ctx: FactContext) -> dict[str, tuple[float, int, date | None]]:
     """Per client of the batch: (traded amount and trades in the activity window, latest trade date)."""
+    return {cid: (float(v or 0), int(n or 0), last) for cid, v, n, last in ctx.run(_trade_stats)}
+
+
+def _trade_stats(p: Params) -> Select[Any]:
     t = _t(Trade)
-    in_window = t.c.trade_date >= ctx.window_start
-    q = (
+    in_window = t.c.trade_date >= p.window_start
+    return (
         select(
             t.c.client_id,
             func.sum(case((in_window, func.abs(t.c.amount)), else_=literal(0.0))),
             func.sum(case((in_window, 1), else_=0)),
             func.max(t.c.trade_date),
         )
-        .where(t.c.trade_date <= ctx.as_of, ctx.in_batch(t.c.client_id))
+        .where(t.c.trade_date <= p.as_of, p.in_batch(t.c.client_id))
         .group_by(t.c.client_id)
     )
-    return {cid: (float(v or 0), int(n or 0), last) for cid, v, n, last in ctx.conn.execute(q).all()}
 
 
 # ------------------------------------------------------------------ service
@@ -357,18 +415,20 @@ def segment_of(market_value: float, volume: float, days_since_open: int, cfg: Co
     FactField("days_since_contact", NUMBER, "service", "Calendar days since the latest recorded contact of any kind; null if never contacted."),
 )
 def _service(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    c = _t(Contact)
-    is_callback = and_(c.c.kind == "callback", c.c.outcome.is_not(None))
-    rows = {r[0]: (r[1], bool(r[2])) for r in ctx.conn.execute(
-        select(c.c.client_id, func.max(c.c.contacted_on), func.max(case((is_callback, 1), else_=0)))
-        .where(c.c.contacted_on <= ctx.as_of, ctx.in_batch(c.c.client_id))
-        .group_by(c.c.client_id)
-    )}
+    rows = {cid: (last, bool(cb)) for cid, last, cb in ctx.run(_contacts)}
     for cid, f in batch.items():
         last, callback = rows.get(cid, (None, False))
         f["callback_done"] = callback
         f["days_since_contact"] = (ctx.as_of - last).days if last else None
         f["segment"] = segment_of(f.get("market_value") or 0.0, f.get("volume_20d") or 0.0, f["days_since_open"], ctx.cfg)
+
+
+def _contacts(p: Params) -> Select[Any]:
+    c = _t(Contact)
+    is_callback = and_(c.c.kind == "callback", c.c.outcome.is_not(None))
+    return (select(c.c.client_id, func.max(c.c.contacted_on), func.max(case((is_callback, 1), else_=0)))
+            .where(c.c.contacted_on <= p.as_of, p.in_batch(c.c.client_id))
+            .group_by(c.c.client_id))
 
 
 # ------------------------------------------------------------------ margin
@@ -386,16 +446,19 @@ def _margin(ctx: FactContext, batch: dict[str, Facts]) -> None:
     mday = _latest_date(ctx, ms, "margin_day")
     rows: dict[str, tuple[float | None, date | None]] = {}
     if mday is not None:
-        rows = {r[0]: (r[1], r[2]) for r in ctx.conn.execute(
-            select(ms.c.client_id, ms.c.maintenance_ratio, ms.c.contract_expiry)
-            .where(ms.c.as_of == mday, ctx.in_batch(ms.c.client_id))
-        )}
+        rows = {cid: (ratio, expiry) for cid, ratio, expiry in ctx.run(_margin_rows, day=mday)}
     for cid, f in batch.items():
         row = rows.get(cid)
         f["margin_enabled"] = row is not None
         f["maintenance_ratio"] = row[0] if row else None
         f["margin_contract_expiry"] = row[1] if row else None
         f["margin_contract_days_left"] = (row[1] - ctx.as_of).days if row and row[1] else None
+
+
+def _margin_rows(p: Params) -> Select[Any]:
+    ms = _t(MarginSnapshot)
+    return select(ms.c.client_id, ms.c.maintenance_ratio, ms.c.contract_expiry).where(
+        ms.c.as_of == p.day, p.in_batch(ms.c.client_id))
 
 
 # ------------------------------------------------------------------ batches
@@ -443,6 +506,13 @@ def batch_ranges(conn: Connection, as_of: date, size: int, lo: str | None = None
         after = page[-1]
 
 
+def client_id_at(conn: Connection, as_of: date, position: int) -> str:
+    """The id at `position` (from 0) of `client_ids(conn, as_of)`, read without loading the others."""
+    c = _t(Client)
+    return str(conn.execute(select(c.c.id).where(c.c.opened_on <= as_of).order_by(c.c.id)
+                            .limit(1).offset(position)).scalar_one())
+
+
 def count_clients(conn: Connection, as_of: date) -> int:
     c = _t(Client)
     return int(conn.execute(select(func.count()).where(c.c.opened_on <= as_of)).scalar() or 0)
@@ -453,7 +523,8 @@ def _compute(conn: Connection, cfg: Config, as_of: date, lo: str, hi: str, windo
     """Facts of the clients with ids in [lo, hi] (only those in `ids` when given): identity rows,
     then every provider in bulk."""
     ctx = FactContext(conn, cfg, as_of, lo, hi, window_start, extra, ids)
-    batch = {r.id: _identity_facts(r, as_of, cfg.default_locale, cfg.timezone) for r in conn.execute(_client_rows(ctx))}
+    locale, zone = cfg.default_locale, cfg.timezone
+    batch = {r[0]: _identity_facts(r, as_of, locale, zone) for r in ctx.run(_client_rows)}
     for p in _PROVIDERS:
         p.compute(ctx, batch)
     return batch

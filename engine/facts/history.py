@@ -11,11 +11,12 @@ step if the client falls idle again.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, union_all
 
 from engine.facts import festivals
-from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet
+from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, Params, ProviderSet
 from engine.facts.playbook import next_session
 from engine.facts.tables import ClientRecord
 from engine.models import CashMovement, Contact, Firing
@@ -41,16 +42,8 @@ PROVIDERS = ProviderSet()
 def _servicing_sequence(ctx: FactContext, batch: dict[str, Facts]) -> None:
     steps = ctx.cfg.servicing.activation_sequence
     rank = {rule_id: k + 1 for k, rule_id in enumerate(steps)}
-    fired = (select(FIRING.c.client_id, FIRING.c.rule_id.label("step"), FIRING.c.as_of.label("day"))
-             .where(FIRING.c.rule_id.in_(steps), FIRING.c.status.in_(REACHED),
-                    FIRING.c.as_of < ctx.as_of, ctx.in_batch(FIRING.c.client_id)))
-    imported = (select(CONTACT.c.client_id, CONTACT.c.kind.label("step"), CONTACT.c.contacted_on.label("day"))
-                .where(CONTACT.c.kind.in_(steps), CONTACT.c.contacted_on < ctx.as_of,
-                       ctx.in_batch(CONTACT.c.client_id)))
-    both = union_all(fired, imported).subquery()
     done: dict[str, list[tuple[str, date]]] = {}
-    for cid, step, day in ctx.conn.execute(
-            select(both.c.client_id, both.c.step, func.max(both.c.day)).group_by(both.c.client_id, both.c.step)):
+    for cid, step, day in ctx.run(_sequence_steps, steps=list(steps)):
         done.setdefault(cid, []).append((step, day))
     for cid, f in batch.items():
         idle = f.get("days_since_last_trade")
@@ -61,6 +54,17 @@ def _servicing_sequence(ctx: FactContext, batch: dict[str, Facts]) -> None:
             continue
         step, day = max(reached)
         f["activation_step"], f["days_since_activation_step"] = step, (ctx.as_of - day).days
+
+
+def _sequence_steps(p: Params) -> Any:
+    fired = (select(FIRING.c.client_id, FIRING.c.rule_id.label("step"), FIRING.c.as_of.label("day"))
+             .where(FIRING.c.rule_id.in_(p.many("steps")), FIRING.c.status.in_(REACHED),
+                    FIRING.c.as_of < p.as_of, p.in_batch(FIRING.c.client_id)))
+    imported = (select(CONTACT.c.client_id, CONTACT.c.kind.label("step"), CONTACT.c.contacted_on.label("day"))
+                .where(CONTACT.c.kind.in_(p.many("steps")), CONTACT.c.contacted_on < p.as_of,
+                       p.in_batch(CONTACT.c.client_id)))
+    both = union_all(fired, imported).subquery()
+    return select(both.c.client_id, both.c.step, func.max(both.c.day)).group_by(both.c.client_id, both.c.step)
 
 
 @PROVIDERS.provider(
@@ -90,16 +94,9 @@ def _anniversaries(ctx: FactContext, batch: dict[str, Facts]) -> None:
 )
 def _client_record(ctx: FactContext, batch: dict[str, Facts]) -> None:
     due: dict[str, tuple[date, str]] = {}
-    for cid, day, text in ctx.conn.execute(
-            select(RECORD.c.client_id, RECORD.c.due_on, RECORD.c.text)
-            .where(RECORD.c.kind == "follow_up", RECORD.c.done_on.is_(None), RECORD.c.due_on <= ctx.as_of,
-                   ctx.in_batch(RECORD.c.client_id))
-            .order_by(RECORD.c.due_on, RECORD.c.id)):
+    for cid, day, text in ctx.run(_follow_ups):
         due.setdefault(cid, (day, text))
-    positive = {r[0]: r[1] for r in ctx.conn.execute(
-        select(CONTACT.c.client_id, func.max(CONTACT.c.contacted_on))
-        .where(CONTACT.c.outcome.like("positive%"), CONTACT.c.contacted_on <= ctx.as_of, ctx.in_batch(CONTACT.c.client_id))
-        .group_by(CONTACT.c.client_id))}
+    positive = {cid: day for cid, day in ctx.run(_positive_outcomes)}
     for cid, f in batch.items():
         d = due.get(cid)
         f["follow_up_due"] = d is not None
@@ -107,6 +104,19 @@ def _client_record(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["follow_up_need"] = d[1] if d else None
         p = positive.get(cid)
         f["days_since_positive_outcome"] = (ctx.as_of - p).days if p else None
+
+
+def _follow_ups(p: Params) -> Any:
+    return (select(RECORD.c.client_id, RECORD.c.due_on, RECORD.c.text)
+            .where(RECORD.c.kind == "follow_up", RECORD.c.done_on.is_(None), RECORD.c.due_on <= p.as_of,
+                   p.in_batch(RECORD.c.client_id))
+            .order_by(RECORD.c.due_on, RECORD.c.id))
+
+
+def _positive_outcomes(p: Params) -> Any:
+    return (select(CONTACT.c.client_id, func.max(CONTACT.c.contacted_on))
+            .where(CONTACT.c.outcome.like("positive%"), CONTACT.c.contacted_on <= p.as_of, p.in_batch(CONTACT.c.client_id))
+            .group_by(CONTACT.c.client_id))
 
 
 @PROVIDERS.provider(
@@ -117,29 +127,16 @@ def _client_record(ctx: FactContext, batch: dict[str, Facts]) -> None:
     FactField("inflow_since_transfer_out", NUMBER, "activity", "Deposits since the latest transfer out, CNY (the win-back's outcome); null without a transfer out."),
 )
 def _winback(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    last_out = {r[0]: r[1] for r in ctx.conn.execute(
-        select(MOVE.c.client_id, func.max(MOVE.c.moved_on))
-        .where(MOVE.c.kind == "transfer_out", MOVE.c.moved_on <= ctx.as_of, ctx.in_batch(MOVE.c.client_id))
-        .group_by(MOVE.c.client_id))}
+    last_out = {cid: day for cid, day in ctx.run(_last_transfers_out)}
     attempts: dict[str, list[date]] = {}
     declined: dict[str, date] = {}
     inflows: dict[str, list[tuple[date, float]]] = {}
     if last_out:
         lo = min(last_out.values())
-        for cid, day in ctx.conn.execute(
-                select(FIRING.c.client_id, FIRING.c.as_of)
-                .where(FIRING.c.rule_id.in_(ctx.cfg.servicing.winback_rules), FIRING.c.status.in_(REACHED),
-                       FIRING.c.as_of >= lo, FIRING.c.as_of < ctx.as_of, ctx.in_batch(FIRING.c.client_id))):
+        for cid, day in ctx.run(_winback_attempts, since=lo, rules=list(ctx.cfg.servicing.winback_rules)):
             attempts.setdefault(cid, []).append(day)
-        declined = {r[0]: r[1] for r in ctx.conn.execute(
-            select(CONTACT.c.client_id, func.max(CONTACT.c.contacted_on))
-            .where(CONTACT.c.outcome.like("declined%"), CONTACT.c.contacted_on >= lo,
-                   CONTACT.c.contacted_on <= ctx.as_of, ctx.in_batch(CONTACT.c.client_id))
-            .group_by(CONTACT.c.client_id))}
-        for cid, day, amount in ctx.conn.execute(
-                select(MOVE.c.client_id, MOVE.c.moved_on, MOVE.c.amount)
-                .where(MOVE.c.kind == "deposit", MOVE.c.moved_on >= lo, MOVE.c.moved_on <= ctx.as_of,
-                       ctx.in_batch(MOVE.c.client_id))):
+        declined = {cid: day for cid, day in ctx.run(_declined_calls, since=lo)}
+        for cid, day, amount in ctx.run(_deposits, since=lo):
             inflows.setdefault(cid, []).append((day, float(amount)))
     for cid, f in batch.items():
         out = last_out.get(cid)
@@ -151,3 +148,28 @@ def _winback(ctx: FactContext, batch: dict[str, Facts]) -> None:
         f["winback_attempts"] = sum(1 for d in attempts.get(cid, []) if d >= out)
         f["winback_declined"] = cid in declined and declined[cid] >= out
         f["inflow_since_transfer_out"] = sum(a for d, a in inflows.get(cid, []) if d > out)
+
+
+def _last_transfers_out(p: Params) -> Any:
+    return (select(MOVE.c.client_id, func.max(MOVE.c.moved_on))
+            .where(MOVE.c.kind == "transfer_out", MOVE.c.moved_on <= p.as_of, p.in_batch(MOVE.c.client_id))
+            .group_by(MOVE.c.client_id))
+
+
+def _winback_attempts(p: Params) -> Any:
+    return (select(FIRING.c.client_id, FIRING.c.as_of)
+            .where(FIRING.c.rule_id.in_(p.many("rules")), FIRING.c.status.in_(REACHED),
+                   FIRING.c.as_of >= p.since, FIRING.c.as_of < p.as_of, p.in_batch(FIRING.c.client_id)))
+
+
+def _declined_calls(p: Params) -> Any:
+    return (select(CONTACT.c.client_id, func.max(CONTACT.c.contacted_on))
+            .where(CONTACT.c.outcome.like("declined%"), CONTACT.c.contacted_on >= p.since,
+                   CONTACT.c.contacted_on <= p.as_of, p.in_batch(CONTACT.c.client_id))
+            .group_by(CONTACT.c.client_id))
+
+
+def _deposits(p: Params) -> Any:
+    return (select(MOVE.c.client_id, MOVE.c.moved_on, MOVE.c.amount)
+            .where(MOVE.c.kind == "deposit", MOVE.c.moved_on >= p.since, MOVE.c.moved_on <= p.as_of,
+                   p.in_batch(MOVE.c.client_id)))

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from engine.facts import client_time, festivals
 from engine.facts import segments
 from engine.facts import trading_calendar
-from engine.facts.base import (BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, asset_sums, segment_of,
+from engine.facts.base import (BOOL, NUMBER, STRING, FactContext, FactField, Facts, Params, ProviderSet, asset_sums, segment_of,
                                trade_stats)
 from engine.models import EvaluationRun, TradingDay
 from engine.facts.tables import RiskAssessment
@@ -41,12 +41,7 @@ PROVIDERS = ProviderSet()
     FactField("allocation_drift", NUMBER, "risk", "high_risk_share minus recommended_high_share (0.2 = 20 points more high-risk than recommended); null when either is null."),
 )
 def _risk_profile(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    ranked = (select(RA.c.client_id, RA.c.capacity_score, RA.c.capacity_level, RA.c.tolerance_score,
-                     RA.c.tolerance_level, RA.c.alloc_low, RA.c.alloc_high,
-                     func.row_number().over(partition_by=RA.c.client_id,
-                                            order_by=(RA.c.assessed_on.desc(), RA.c.id.desc())).label("rn"))
-              .where(RA.c.assessed_on <= ctx.as_of, ctx.in_batch(RA.c.client_id)).subquery())
-    latest = {r[0]: r[1:] for r in ctx.conn.execute(select(*[c for c in ranked.c if c.name != "rn"]).where(ranked.c.rn == 1))}
+    latest = {r[0]: r[1:] for r in ctx.run(_latest_assessments)}
     for cid, f in batch.items():
         r = latest.get(cid)
         if r is None:
@@ -59,6 +54,15 @@ def _risk_profile(ctx: FactContext, batch: dict[str, Facts]) -> None:
                  risk_tolerance_level=tol_level, recommended_high_share=high / 100, recommended_low_share=low / 100)
         share = f.get("high_risk_share")
         f["allocation_drift"] = share - high / 100 if share is not None else None
+
+
+def _latest_assessments(p: Params) -> Any:
+    ranked = (select(RA.c.client_id, RA.c.capacity_score, RA.c.capacity_level, RA.c.tolerance_score,
+                     RA.c.tolerance_level, RA.c.alloc_low, RA.c.alloc_high,
+                     func.row_number().over(partition_by=RA.c.client_id,
+                                            order_by=(RA.c.assessed_on.desc(), RA.c.id.desc())).label("rn"))
+              .where(RA.c.assessed_on <= p.as_of, p.in_batch(RA.c.client_id)).subquery())
+    return select(*[c for c in ranked.c if c.name != "rn"]).where(ranked.c.rn == 1)
 
 
 @PROVIDERS.provider(
@@ -130,8 +134,9 @@ def _previous_segments(ctx: FactContext, batch: dict[str, Facts]) -> dict[str, s
 )
 def _calendar_days(ctx: FactContext, batch: dict[str, Facts]) -> None:
     nxt = next_session(ctx)
-    name, fday = festivals.next_festival(ctx.as_of)
-    due = festivals.due_before(ctx.as_of, nxt)
+    if "festival" not in ctx.extra:  # lunar calendar arithmetic: once per run, not per batch
+        ctx.extra["festival"] = festivals.next_festival(ctx.as_of), festivals.due_before(ctx.as_of, nxt)
+    (name, fday), due = ctx.extra["festival"]
     for f in batch.values():
         born = f.get("birth_date")
         if born:

@@ -5,9 +5,11 @@ Each provider computes a whole batch with a few SQL queries (engine.facts.base r
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
-from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, ProviderSet, holding_rows
+from engine.facts.base import BOOL, NUMBER, STRING, FactContext, FactField, Facts, Params, ProviderSet, holding_rows
 from engine.facts.tables import ClientProfile
 
 CP = ClientProfile.__table__  # type: ignore[attr-defined]
@@ -70,11 +72,14 @@ def _margin_distance(ctx: FactContext, batch: dict[str, Facts]) -> None:
     FactField("serious_default", BOOL, "profile", "True when a serious default is on record (client profile); null when not recorded."),
 )
 def _margin_eligibility(ctx: FactContext, batch: dict[str, Facts]) -> None:
-    rows = {r[0]: r[1:] for r in ctx.conn.execute(
-        select(CP.c.client_id, CP.c.third_party_custody, CP.c.experience_years, CP.c.serious_default)
-        .where(ctx.in_batch(CP.c.client_id)))}
+    rows = {r[0]: r[1:] for r in ctx.run(_margin_profiles)}
     for cid, f in batch.items():
         custody, years, default = rows.get(cid, (None, None, None))
         f["third_party_custody"] = None if custody is None else bool(custody)
         f["experience_years"] = None if years is None else float(years)
         f["serious_default"] = None if default is None else bool(default)
+
+
+def _margin_profiles(p: Params) -> Any:
+    return select(CP.c.client_id, CP.c.third_party_custody, CP.c.experience_years, CP.c.serious_default).where(
+        p.in_batch(CP.c.client_id))

@@ -144,5 +144,12 @@ def apply_all(ctx: StageContext, per_client: list[list[Decision]]) -> None:
         s.prepare(ctx)
     for decisions in per_client:
         for s in active:
-            if any(d.live for d in decisions):
-                s.apply(ctx, decisions)
+            # A stage sees a client's decisions while one of them is live; none can become live
+            # again, so the first stage that finds none ends this client (a loop, not any(): this
+            # runs once per stage and client of the book).
+            for d in decisions:
+                if d.outcome == FIRE:
+                    s.apply(ctx, decisions)
+                    break
+            else:
+                break
