@@ -65,15 +65,22 @@ def claim_slot(engine: Engine, job_id: str, slot: str, stale_after: float | None
         cutoff = now - timedelta(seconds=stale_after)
         old = conn.execute(select(JOB_RUN.c.instance, JOB_RUN.c.heartbeat_at, JOB_RUN.c.started_at)
                            .where(*mine, JOB_RUN.c.status == "running")).first()
-        last = old and (old.heartbeat_at or old.started_at)
-        if not old or aware(last) > cutoff:
+        if old is None:
             return False
-        note = f"taken over by {me} at {now.isoformat()}: {old.instance} had no heartbeat since {aware(last).isoformat()}"
+        last = _last_beat(old.heartbeat_at, old.started_at)
+        if last > cutoff:
+            return False
+        note = f"taken over by {me} at {now.isoformat()}: {old.instance} had no heartbeat since {last.isoformat()}"
         res = conn.execute(update(JOB_RUN).where(*mine, JOB_RUN.c.status == "running", JOB_RUN.c.instance == old.instance)
                            .values(instance=me, started_at=now, heartbeat_at=now, detail=note))
     if res.rowcount == 1:
         log.warning("%s %s: %s", job_id, slot, note)
     return res.rowcount == 1
+
+
+def _last_beat(heartbeat_at: datetime | None, started_at: datetime) -> datetime:
+    """A running slot's last sign of life: its heartbeat, or its start before the first beat."""
+    return aware(heartbeat_at or started_at) or started_at
 
 
 @contextmanager
@@ -184,7 +191,7 @@ def abandoned_nights(engine: Engine, cfg: Config) -> list[date]:
     with engine.connect() as conn:
         rows = conn.execute(select(JOB_RUN.c.slot, JOB_RUN.c.heartbeat_at, JOB_RUN.c.started_at)
                             .where(JOB_RUN.c.job_id == "nightly", JOB_RUN.c.status == "running")).all()
-    return sorted(date.fromisoformat(r.slot) for r in rows if aware(r.heartbeat_at or r.started_at) <= cutoff)
+    return sorted(date.fromisoformat(r.slot) for r in rows if _last_beat(r.heartbeat_at, r.started_at) <= cutoff)
 
 
 def recover(config_path: str | None, database_url: str | None) -> None:
