@@ -81,13 +81,18 @@ def _payload(ev: AnyEvent) -> dict[str, Any]:
 
 STORE_CHUNK = 500
 """Events per multi-row INSERT when storing a post."""
+CHANNEL = "steward_events"
+"""PostgreSQL notification channel: a post that stored new events notifies it (engine.events.wake)."""
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :source)")
 
 
-def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None) -> Stored:
+def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None, source: str = "") -> Stored:
     """Store events not stored before (by id), in order; safe against concurrent posts.
 
     One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per `STORE_CHUNK` events, then,
-    only when some id was stored before, one SELECT to tell duplicates from conflicts.
+    only when some id was stored before, one SELECT to tell duplicates from conflicts. On
+    PostgreSQL, when something new was stored, a notification on `CHANNEL` with payload
+    `source` (the poster's token): running engines wake when the transaction commits.
     """
     out = Stored()
     now = now or utcnow()
@@ -114,6 +119,8 @@ def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = N
             stored.update((r[0], r[1]) for r in conn.execute(select(EVENT.c.event_id, EVENT.c.payload)
                                                              .where(EVENT.c.event_id.in_(wanted[i:i + STORE_CHUNK]))))
         out.conflicts = [r["event_id"] for r in again if stored.get(r["event_id"]) != r["payload"]]
+    if out.new and conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"source": source})
     return out
 
 
