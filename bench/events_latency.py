@@ -218,10 +218,11 @@ def _engine(k: int, url: str, cfg_path: str, seconds: float, drain_limit: float,
         while not stop.is_set() and time.monotonic() < hard:
             s.drain(timeout=0.05)
             if time.monotonic() >= next_pass:  # as `serve`: anything a wake-up missed
-                s.run_pending()
+                s.wake() if hasattr(s, "wake") else s.run_pending()  # main's service has no wake()
                 next_pass = time.monotonic() + 1.0
         cpu, n_done = time.process_time() - cpu0, s.counters.processed - p0
-        s.close()
+        if hasattr(s, "close"):
+            s.close()
         eng.dispose()
     except BaseException as e:  # noqa: BLE001 - reported to the coordinator
         err = f"engine {k}: {e!r}"
@@ -273,6 +274,15 @@ def sustained(eng: Engine, cfg_path: Path, seconds: float, rate: float, drain_li
             print(f"gave up: {left} events still stored {drain_limit:.0f} s after the producers stopped "
                   "(the engines cannot keep up with this rate)")
         wall = time.monotonic() - start.value
+        n, q = posted.value, depth or [0]
+        tenth = max(1, len(q) // 10)
+        grew = backlog > max(50, 2 * statistics.mean(q[:tenth]))
+        print(f"sustained: {producers} producer process(es), {engines} engine process(es), wake by {wake}; {n} events "
+              f"posted in {seconds:.0f} s ({n / seconds:.0f}/s offered), {processed.value} processed in {wall:.1f} s; "
+              f"backlog (posted - processed) mean over the first tenth {statistics.mean(q[:tenth]):.1f}, last tenth "
+              f"{statistics.mean(q[-tenth:]):.1f}, max {max(q)}; backlog when the producers stopped {backlog}")
+        print(f"throughput while posting: {by_stop} events processed in the {seconds:.0f} s of posting = "
+              f"{by_stop / seconds:.0f} events/s ({'the queue grew' if grew else 'the queue stayed flat'})")
         stop.set()
         if feed is not None:
             feed.put(None)
@@ -294,20 +304,11 @@ def sustained(eng: Engine, cfg_path: Path, seconds: float, rate: float, drain_li
     if errors or len(got) < len(kids):
         raise RuntimeError(f"{len(kids) - len(got)} children did not report; errors: {errors}")
     t0 = {i: t for g in got if g[0] == "producer" for i, t in g[2]}
-    n = posted.value
     eng_cpu = sum(g[4] for g in got if g[0] == "engine")
     eng_n = sum(g[5] for g in got if g[0] == "engine")
     prod_cpu = sum(g[4] for g in got if g[0] == "producer")
-    q = depth or [0]
-    tenth = max(1, len(q) // 10)
-    grew = backlog > max(50, 2 * statistics.mean(q[:tenth]))
-    print(f"sustained: {producers} producer process(es), {engines} engine process(es), wake by {wake}; {n} events "
-          f"posted in {seconds:.0f} s ({n / seconds:.0f}/s offered), {eng_n} processed in {wall:.1f} s; backlog "
-          f"(posted - processed) mean over the first tenth {statistics.mean(q[:tenth]):.1f}, last tenth "
-          f"{statistics.mean(q[-tenth:]):.1f}, max {max(q)}; backlog when the producers stopped {backlog}")
-    print(f"throughput while posting: {by_stop} events processed in the {seconds:.0f} s of posting = "
-          f"{by_stop / seconds:.0f} events/s ({'the queue grew' if grew else 'the queue stayed flat'}); engine CPU "
-          f"{eng_cpu:.1f} s = {eng_cpu / max(1, eng_n) * 1000:.3f} ms per event; producers' CPU {prod_cpu:.1f} s")
+    print(f"engine CPU {eng_cpu:.1f} s for {eng_n} events = {eng_cpu / max(1, eng_n) * 1000:.3f} ms per event; "
+          f"producers' CPU {prod_cpu:.1f} s")
     lat: dict[str, list[float]] = {"all": [], "firing": [], "wait": [], "batch": []}
     for g in got:
         if g[0] != "engine":
@@ -323,6 +324,22 @@ def sustained(eng: Engine, cfg_path: Path, seconds: float, rate: float, drain_li
     if dup:
         raise RuntimeError(f"{dup} events were processed twice")
     return lat
+
+
+def check(eng: Engine, lat: dict[str, list[float]]) -> None:
+    """Exactly once: every event processed (none failed), one firing row per firing counted by the
+    engines, and the audit chain verifies."""
+    from engine.audit import log as auditlog
+
+    with eng.connect() as c:
+        by_status = store.counts(c)
+        fired = c.execute(text("SELECT count(*) FROM firing WHERE client_id IN (SELECT client_id FROM event_log "
+                               "WHERE event_id LIKE 'live-%')")).scalar_one()
+        v = auditlog.verify(c)
+    ok = set(by_status) == {"processed"} and v.broken is None
+    print(f"exactly once: events by status {by_status}; {fired} firing rows of live clients (engines counted "
+          f"{len(lat['firing'])} firing events); audit chain {'verifies' if v.broken is None else v.broken} "
+          f"({v.events} events) -> {'OK' if ok else 'FAILED'}")
 
 
 def replay(eng: Engine, cfg: Any, ids: list[str], n: int, base_s: float) -> list[tuple[int, float]]:
@@ -365,10 +382,18 @@ def main() -> None:
                          "(default: notify on PostgreSQL, pipe on SQLite)")
     ap.add_argument("--drain-limit", type=float, default=120.0,
                     help="seconds allowed to empty the queue after the producer stops")
+    ap.add_argument("--no-sync-commit", action="store_true",
+                    help="diagnostic (PostgreSQL): the scratch database with synchronous_commit off, to show how much "
+                         "of the latency is waiting for the WAL flush of each commit")
     a = ap.parse_args()
     cfg = load_config(ROOT / "config.yaml")
     print(_load())
     with scratch_engine(a.database) as eng:
+        if a.no_sync_commit and eng.dialect.name == "postgresql":
+            with eng.connect() as c:
+                c.execute(text(f'ALTER DATABASE "{eng.url.database}" SET synchronous_commit = off'))
+                c.commit()
+            eng.dispose()
         review.demo_bootstrap(eng, cfg)  # only approved event rules run: approve the shipped pack (as `steward demo` does)
         ids = _book(eng, a.clients)
         base = baseline(eng, ids)
@@ -380,6 +405,7 @@ def main() -> None:
         for k, xs in lat.items():
             p50, p99 = _pct(xs, 0.5), _pct(xs, 0.99)
             print(f"{k:>7}: n={len(xs)} p50 {p50:.2f} ms ({p50 / b50:.1f}x baseline)  p99 {p99:.2f} ms ({p99 / b50:.1f}x)  max {_pct(xs, 1.0):.1f} ms")
+        check(eng, lat)
         rss = replay(eng, cfg, ids, a.replay_events, statistics.median(base)) if a.replay_events > 0 else []
         print(_load())
         if rss:

@@ -45,6 +45,8 @@ OnProcessed = Callable[[store.Pending, Outcome | None, float], None]
 """Called in the engine thread after each event: (event, outcome or None if failed, monotonic end time)."""
 WAKE = 0
 """Queued (no event has seq 0) when another process stored events: the engine thread claims what is stored."""
+WAKE_BATCHES = 5
+"""Batches one WAKE claims at most, so a backlog never keeps the engine loop from its ticks and stop."""
 
 
 class Rejected(Exception):
@@ -83,7 +85,7 @@ class EventService:
         self._lock = threading.Lock()
         self.token = uuid.uuid4().hex
         """This service's posts carry it: its own notifications do not wake it (it queued their seqs)."""
-        self._listener = Listener(engine, self.token, self._wake)
+        self._listener = Listener(engine, self.token, self.wake)
         self._wake_queued = threading.Event()
 
     def listen(self) -> bool:
@@ -94,8 +96,9 @@ class EventService:
         """Stop listening (the service can still process what is queued)."""
         self._listener.close()
 
-    def _wake(self) -> None:
-        """From the listener thread: one WAKE queued at a time, however many notifications arrive."""
+    def wake(self) -> None:
+        """Have the next `drain` claim what is stored (any thread): one WAKE queued at a time, however
+        many notifications arrive."""
         if not self._wake_queued.is_set():
             self._wake_queued.set()
             self.queue.put(WAKE)
@@ -225,8 +228,15 @@ class EventService:
         done = 0
         for i in range(0, len(seqs), batch):
             done += self._batch(seqs[i:i + batch], 0, batch)[0]
-        if woken:
-            done += self.run_pending(batch)
+        if woken:  # stored events, oldest first, at most WAKE_BATCHES batches before the caller's loop goes on
+            after = 0
+            for _ in range(WAKE_BATCHES):
+                n, after = self._batch(None, after, batch)
+                done += n
+                if n < batch:
+                    break
+            else:
+                self.wake()  # a full last batch: more may be stored, claimed at the next drain
         return done
 
     def tick(self, now: datetime | None = None) -> int:
@@ -250,7 +260,7 @@ class EventService:
             while not stop.is_set():
                 self.drain(timeout=min(self.cfg.events.tick_seconds, 0.2))
                 if time.monotonic() >= next_tick:
-                    self.run_pending()  # anything a lost notification (or SQLite) left stored
+                    self.wake()  # anything a lost notification (or SQLite) left stored: the next drain claims it
                     self.tick()
                     next_tick = time.monotonic() + self.cfg.events.tick_seconds
         finally:
