@@ -6,6 +6,8 @@ Without a wake-up an engine sees another process's events only at its next tick
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import Engine
 
@@ -78,3 +80,29 @@ def test_sqlite_has_no_listener(sqlite_engine: Engine, cfg: Config) -> None:
     s = service(sqlite_engine, cfg)
     assert not s.listen()
     s.close()
+
+
+def test_a_serving_engine_processes_what_another_process_stored(db: Engine, cfg: Config) -> None:
+    """PostgreSQL: woken by the notification; SQLite: found at the tick (a WAKE, then the next drain).
+    The engine serves in this thread (durable-rules belongs to one thread per process); another
+    thread stores, as another process would, and stops the engine once both events are processed."""
+    book.build(db)
+    s = service(db, cfg)
+    stop, seen = threading.Event(), []
+
+    def other_process() -> None:
+        try:
+            _stored_elsewhere(db, trade("x1", "2026-11-20 10:01"), trade("x2", "2026-11-20 10:02", client="C002"))
+            for _ in range(600):  # at most ~30 s on a loaded machine; the tick is 1 s
+                seen.append(statuses(db))
+                if set(seen[-1].values()) == {"processed"}:
+                    return
+                stop.wait(0.05)
+        finally:
+            stop.set()
+
+    poster = threading.Thread(target=other_process, name="other-process")
+    poster.start()
+    s.serve(stop)
+    poster.join(timeout=30)
+    assert seen[-1] == {"x1": "processed", "x2": "processed"} and s.counters.processed == 2
