@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,7 @@ from engine.config.base import Config
 from engine.events.durable import WrongThreadError
 from engine import clock
 from engine.events import store
+from engine.events.wake import Listener
 from engine.language.event_rules import EventRuleSet
 from engine.events.processor import Outcome, Processor
 from engine.language.event_schema import AnyEvent, parse_jsonl
@@ -41,6 +43,10 @@ BATCH = 200
 """Events claimed and processed per transaction (at most)."""
 OnProcessed = Callable[[store.Pending, Outcome | None, float], None]
 """Called in the engine thread after each event: (event, outcome or None if failed, monotonic end time)."""
+WAKE = 0
+"""Queued (no event has seq 0) when another process stored events: the engine thread claims what is stored."""
+WAKE_BATCHES = 5
+"""Batches one WAKE claims at most, so a backlog never keeps the engine loop from its ticks and stop."""
 
 
 class Rejected(Exception):
@@ -77,6 +83,25 @@ class EventService:
         self._processor: Processor | None = None
         self._owner: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.token = uuid.uuid4().hex
+        """This service's posts carry it: its own notifications do not wake it (it queued their seqs)."""
+        self._listener = Listener(engine, self.token, self.wake)
+        self._wake_queued = threading.Event()
+
+    def listen(self) -> bool:
+        """Wake on events other processes store (PostgreSQL LISTEN/NOTIFY; False elsewhere: the tick finds them)."""
+        return self._listener.start()
+
+    def close(self) -> None:
+        """Stop listening (the service can still process what is queued)."""
+        self._listener.close()
+
+    def wake(self) -> None:
+        """Have the next `drain` claim what is stored (any thread): one WAKE queued at a time, however
+        many notifications arrive."""
+        if not self._wake_queued.is_set():
+            self._wake_queued.set()
+            self.queue.put(WAKE)
 
     @property
     def rules(self) -> EventRuleSet:
@@ -102,7 +127,7 @@ class EventService:
                 if unknown:
                     raise Rejected(422, [f"request:{n}: client_id: unknown client {cid[:64]!r}: import the client "
                                          "first (steward import), then post again" for n, cid in unknown])
-            res = store.store(conn, events)
+            res = store.store(conn, events, source=self.token)
             if strict and res.conflicts:
                 raise Rejected(409, [f"request: id: event {eid[:64]!r} was stored before with other content: "
                                      "an event id is final, send the change under a new id" for eid in res.conflicts])
@@ -196,9 +221,22 @@ class EventService:
                 seqs.append(self.queue.get_nowait())
         except queue.Empty:
             pass
+        woken = WAKE in seqs
+        if woken:
+            seqs = [q for q in seqs if q != WAKE]
+            self._wake_queued.clear()  # before claiming: a notification from now on queues a new WAKE
         done = 0
         for i in range(0, len(seqs), batch):
             done += self._batch(seqs[i:i + batch], 0, batch)[0]
+        if woken:  # stored events, oldest first, at most WAKE_BATCHES batches before the caller's loop goes on
+            after = 0
+            for _ in range(WAKE_BATCHES):
+                n, after = self._batch(None, after, batch)
+                done += n
+                if n < batch:
+                    break
+            else:
+                self.wake()  # a full last batch: more may be stored, claimed at the next drain
         return done
 
     def tick(self, now: datetime | None = None) -> int:
@@ -210,12 +248,20 @@ class EventService:
         return n
 
     def serve(self, stop: threading.Event) -> None:
-        """The engine loop: replay, then process queued events and tick deadlines until `stop` is set."""
-        self.start()
-        next_tick = 0.0
-        while not stop.is_set():
-            self.drain(timeout=min(self.cfg.events.tick_seconds, 0.2))
-            if time.monotonic() >= next_tick:
-                self.run_pending()  # events stored by other processes (e.g. `steward events post --no-process`)
-                self.tick()
-                next_tick = time.monotonic() + self.cfg.events.tick_seconds
+        """The engine loop: replay, then process queued events and tick deadlines until `stop` is set.
+
+        Events other processes store (`steward events post --no-process`, a second engine's intake)
+        wake it at once on PostgreSQL (`listen`); on SQLite the tick finds them.
+        """
+        self.listen()
+        try:
+            self.start()
+            next_tick = 0.0
+            while not stop.is_set():
+                self.drain(timeout=min(self.cfg.events.tick_seconds, 0.2))
+                if time.monotonic() >= next_tick:
+                    self.wake()  # anything a lost notification (or SQLite) left stored: the next drain claims it
+                    self.tick()
+                    next_tick = time.monotonic() + self.cfg.events.tick_seconds
+        finally:
+            self.close()

@@ -81,24 +81,44 @@ def _payload(ev: AnyEvent) -> dict[str, Any]:
 
 STORE_CHUNK = 500
 """Events per multi-row INSERT when storing a post."""
+CHANNEL = "steward_events"
+"""PostgreSQL notification channel: a post that stored new events notifies it (engine.events.wake)."""
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :source)")
 
 
-def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None) -> Stored:
+def _store_statement(dialect: str) -> Any:
+    stmt = _store_cache.get(dialect)
+    if stmt is None:
+        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert if dialect == "sqlite" else None
+        if ins is None:
+            raise NotImplementedError(f"event store on {dialect}: use SQLite or PostgreSQL")
+        stmt = _store_cache[dialect] = ins(EVENT).on_conflict_do_nothing(index_elements=["event_id"]).returning(
+            EVENT.c.seq, EVENT.c.event_id)
+    return stmt
+
+
+_store_cache: dict[str, Any] = {}
+
+
+def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = None, source: str = "") -> Stored:
     """Store events not stored before (by id), in order; safe against concurrent posts.
 
     One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per `STORE_CHUNK` events, then,
-    only when some id was stored before, one SELECT to tell duplicates from conflicts.
+    only when some id was stored before, one SELECT to tell duplicates from conflicts. On
+    PostgreSQL, when something new was stored, a notification on `CHANNEL` with payload
+    `source` (the poster's token): running engines wake when the transaction commits.
     """
     out = Stored()
     now = now or utcnow()
     rows = [{"event_id": ev.id, "type": ev.type, "client_id": ev.client_id,  # type: ignore[attr-defined]
              "occurred_at": ev.at.astimezone(timezone.utc), "received_at": now,
              "payload": _payload(ev), "status": "stored", "firings": 0} for ev in events]
-    stmt = _insert(conn)(EVENT).on_conflict_do_nothing(index_elements=["event_id"])
+    stmt = _store_statement(conn.dialect.name)
     seq_of: dict[str, int] = {}
     for i in range(0, len(rows), STORE_CHUNK):
-        part = stmt.values(rows[i:i + STORE_CHUNK]).returning(EVENT.c.seq, EVENT.c.event_id)
-        seq_of.update({r.event_id: int(r.seq) for r in conn.execute(part)})
+        # executemany with RETURNING: SQLAlchemy sends one multi-row INSERT per chunk ("insertmanyvalues")
+        # from a statement compiled once; `.values(rows)` compiled a new one for every post.
+        seq_of.update({r.event_id: int(r.seq) for r in conn.execute(stmt, rows[i:i + STORE_CHUNK])})
     again: list[dict[str, Any]] = []
     for ev, row in zip(events, rows):
         seq = seq_of.pop(ev.id, None)  # popped: the same id twice in one post is new once
@@ -114,6 +134,8 @@ def store(conn: Connection, events: Sequence[AnyEvent], now: datetime | None = N
             stored.update((r[0], r[1]) for r in conn.execute(select(EVENT.c.event_id, EVENT.c.payload)
                                                              .where(EVENT.c.event_id.in_(wanted[i:i + STORE_CHUNK]))))
         out.conflicts = [r["event_id"] for r in again if stored.get(r["event_id"]) != r["payload"]]
+    if out.new and conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"source": source})
     return out
 
 
