@@ -89,6 +89,7 @@ WRITE_PATHS: dict[str, str] = {
     "engine/events/store.py:mark": "exempt: processing status of an intake event (its firings are rule.fired)",
     "engine/events/store.py:retry_failed": "exempt: puts failed intake events back to stored, nothing reaches a client",
     "engine/events/store.py:store": "exempt: intake of upstream facts (trades, cash), like the nightly import",
+    "engine/events/store.py:_store_statement": "exempt: the INSERT that `store` runs, built once per dialect (intake)",
     "engine/events/store.py:apply_facts": "exempt: intake of upstream facts (trades, cash), like the nightly import",
     "engine/events/store.py:insert_fact_rows": "exempt: intake of upstream facts (trades, cash), like the nightly import",
     "engine/audit/log.py:_insert_ignoring_duplicates": "exempt: content-addressed blob store under the audit log (put_blobs)",
