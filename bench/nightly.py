@@ -90,25 +90,37 @@ class Books:
         return f"{self.pg_url.rsplit('/', 1)[0]}/{name}"
 
     def build(self, cfg: Config, clients: int, seed: int, as_of: date) -> tuple[str, float]:
-        """A new book, or with --keep the kept book of this size, seed and day (built once)."""
+        """A new book, or with --keep the kept book of this size, seed and day (built once,
+        under a scratch name renamed when complete: an interrupted build is never reused)."""
         if self.keep:
             name = f"steward_book_{clients}_{seed}_{as_of:%Y%m%d}"
             if self._exists(name):
                 return name, 0.0
         else:
             name = f"steward_bench_{uuid.uuid4().hex[:8]}"
-            self.made.append(name)
+        scratch = f"{name}_building"
+        self.made.append(scratch)
+        self.drop(scratch)
         if self.kind == "postgresql":
             with self._admin() as c:
-                c.execute(f'CREATE DATABASE "{name}"')
-        eng = make_engine(self._url(name))
+                c.execute(f'CREATE DATABASE "{scratch}"')
+        eng = make_engine(self._url(scratch))
         upgrade(eng)
         t = time.perf_counter()
         demo.build_book(eng, cfg, clients=clients, seed=seed, as_of=as_of)
-        if self.kind == "postgresql":
-            with eng.begin() as c:
-                c.execute(text("ANALYZE"))
+        with eng.begin() as c:
+            c.execute(text("ANALYZE" if self.kind == "postgresql" else "PRAGMA wal_checkpoint(TRUNCATE)"))
         eng.dispose()
+        if self.kind == "sqlite":
+            for suffix in (".db-wal", ".db-shm"):
+                (self.tmp / f"{scratch}{suffix}").unlink(missing_ok=True)
+            (self.tmp / f"{scratch}.db").rename(self.tmp / f"{name}.db")
+        else:
+            with self._admin() as c:
+                c.execute(f'ALTER DATABASE "{scratch}" RENAME TO "{name}"')
+        self.made.remove(scratch)
+        if not self.keep:
+            self.made.append(name)
         return name, time.perf_counter() - t
 
     @contextmanager
