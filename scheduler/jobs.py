@@ -90,12 +90,17 @@ def heartbeat(engine: Engine, job_id: str, slot: str, every: float, instance: st
     me, stop = instance or worker_id(), threading.Event()
 
     def beat() -> None:
+        lost = False
         while not stop.wait(every):
             try:
                 with engine.begin() as conn:
-                    conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot,
-                                                       JOB_RUN.c.instance == me, JOB_RUN.c.status == "running")
-                                 .values(heartbeat_at=clock.now()))
+                    res = conn.execute(update(JOB_RUN).where(JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot,
+                                                             JOB_RUN.c.instance == me, JOB_RUN.c.status == "running")
+                                       .values(heartbeat_at=clock.now()))
+                if res.rowcount == 0 and not lost:
+                    lost = True
+                    log.warning("%s %s: %s no longer holds this slot (taken over after a missed heartbeat?); "
+                                "its finish will not overwrite the new holder's status", job_id, slot, me)
             except Exception:  # noqa: BLE001 - a missed beat is retried; the job itself reports its errors
                 log.exception("%s %s: heartbeat not written", job_id, slot)
 
@@ -108,14 +113,29 @@ def heartbeat(engine: Engine, job_id: str, slot: str, every: float, instance: st
         t.join()
 
 
-def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str) -> None:
-    """Close the slot; a takeover note written by `claim_slot` stays in front of the detail."""
-    mine = (JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot)
+def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str,
+                instance: str | None = None) -> bool:
+    """Close the slot; a takeover note written by `claim_slot` stays in front of the detail.
+
+    With `instance`, only while the slot is still this instance's: a scheduler that was alive but
+    could not heartbeat for `job_stale_seconds` (a stalled host, a network split) may have lost its
+    night to a standby; its late finish then leaves the slot to the one that took it over (whose
+    status is the one that stands: the same-day dedup kept the firings exactly once either way)
+    and returns False."""
+    mine = [JOB_RUN.c.job_id == job_id, JOB_RUN.c.slot == slot]
+    if instance is not None:
+        mine.append(JOB_RUN.c.instance == instance)
     with engine.begin() as conn:
-        before = conn.execute(select(JOB_RUN.c.detail).where(*mine)).scalar()
-        if before and before.startswith("taken over by ") and status != "running":
-            detail = f"{before.split(';', 1)[0]}; {detail}"
+        before = conn.execute(select(JOB_RUN.c.detail, JOB_RUN.c.instance).where(*mine)).first()
+        if before is None:
+            owner = conn.execute(select(JOB_RUN.c.instance).where(*mine[:2])).scalar()
+            log.warning("%s %s: not closed as %s by %s: the slot was taken over by %s", job_id, slot, status,
+                        instance, owner)
+            return False
+        if before.detail and before.detail.startswith("taken over by ") and status != "running":
+            detail = f"{before.detail.split(';', 1)[0]}; {detail}"
         conn.execute(update(JOB_RUN).where(*mine).values(status=status, detail=detail[:2000], finished_at=clock.now()))
+    return True
 
 
 def approved_rules(engine: Engine, cfg: Config) -> RuleSet:
@@ -158,18 +178,20 @@ def evaluate_day(engine: Engine, cfg: Config, day: date, urgent_only: bool = Fal
 def nightly_slot(engine: Engine, cfg: Config, day: date, config_path: str | None = None) -> str:
     """The nightly evaluation of `day`, once per day across every scheduler; a night left running
     by a scheduler that died is taken over and completed (the same-day dedup keeps it exactly once)."""
-    slot = day.isoformat()
+    slot, me = day.isoformat(), worker_id()
     stale = cfg.dispatch.scheduler.job_stale_seconds
-    if not claim_slot(engine, "nightly", slot, stale_after=stale):
+    if not claim_slot(engine, "nightly", slot, stale_after=stale, instance=me):
         log.info("nightly %s: already run by another instance", slot)
         return "already run"
     try:
-        with heartbeat(engine, "nightly", slot, every=stale / 5):
+        with heartbeat(engine, "nightly", slot, every=stale / 5, instance=me):
             detail = evaluate_day(engine, cfg, day, config_path=config_path)
     except Exception as e:
-        finish_slot(engine, "nightly", slot, "failed", f"{type(e).__name__}: {e}")
+        finish_slot(engine, "nightly", slot, "failed", f"{type(e).__name__}: {e}", instance=me)
         raise
-    finish_slot(engine, "nightly", slot, "skipped" if detail.startswith("skipped") else "done", detail)
+    if not finish_slot(engine, "nightly", slot, "skipped" if detail.startswith("skipped") else "done", detail,
+                       instance=me):
+        detail = f"{detail} (finished after another instance took the night over: its status stands)"
     log.info("nightly %s: %s", slot, detail)
     return detail
 

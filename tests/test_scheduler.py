@@ -203,6 +203,24 @@ def test_a_night_left_running_by_a_dead_scheduler_is_taken_over_after_its_heartb
     assert "taken over by new-host:2" in row.detail and "old-host:1 had no heartbeat since 2026-" in row.detail
 
 
+def test_a_late_finish_of_a_night_taken_over_leaves_the_new_holders_status(
+        sqlite_engine: Engine, cfg: Config, clock: Any) -> None:
+    """A scheduler alive but stalled past job_stale_seconds lost its night to a standby: its late
+    finish must not overwrite the status of the night the standby is running."""
+    slot = "2026-11-20"
+    assert jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="stalled:1")
+    clock.advance(seconds=301)
+    assert jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="standby:2")
+    assert not jobs.finish_slot(sqlite_engine, "nightly", slot, "failed", "late", instance="stalled:1")
+    with sqlite_engine.connect() as conn:
+        row = conn.execute(select(JOB_RUN)).one()
+    assert row.status == "running" and row.instance == "standby:2" and "late" not in row.detail
+    assert jobs.finish_slot(sqlite_engine, "nightly", slot, "done", "run 2", instance="standby:2")
+    with sqlite_engine.connect() as conn:
+        row = conn.execute(select(JOB_RUN)).one()
+    assert row.status == "done" and row.detail.startswith("taken over by standby:2") and row.detail.endswith("; run 2")
+
+
 def test_a_running_night_keeps_its_slot_while_its_heartbeat_beats(sqlite_engine: Engine, cfg: Config, clock: Any) -> None:
     slot = "2026-11-20"
     assert jobs.claim_slot(sqlite_engine, "nightly", slot, stale_after=300, instance="leader:1")
