@@ -122,12 +122,12 @@ class AuditEvent(SQLModel, table=True):
 
 
 class AuditBlob(SQLModel, table=True):
-    """Content-addressed texts (rule and template sources): key = sha256 of the text."""
+    """Content-addressed texts (rule and template sources, facts snapshots): key = sha256 of the text."""
 
     __tablename__ = "audit_blob"
     sha256: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=16)
-    """rule or template."""
+    """rule, template or facts (a client's facts snapshot: engine.audit.facts_store)."""
     body: str = Field(sa_type=Text)
     created_at: datetime
 
@@ -369,11 +369,11 @@ def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, st
     now = clock.now()
     new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in sorted(by_hash.items()) if h not in have]
     if new:
-        conn.execute(_insert_ignoring_duplicates(conn, BLOB), new)
+        conn.execute(insert_ignoring_duplicates(conn, BLOB), new)
     return by_hash
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+def insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
