@@ -16,6 +16,7 @@ from engine.config.base import Config
 from engine import clock
 from engine.audit import firing_events
 from engine.audit import log as auditlog
+from engine.pipeline.recording import FIRING
 from tests import book
 from tests.audit_helpers import events, run_book, unprotected
 
@@ -197,6 +198,40 @@ def test_verify_catches_a_cut_tail_against_a_published_head(db: Engine) -> None:
     assert check(db).ok  # the chain alone cannot see a cut end ...
     res = check(db, [published])  # ... a published head can
     assert res.broken.seq == 6 and "rows deleted from the end" in res.broken.problem
+
+
+def test_verify_catches_an_edited_facts_snapshot_and_names_its_firing_and_event(db: Engine, cfg: Config) -> None:
+    run_book(db, cfg)
+    with db.connect() as c:
+        f = c.execute(select(FIRING.c.id, FIRING.c.facts_sha256).order_by(FIRING.c.id).limit(1)).one()
+        seq = c.execute(select(EVENT.c.seq).where(EVENT.c.firing_id == f.id, EVENT.c.name == "rule.fired")).scalar_one()
+        body = c.execute(select(BLOB.c.body).where(BLOB.c.sha256 == f.facts_sha256)).scalar_one()
+    with unprotected(db) as c:  # one fact of the snapshot changed, its key kept
+        c.execute(BLOB.update().where(BLOB.c.sha256 == f.facts_sha256).values(body=body.replace('"client_id"', '"client_id" ', 1)))
+    res = check(db)
+    assert not res.ok and res.broken.seq == seq and res.broken.name == "rule.fired"
+    assert f"facts snapshot audit_blob {f.facts_sha256[:12]}… (named by firing(s) #{f.id}" in res.broken.problem
+    assert "does not match its hash (row edited)" in res.broken.problem
+
+
+def test_cross_check_catches_a_deleted_facts_snapshot_and_a_firing_pointed_elsewhere(db: Engine, cfg: Config) -> None:
+    from engine.audit.crosscheck import cross_check
+
+    run_book(db, cfg)
+    with db.connect() as c:
+        rows = list(c.execute(select(FIRING.c.id, FIRING.c.client_id, FIRING.c.facts_sha256).order_by(FIRING.c.id)))
+        seq = c.execute(select(EVENT.c.seq).where(EVENT.c.firing_id == rows[0].id, EVENT.c.name == "rule.fired")).scalar_one()
+        assert cross_check(c) == []
+    other = next(r for r in rows if r.client_id != rows[0].client_id)
+    with unprotected(db) as c:
+        c.execute(BLOB.delete().where(BLOB.c.sha256 == rows[0].facts_sha256))
+        elsewhere = next(r.facts_sha256 for r in rows if r.facts_sha256 != other.facts_sha256)
+        c.execute(FIRING.update().where(FIRING.c.id == other.id).values(facts_sha256=elsewhere))
+    with db.connect() as c:
+        problems = cross_check(c)
+    assert any(p.startswith(f"firing #{other.id} names facts snapshot") and "(firing row edited)" in p for p in problems)
+    assert (f"facts snapshot audit_blob {rows[0].facts_sha256[:12]}… named by rule.fired event #{seq} (firing #{rows[0].id}) "
+            "is missing (deleted)") in problems
 
 
 def test_verify_catches_an_edited_template_source(db: Engine, cfg: Config) -> None:
