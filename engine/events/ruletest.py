@@ -44,12 +44,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, event, select
 
 from engine import db as dbmod
+from engine.audit import facts_store
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import SourceErrors, rel
@@ -153,7 +155,9 @@ def run_case(svc: EventService, cfg: Config, tf: TestFile, case: Case, cid: str)
     with svc.engine.connect() as c:
         rows = list(c.execute(select(FIRING).where(FIRING.c.client_id == cid, FIRING.c.rule_id == tf.rule)
                               .order_by(FIRING.c.id)))
-    return [(_when(r, cfg), r) for r in rows]
+        # each row with its facts snapshot resolved (stored by reference since issue 16)
+        fired = [SimpleNamespace(**{**r._mapping, "facts": facts}) for r, facts in zip(rows, facts_store.load(c, rows))]
+    return [(_when(r, cfg), r) for r in fired]
 
 
 def _texts(rules: EventRuleSet, tf: TestFile, exp: Expect, row: Any) -> str | None:
