@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -89,6 +90,12 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
 def one(conn: Connection, row: Any) -> dict[str, Any]:
     """`load` for a single row."""
     return load(conn, [row])[0]
+
+
+def with_facts(conn: Connection, rows: Sequence[Any]) -> list[SimpleNamespace]:
+    """Firing rows as plain records whose `facts` is the resolved snapshot (for code that reads
+    `row.facts` as every row carried it before issue 16)."""
+    return [SimpleNamespace(**{**r._mapping, "facts": facts}) for r, facts in zip(rows, load(conn, rows))]
 
 
 def pages(conn: Connection, rows: Iterable[Any], page: int = PAGE) -> Iterator[tuple[Any, dict[str, Any]]]:

@@ -44,7 +44,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,7 +155,7 @@ def run_case(svc: EventService, cfg: Config, tf: TestFile, case: Case, cid: str)
         rows = list(c.execute(select(FIRING).where(FIRING.c.client_id == cid, FIRING.c.rule_id == tf.rule)
                               .order_by(FIRING.c.id)))
         # each row with its facts snapshot resolved (stored by reference since issue 16)
-        fired = [SimpleNamespace(**{**r._mapping, "facts": facts}) for r, facts in zip(rows, facts_store.load(c, rows))]
+        fired = facts_store.with_facts(c, rows)
     return [(_when(r, cfg), r) for r in fired]
 
 
