@@ -7,7 +7,9 @@ day, by reference, would leave in each row). Run the two alternately:
     for m in full small full small; do .venv/bin/python bench/facts_weight.py $m [BOOK]; done
 
 Each run prints nightly_once's JSON line, then the database size after the run. An experiment,
-not a product path: `small` stores rows the product would not accept as an audit record."""
+not a product path: `small` stores rows the product would not accept as an audit record.
+Since branch i16s the product stores the snapshot by reference (bench/results/issue-16.md,
+session 5): run this on a checkout before it to reproduce the experiment."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from typing import Any
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def child(root: Path, url: str, build: int) -> None:
     from engine.pipeline import run as pipeline
 
     rs = load_ruleset(cfg)
+    size0 = _db_bytes(eng)
     with eng.connect() as c:
         t = time.perf_counter()
         for _ in c.execute(text("SELECT id, opened_on FROM client")):
@@ -64,7 +66,20 @@ def child(root: Path, url: str, build: int) -> None:
     s = pipeline.run(eng, cfg, rs, AS_OF, now=NOW)
     wall, cpu = time.perf_counter() - t, time.process_time() - c0
     print(json.dumps({"wall": wall, "cpu": cpu, "base": base, "clients": s.clients, "firings": s.firings,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": os.getloadavg()[0]}))
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": os.getloadavg()[0],
+                      "db_mb": _db_bytes(eng) / 1e6, "written_mb": (_db_bytes(eng) - size0) / 1e6}))
+
+
+def _db_bytes(eng: Any) -> int:
+    """The database's size: the SQLite file after a full checkpoint, or pg_database_size."""
+    from sqlalchemy import text
+
+    with eng.connect() as c:
+        if eng.dialect.name == "postgresql":
+            return int(c.execute(text("SELECT pg_database_size(current_database())")).scalar())
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        path = Path(eng.url.database)
+    return path.stat().st_size + sum(Path(f"{path}{x}").stat().st_size for x in ("-wal",) if Path(f"{path}{x}").exists())
 
 
 class Copies:
@@ -137,7 +152,8 @@ def main() -> None:
                     print(f"round {k + 1} {('this' if root == HERE else 'other'):>5}: wall {r['wall']:6.1f} s "
                           f"({r['clients'] / r['wall']:,.0f} clients/s, {r['wall'] / r['base']:,.0f}x baseline), "
                           f"CPU {r['cpu']:6.1f} s ({r['clients'] / r['cpu']:,.0f} clients per CPU-s), "
-                          f"firings {r['firings']:,}, peak RSS {r['rss_mb']:,.0f} MB, load {r['load']:.1f}", flush=True)
+                          f"firings {r['firings']:,}, peak RSS {r['rss_mb']:,.0f} MB, load {r['load']:.1f}, "
+                          f"database {r['db_mb']:,.0f} MB (+{r['written_mb']:,.0f} MB by the run)", flush=True)
         finally:
             copies.drop(book)
 

@@ -183,5 +183,9 @@ class Firing(SQLModel, table=True):
     """Reason code when a policy stage suppressed, held, deferred or dropped the firing."""
     policy: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Trail of policy-stage decisions: [{stage, outcome, reason, detail}, ...]."""
-    facts: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    facts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The client's facts snapshot inline: rows written before issue 16 only (NULL since)."""
+    facts_sha256: str | None = Field(default=None, max_length=64)
+    """The snapshot by reference: sha256 of its canonical JSON, an `audit_blob` of kind "facts"
+    (engine.audit.facts_store.load reads either form)."""
     created_at: datetime

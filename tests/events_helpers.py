@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
+from engine.audit import facts_store
 from engine.compliance import review
 from engine.compliance import users
 from engine.config.base import Config
@@ -65,7 +66,7 @@ def firings(db: Engine, rule_id: str | None = None) -> list[Any]:
     if rule_id:
         q = q.where(FIRING.c.rule_id == rule_id)
     with db.connect() as c:
-        return list(c.execute(q))
+        return facts_store.with_facts(c, list(c.execute(q)))  # each with its facts snapshot
 
 
 def statuses(db: Engine) -> dict[str, str]:

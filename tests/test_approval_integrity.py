@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
+from engine.audit import facts_store
 from engine.audit import log as auditlog
 from engine.compliance import proposal_check, review, users
 from engine.config.base import Config
@@ -208,7 +209,8 @@ def test_why_uses_the_version_and_the_facts_in_force_that_day(staffed: Engine, p
     run(staffed, project, ruleset, book.AS_OF)
     with staffed.connect() as c:
         f = c.execute(select(FIRING).where(FIRING.c.rule_id == "concentrated_position")).first()
-    assert f is not None
+        assert f is not None
+        f = facts_store.with_facts(c, [f])[0]
     p = project.base_dir / "rules/concentrated_position.yaml"  # version 2 raises the threshold ...
     p.write_text(p.read_text(encoding="utf-8").replace("top_weight >= 40%", "top_weight >= 99%"), encoding="utf-8")
     t = project.base_dir / "rules/tests/concentrated_position.yaml"

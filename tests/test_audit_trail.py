@@ -44,6 +44,7 @@ WRITE_PATHS: dict[str, str] = {
     # path:function -> the event(s) it writes in the same transaction, or "exempt: why"
     "engine/audit/log.py:append": "exempt: the audit log itself",
     "engine/audit/log.py:put_blobs": "exempt: content-addressed sources named by the events that use them",
+    "engine/audit/facts_store.py:put": "exempt: content-addressed facts snapshots named by the firings and rule.fired events that use them",
     "engine/audit/retention.py:place_hold": "hold.placed",
     "engine/audit/retention.py:release_hold": "hold.released",
     "engine/cli/risk_cmd.py:_save": "exempt: a scored questionnaire is client data imported like holdings (its facts are in rule.fired)",
@@ -92,7 +93,7 @@ WRITE_PATHS: dict[str, str] = {
     "engine/events/store.py:_store_statement": "exempt: the INSERT that `store` runs, built once per dialect (intake)",
     "engine/events/store.py:apply_facts": "exempt: intake of upstream facts (trades, cash), like the nightly import",
     "engine/events/store.py:insert_fact_rows": "exempt: intake of upstream facts (trades, cash), like the nightly import",
-    "engine/audit/log.py:_insert_ignoring_duplicates": "exempt: content-addressed blob store under the audit log (put_blobs)",
+    "engine/audit/log.py:insert_ignoring_duplicates": "exempt: content-addressed blob store under the audit log (put_blobs)",
     "engine/facts/calendar_file.py:apply": "calendar.approved (written by its caller, engine/compliance/calendar_review.py)",
     "engine/servicing/task_outcomes.py:_record": "task.outcome (written by its caller, record_outcome, same transaction)",
     "engine/facts/importer.py:_upsert": "exempt: the nightly client-data import",

@@ -16,6 +16,7 @@ from engine.config.base import Config
 from engine import clock
 from engine.audit import firing_events
 from engine.audit import log as auditlog
+from engine.pipeline.recording import FIRING
 from tests import book
 from tests.audit_helpers import events, run_book, unprotected
 
@@ -25,7 +26,7 @@ def test_nightly_run_writes_one_event_per_firing_with_its_words_and_hashes(db: E
     with db.connect() as c:
         fired = events(c, "rule.fired")
         blobs = {r.sha256: r for r in c.execute(select(BLOB))}
-        firings = {r.id: r for r in c.execute(text("SELECT id, rule_id, message, facts FROM firing"))}
+        firings = {r.id: r for r in c.execute(text("SELECT id, client_id, rule_id, message, facts, facts_sha256 FROM firing"))}
         total = c.execute(select(func.count()).select_from(auditlog.EVENT)).scalar()
     rendered = [e for e in fired if json.loads(e.body)["data"]["message"] is not None]
     assert len(fired) == len(firings) == total >= 4 and len(rendered) == sum(f.message is not None for f in firings.values())
@@ -35,16 +36,23 @@ def test_nightly_run_writes_one_event_per_firing_with_its_words_and_hashes(db: E
         assert e.rule_hash == rule.content_hash and e.actor == "engine" and e.as_of == book.AS_OF
         assert e.template_hash == rs.renderer.template_hash(rule.spec.action.template)
         body = json.loads(e.body)
-        assert body["data"]["facts"]["client_id"] == e.client_id and body["data"]["rule_source"] == e.rule_hash
+        assert body["data"]["rule_source"] == e.rule_hash and "facts" not in body["data"]
         assert blobs[e.rule_hash].kind == "rule"  # rule text stored under its content hash
-        stored = firings[e.firing_id].facts  # JSON text on SQLite, already parsed by psycopg
-        assert body["data"]["facts"] == (json.loads(stored) if isinstance(stored, str) else stored)
+        # the facts snapshot by reference: the row and the event name the same stored text
+        f = firings[e.firing_id]
+        assert f.facts is None and body["data"]["facts_sha256"] == f.facts_sha256
+        snapshot = blobs[f.facts_sha256]
+        assert snapshot.kind == "facts" and auditlog.sha256_text(snapshot.body) == f.facts_sha256
+        assert json.loads(snapshot.body)["client_id"] == e.client_id
         assert body["data"]["suppressed"] is None
     for e in rendered:
         data = json.loads(e.body)["data"]["message"]
         assert data["text"] == firings[e.firing_id].message
         assert blobs[data["template_source"]].kind == "template"
         assert data["context"]["advisor"] == {"id": "A01", "name": "李明"}
+    # one snapshot per client with firings, however many rules fired for it
+    assert sorted(h for h, b in blobs.items() if b.kind == "facts") == sorted({f.facts_sha256 for f in firings.values()})
+    assert len({f.facts_sha256 for f in firings.values()}) == len({f.client_id for f in firings.values()}) < len(firings)
     res = check(db)
     assert res.ok and res.events == len(fired) and res.blobs_checked == len(blobs)
 
@@ -190,6 +198,40 @@ def test_verify_catches_a_cut_tail_against_a_published_head(db: Engine) -> None:
     assert check(db).ok  # the chain alone cannot see a cut end ...
     res = check(db, [published])  # ... a published head can
     assert res.broken.seq == 6 and "rows deleted from the end" in res.broken.problem
+
+
+def test_verify_catches_an_edited_facts_snapshot_and_names_its_firing_and_event(db: Engine, cfg: Config) -> None:
+    run_book(db, cfg)
+    with db.connect() as c:
+        f = c.execute(select(FIRING.c.id, FIRING.c.facts_sha256).order_by(FIRING.c.id).limit(1)).one()
+        seq = c.execute(select(EVENT.c.seq).where(EVENT.c.firing_id == f.id, EVENT.c.name == "rule.fired")).scalar_one()
+        body = c.execute(select(BLOB.c.body).where(BLOB.c.sha256 == f.facts_sha256)).scalar_one()
+    with unprotected(db) as c:  # one fact of the snapshot changed, its key kept
+        c.execute(BLOB.update().where(BLOB.c.sha256 == f.facts_sha256).values(body=body.replace('"client_id"', '"client_id" ', 1)))
+    res = check(db)
+    assert not res.ok and res.broken.seq == seq and res.broken.name == "rule.fired"
+    assert f"facts snapshot audit_blob {f.facts_sha256[:12]}… (named by firing(s) #{f.id}" in res.broken.problem
+    assert "does not match its hash (row edited)" in res.broken.problem
+
+
+def test_cross_check_catches_a_deleted_facts_snapshot_and_a_firing_pointed_elsewhere(db: Engine, cfg: Config) -> None:
+    from engine.audit.crosscheck import cross_check
+
+    run_book(db, cfg)
+    with db.connect() as c:
+        rows = list(c.execute(select(FIRING.c.id, FIRING.c.client_id, FIRING.c.facts_sha256).order_by(FIRING.c.id)))
+        seq = c.execute(select(EVENT.c.seq).where(EVENT.c.firing_id == rows[0].id, EVENT.c.name == "rule.fired")).scalar_one()
+        assert cross_check(c) == []
+    other = next(r for r in rows if r.client_id != rows[0].client_id)
+    with unprotected(db) as c:
+        c.execute(BLOB.delete().where(BLOB.c.sha256 == rows[0].facts_sha256))
+        elsewhere = next(r.facts_sha256 for r in rows if r.facts_sha256 != other.facts_sha256)
+        c.execute(FIRING.update().where(FIRING.c.id == other.id).values(facts_sha256=elsewhere))
+    with db.connect() as c:
+        problems = cross_check(c)
+    assert any(p.startswith(f"firing #{other.id} names facts snapshot") and "(firing row edited)" in p for p in problems)
+    assert (f"facts snapshot audit_blob {rows[0].facts_sha256[:12]}… named by rule.fired event #{seq} (firing #{rows[0].id}) "
+            "is missing (deleted)") in problems
 
 
 def test_verify_catches_an_edited_template_source(db: Engine, cfg: Config) -> None:
@@ -357,9 +399,10 @@ def test_export_check_catches_changed_words(sqlite_engine: Engine, cfg: Config, 
     fid, body = next((k, b) for k, b in fired.items() if b["data"]["message"])
     rendered = {"data": body["data"]["message"]}
     src = sources[rendered["data"]["template_source"]]
-    assert audit.reproduce(fired[fid], rendered, src)[1] == rendered["data"]["text"]
+    facts = json.loads(sources[body["data"]["facts_sha256"]])  # the snapshot travels in sources.jsonl too
+    assert audit.reproduce(fired[fid], rendered, src, facts)[1] == rendered["data"]["text"]
     rendered["data"]["text"] += " 保本"
-    assert audit.reproduce(fired[fid], rendered, src)[1] != rendered["data"]["text"]
+    assert audit.reproduce(fired[fid], rendered, src, facts)[1] != rendered["data"]["text"]
     path = tmp_path / "export" / "events.jsonl"
     path.write_text(path.read_text(encoding="utf-8").replace("客户C001", "客户C00X"), encoding="utf-8")
     problems = audit.check_export(tmp_path / "export").problems

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from engine.audit import log as auditlog
 from engine.audit.log import AuditEvent
 from engine.config.base import Config
 from engine.errors import SourceErrors
@@ -62,6 +63,8 @@ def test_single_event_rule_fires_through_policy_rendering_recording_and_audit(bo
     assert f.as_of == date(2026, 11, 20) and f.status == "open" and f.advisor_id == "A01"
     assert "99%" in f.message and "10:01" in f.message  # C003 reads English
     assert f.facts["event_id"] == "t1" and f.facts["client_id"] == "C003"
+    # the event engine records through the nightly path: the snapshot by reference, stored once
+    assert f.facts_sha256 == auditlog.sha256_text(auditlog.canonical(f.facts))
     assert f.policy and all(step["outcome"] == "pass" for step in f.policy)
     t = AuditEvent.__table__  # type: ignore[attr-defined]
     with booked.connect() as c:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from engine.audit import facts_store
 from engine.facts import base as facts
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
@@ -63,7 +64,7 @@ def test_run_records_firings_once_and_holds_cooldown(loaded: Engine, cfg: Config
     assert s.clients == 4
     assert dict(s.per_rule) == {"new_account_callback": 1, "dormant_activation": 1, "concentrated_position": 2}
     with loaded.connect() as c:
-        rows = {(r.rule_id, r.client_id): r for r in c.execute(select(FIRING))}
+        rows = {(r.rule_id, r.client_id): r for r in facts_store.with_facts(c, list(c.execute(select(FIRING))))}
     assert set(rows) == {("new_account_callback", "C001"), ("dormant_activation", "C002"),
                          ("concentrated_position", "C002"), ("concentrated_position", "C003")}
     task = rows["new_account_callback", "C001"]

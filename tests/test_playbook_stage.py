@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from engine.audit import facts_store
 from engine.servicing import playbook_stage
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
@@ -65,7 +66,8 @@ def _old_firing(cid: str, day: date, status: str) -> dict[str, Any]:
 
 def firings(eng: Engine) -> dict[tuple[str, str], Any]:
     with eng.connect() as c:
-        return {(r.rule_id, r.client_id): r for r in c.execute(select(FIRING).where(FIRING.c.as_of == D))}
+        rows = facts_store.with_facts(c, list(c.execute(select(FIRING).where(FIRING.c.as_of == D))))
+        return {(r.rule_id, r.client_id): r for r in rows}
 
 
 def with_playbooks(cfg: Config, **playbooks: SegmentPlaybook | None) -> Config:

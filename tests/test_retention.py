@@ -95,3 +95,26 @@ def test_audit_show_masks_restricted_records_unless_unmasked_with_reason(sqlite_
     assert viewed[-1]["unmasked_because"] == "complaint 2026-88" and viewed[0]["unmasked_because"] is None
     r = steward("--database", url, "audit", "retention")
     assert r.returncode == 0 and "kept 20 years" in r.stdout and "1 restricted" in r.stdout
+
+
+def test_audit_show_masks_a_facts_snapshot_stored_by_reference(sqlite_engine: Engine) -> None:
+    """A rule.fired event written since issue 16 names its snapshot by hash: `audit show` loads it
+    from the facts store and masks its personal data like an inline one."""
+    from engine.audit import facts_store
+    from engine.audit.log import canonical, sha256_text
+    from tests.test_cli import steward
+
+    snapshot = canonical({"name": "王芳", "birth_date": "1956-01-02", "age": 70, "phone": "13800000000",
+                          "email": "wf@example.cn", "segment": "core_keep"})
+    h = sha256_text(snapshot)
+    with sqlite_engine.begin() as c:
+        facts_store.put(c, {h: snapshot})
+        append(c, [Event("rule.fired", actor="engine", client_id="C1", at=datetime(2020, 1, 1, tzinfo=timezone.utc),
+                         data={"facts_sha256": h, "message": None})])
+    url = str(sqlite_engine.url)
+    r = steward("--database", url, "audit", "show", "1")
+    assert r.returncode == 0 and "restricted" in r.stdout and "core_keep" in r.stdout  # the snapshot is shown ...
+    for personal in ("王芳", "1956-01-02", "13800000000", "wf@example.cn", ": 70"):
+        assert personal not in r.stdout  # ... its personal data masked
+    r = steward("--database", url, "audit", "show", "1", "--unmask", "complaint 2026-89", env={"STEWARD_USER": "sup1"})
+    assert r.returncode == 0 and "王芳" in r.stdout and "13800000000" in r.stdout

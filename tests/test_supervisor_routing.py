@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from engine.audit import facts_store
 from engine.servicing import calllist
 from engine.config.base import Config
 from engine.language.loading import load_ruleset
@@ -32,7 +33,7 @@ def build(eng: Engine) -> None:
 
 def firings(eng: Engine) -> dict[tuple[str, str], Any]:
     with eng.connect() as c:
-        return {(r.rule_id, r.client_id): r for r in c.execute(select(FIRING))}
+        return {(r.rule_id, r.client_id): r for r in facts_store.with_facts(c, list(c.execute(select(FIRING))))}
 
 
 def test_escalation_goes_to_the_supervisor(db: Engine, full_cfg: Config) -> None:

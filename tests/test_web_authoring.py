@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from engine.audit import facts_store
 from engine.audit import log as auditlog
 from engine.compliance import auth, drafts, review
 from engine.config.base import Config
@@ -138,8 +139,8 @@ def test_a_saved_draft_never_runs(project: tuple[Engine, Config]) -> None:
     assert "market_value >= 50000" in ruleset.get("dormant_activation").spec.when  # type: ignore[union-attr]
     run(eng, proj, ruleset, book.AS_OF)
     with eng.connect() as conn:
-        values = [f["market_value"] for f in conn.execute(select(FIRING.c.facts).where(
-            FIRING.c.rule_id == "dormant_activation")).scalars()]
+        values = [f["market_value"] for f in facts_store.load(conn, list(conn.execute(
+            select(FIRING.c.facts, FIRING.c.facts_sha256).where(FIRING.c.rule_id == "dormant_activation"))))]
     assert values and min(values) >= 50000
 
 

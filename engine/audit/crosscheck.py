@@ -8,7 +8,9 @@ is noticed by `steward audit verify`:
 - every firing's message text equals the text its event recorded (`data.message` of `rule.fired`;
   a `message.rendered` event in logs written before one event per firing);
 - every client message in the outbox carries the words its firing rendered;
-- every source the events name (`rule_source`, the message's `template_source`) is still in `audit_blob`.
+- every source the events name (`rule_source`, the message's `template_source`) is still in `audit_blob`;
+- every facts snapshot a `rule.fired` event names (`data.facts_sha256`) is in `audit_blob`, and the
+  firing row names the same one (its text hashing to its key is `verify`'s blob check).
 
 The outbox is read by table name: the audit wing imports nothing above the ground floor.
 """
@@ -44,14 +46,19 @@ def cross_check(conn: Connection) -> list[str]:
     fired: dict[int, Any] = {}
     sources: set[str] = set()
     rendered: dict[int, str | None] = {}
+    snapshots: dict[str, tuple[int, int | None]] = {}  # facts hash -> (seq, firing id) of the first event naming it
+    snapshot_of: dict[int, str | None] = {}  # firing id -> the facts hash its event names
     for e in _events(conn, "rule.fired", "message.rendered"):
         body = json.loads(e.body)
         data = body["data"]
         if e.name == "rule.fired":
             if e.firing_id is not None:
                 fired[e.firing_id] = e
+                snapshot_of[e.firing_id] = data.get("facts_sha256")
             if data.get("rule_source"):
                 sources.add(data["rule_source"])
+            if data.get("facts_sha256"):
+                snapshots.setdefault(data["facts_sha256"], (e.seq, e.firing_id))
         message = message_of(body)
         if message is None:
             continue
@@ -59,7 +66,8 @@ def cross_check(conn: Connection) -> list[str]:
             rendered[e.firing_id] = message.get("text")
         if message.get("template_source"):
             sources.add(message["template_source"])
-    cols = (FIRING.c.id, FIRING.c.client_id, FIRING.c.rule_id, FIRING.c.rule_hash, FIRING.c.as_of, FIRING.c.message)
+    cols = (FIRING.c.id, FIRING.c.client_id, FIRING.c.rule_id, FIRING.c.rule_hash, FIRING.c.as_of, FIRING.c.message,
+            FIRING.c.facts_sha256)
     messages: dict[int, str | None] = {}
     for f in conn.execute(select(*cols).execution_options(yield_per=5000)):
         messages[f.id] = f.message
@@ -71,9 +79,14 @@ def cross_check(conn: Connection) -> list[str]:
             problems.append(f"firing #{f.id} differs from its rule.fired event #{e.seq} (firing row edited)")
         elif f.id in rendered and rendered[f.id] != f.message:
             problems.append(f"firing #{f.id}: its message differs from the text its rule.fired event recorded (edited)")
+        elif f.facts_sha256 != snapshot_of.get(f.id) and (f.facts_sha256 or snapshot_of.get(f.id)):
+            problems.append(f"firing #{f.id} names facts snapshot {str(f.facts_sha256)[:12]}… but its rule.fired event "
+                            f"#{e.seq} names {str(snapshot_of.get(f.id))[:12]}… (firing row edited)")
     for o in conn.execute(select(OUTBOX.c.id, OUTBOX.c.firing_id, OUTBOX.c.body).where(OUTBOX.c.kind == "client")):
         if o.firing_id is not None and o.firing_id in rendered and rendered[o.firing_id] != o.body:
             problems.append(f"outbox message #{o.id}: its words differ from what firing #{o.firing_id} rendered (edited)")
     have = {r[0] for r in conn.execute(select(BLOB.c.sha256))}
     problems += [f"audit_blob {h[:12]}… is named by events but missing (deleted)" for h in sorted(sources - have)]
+    problems += [f"facts snapshot audit_blob {h[:12]}… named by rule.fired event #{seq} (firing #{fid}) is missing (deleted)"
+                 for h, (seq, fid) in sorted(snapshots.items()) if h not in have]
     return problems

@@ -1,8 +1,10 @@
 """The audit events of firings: one `rule.fired` event per firing row, in the firing's transaction.
 
 The record hook engine.composition installs (`record_firings`, in two steps with `prepare_record`):
-each event carries the client's facts snapshot, the policy trail and what was suppressed or
-rendered for the firing; the rule and template sources go to the content-addressed blobs.
+each event names the client's facts snapshot by its hash (`data.facts_sha256`; the recording
+stage stores the text once per client in the facts store, engine.audit.facts_store, in the same
+transaction) and carries the policy trail and what was suppressed or rendered for the firing;
+the rule and template sources go to the content-addressed blobs.
 `message_of` reads the words back from an event body (also from logs written before one event
 per firing). Chaining, storage and verification are engine.audit.log's.
 """
@@ -103,10 +105,13 @@ def _rendered(r: dict[str, Any], ruleset: Any, rule: Any, advisors: dict[str, di
 
 def _fired(r: dict[str, Any], rule_src: str | None, message: dict[str, Any] | None,
            suppressed: dict[str, Any] | None) -> Event:
-    facts = orjson.Fragment(r["facts_json"]) if "facts_json" in r else r.get("facts")
+    if "facts_sha256" in r:  # the snapshot by reference: stored once per client in the facts store
+        snapshot = {"facts_sha256": r["facts_sha256"]}
+    else:  # inline (a row that carries its snapshot, as every row did before issue 16)
+        snapshot = {"facts": orjson.Fragment(r["facts_json"]) if "facts_json" in r else r.get("facts")}
     data = {"run_id": r.get("run_id"), "action_type": r.get("action_type"), "priority": r.get("priority"),
             "locale": r.get("locale"), "due_on": r.get("due_on"), "error": r.get("error"),
-            "facts": facts, "policy": r.get("policy"),
+            **snapshot, "policy": r.get("policy"),
             "rule_source": r["rule_hash"] if rule_src is not None else None,
             "message": message, "suppressed": suppressed}
     return Event("rule.fired", data=data, **_common(r))

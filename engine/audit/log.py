@@ -41,6 +41,7 @@ from sqlmodel import Field, SQLModel
 from engine import clock
 from engine.audit import keys
 from engine.db import encode_rows, write_rows
+from engine.models import Firing
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x5354_4155_4449_54  # "STAUDIT": the PostgreSQL advisory lock of the chain
@@ -122,12 +123,12 @@ class AuditEvent(SQLModel, table=True):
 
 
 class AuditBlob(SQLModel, table=True):
-    """Content-addressed texts (rule and template sources): key = sha256 of the text."""
+    """Content-addressed texts (rule and template sources, facts snapshots): key = sha256 of the text."""
 
     __tablename__ = "audit_blob"
     sha256: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=16)
-    """rule or template."""
+    """rule, template or facts (a client's facts snapshot: engine.audit.facts_store)."""
     body: str = Field(sa_type=Text)
     created_at: datetime
 
@@ -369,11 +370,11 @@ def put_blobs(conn: Connection, kind: str, texts: Iterable[str]) -> dict[str, st
     now = clock.now()
     new = [{"sha256": h, "kind": kind, "body": t, "created_at": now} for h, t in sorted(by_hash.items()) if h not in have]
     if new:
-        conn.execute(_insert_ignoring_duplicates(conn, BLOB), new)
+        conn.execute(insert_ignoring_duplicates(conn, BLOB), new)
     return by_hash
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+def insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -510,8 +511,29 @@ def verify(conn: Connection, known_heads: Sequence[tuple[int, str]] = (), key: b
 
 def _verify_blobs(conn: Connection) -> tuple[int, Broken | None]:
     n = 0
-    for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)):
-        if sha256_text(body) != h:
-            return n, Broken(0, f"audit_blob {h[:12]}…", f"the stored {kind} source does not match its hash (row edited)")
-        n += 1
-    return n, None
+    result = conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body).execution_options(yield_per=2000))
+    try:
+        for h, kind, body in result:  # a facts snapshot per client and night: streamed, not held
+            if sha256_text(body) != h:
+                bad = (h, kind)
+                break
+            n += 1
+        else:
+            return n, None
+    finally:
+        result.close()
+    if bad[1] == "facts":
+        return n, _edited_snapshot(conn, bad[0])
+    return n, Broken(0, f"audit_blob {bad[0][:12]}…", f"the stored {bad[1]} source does not match its hash (row edited)")
+
+
+def _edited_snapshot(conn: Connection, h: str) -> Broken:
+    """A facts snapshot whose text no longer hashes to its key, located: the first firing and its
+    rule.fired event that name it (a rare path: the firing table has no index on the hash)."""
+    firing = Firing.__table__  # type: ignore[attr-defined]
+    ids = [r[0] for r in conn.execute(select(firing.c.id).where(firing.c.facts_sha256 == h).order_by(firing.c.id).limit(5))]
+    seq = conn.execute(select(EVENT.c.seq).where(EVENT.c.firing_id.in_(ids), EVENT.c.name == "rule.fired")
+                       .order_by(EVENT.c.seq).limit(1)).scalar() if ids else None
+    named = f"named by firing(s) {', '.join(f'#{i}' for i in ids)}" if ids else "named by no firing"
+    return Broken(int(seq or 0), "rule.fired" if seq else f"audit_blob {h[:12]}…",
+                  f"the facts snapshot audit_blob {h[:12]}… ({named}) does not match its hash (row edited)")

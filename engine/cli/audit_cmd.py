@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from engine import clock
-from engine.audit import checkpoint, crosscheck, keys
+from engine.audit import checkpoint, crosscheck, facts_store, keys
 from engine.audit import log as auditlog
 from engine.supervision import browse as audit
 from engine.audit.log import Event, append
@@ -120,6 +120,7 @@ def show(
                 append(conn, [Event("client.viewed", actor=viewer(conn), client_id=found[0].client_id,
                                     data={"command": "audit show", "event": event_id, "restricted": restricted,
                                           "unmasked_because": unmask if restricted else None})])
+            data = _with_facts(conn, json.loads(found[0].body).get("data") or {}) if found is not None else {}
     if found is None:
         other = (f"firing {event_id} exists: `steward audit firing {event_id}` shows it" if firing_exists
                  else f"no firing with id {event_id} either")
@@ -135,13 +136,20 @@ def show(
         v = getattr(r, k)
         if v is not None:
             t.add_row(k, str(v))
-    data = json.loads(r.body).get("data") or {}
     if restricted and not unmask:
         data = retention.restrict(data)
         t.add_row("restricted", "personal data past its purpose is masked; --unmask REASON shows it (logged)")
     for k, v in data.items():
         t.add_row(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, indent=1, sort_keys=True))
     console.print(t)
+
+
+def _with_facts(conn: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """A rule.fired event's data with the facts snapshot it names by hash shown in `facts` (so
+    retention masks it like an inline one)."""
+    if data.get("facts_sha256") and "facts" not in data:
+        return {**data, "facts": facts_store.one(conn, data)}
+    return data
 
 
 @app.command("verify")
@@ -401,6 +409,7 @@ def firing(firing_id: int = typer.Argument(..., help="firing id from `steward au
         eng = open_db(cfg())
         with eng.connect() as conn:
             r = audit.get_firing(conn, firing_id)
+            facts = facts_store.one(conn, r) if r is not None else {}
     if r is None:
         fail(f"no firing with id {firing_id}; `steward audit firings` shows the ids")
     t = Table(show_header=False, title=f"Firing {r.id}")
@@ -412,7 +421,9 @@ def firing(firing_id: int = typer.Argument(..., help="firing id from `steward au
         if v is not None:
             t.add_row(k, str(v))
     t.add_row("policy", json.dumps(r.policy, ensure_ascii=False, indent=1))
-    t.add_row("facts", json.dumps(r.facts, ensure_ascii=False, indent=1, sort_keys=True))
+    t.add_row("facts", json.dumps(facts, ensure_ascii=False, indent=1, sort_keys=True))
+    if r.facts_sha256:
+        t.add_row("facts_sha256", f"{r.facts_sha256} (stored once for the client's firings of the day)")
     console.print(t)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
+from engine.audit import facts_store
 from engine.compliance import review
 from engine.facts import base as facts_mod
 from engine.pipeline import run as pipeline
@@ -103,13 +104,14 @@ def days_between(start: date, end: date) -> list[date]:
 
 def _collect(conn: Connection, run_id: int, sim: Simulation) -> None:
     q = select(FIRING.c.rule_id, FIRING.c.client_id, FIRING.c.as_of, FIRING.c.status, FIRING.c.reason,
-               FIRING.c.locale, FIRING.c.subject, FIRING.c.message, FIRING.c.facts).where(FIRING.c.run_id == run_id).order_by(FIRING.c.id)
-    for r in conn.execute(q):
+               FIRING.c.locale, FIRING.c.subject, FIRING.c.message, FIRING.c.facts, FIRING.c.facts_sha256,
+               ).where(FIRING.c.run_id == run_id).order_by(FIRING.c.id)
+    for r, facts in facts_store.pages(conn, conn.execute(q)):
         if r.status in BLOCKED:
             sim.blocked.setdefault(r.rule_id, Counter())[r.reason or r.status] += 1
             continue
         sim.contacts.setdefault(r.rule_id, set()).add((r.client_id, r.as_of))
-        sim.where[(r.rule_id, r.client_id, r.as_of)] = (str((r.facts or {}).get("segment") or "-"), r.locale)
+        sim.where[(r.rule_id, r.client_id, r.as_of)] = (str(facts.get("segment") or "-"), r.locale)
         per_locale = sim.samples.setdefault(r.rule_id, {})
         if r.message and r.locale not in per_locale:
             per_locale[r.locale] = Sample(r.client_id, r.as_of, r.locale, r.subject, r.message)

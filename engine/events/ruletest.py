@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, event, select
 
 from engine import db as dbmod
+from engine.audit import facts_store
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine.errors import SourceErrors, rel
@@ -153,7 +154,9 @@ def run_case(svc: EventService, cfg: Config, tf: TestFile, case: Case, cid: str)
     with svc.engine.connect() as c:
         rows = list(c.execute(select(FIRING).where(FIRING.c.client_id == cid, FIRING.c.rule_id == tf.rule)
                               .order_by(FIRING.c.id)))
-    return [(_when(r, cfg), r) for r in rows]
+        # each row with its facts snapshot resolved (stored by reference since issue 16)
+        fired = facts_store.with_facts(c, rows)
+    return [(_when(r, cfg), r) for r in fired]
 
 
 def _texts(rules: EventRuleSet, tf: TestFile, exp: Expect, row: Any) -> str | None:

@@ -6,11 +6,12 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.engine import Connection
 
+from engine.audit import facts_store
 from engine.audit import log as auditlog
 from engine.db import encode_rows, next_ids, write_rows
 from engine.facts.base import DATE, Facts, all_fields, providers
@@ -37,8 +38,9 @@ def jsonable(f: Facts, dates: tuple[str, ...] | None = None) -> dict[str, Any]:
 def encoded_facts(f: Facts, dates: tuple[str, ...] | None = None) -> tuple[dict[str, Any], str]:
     """The stored facts snapshot and its canonical JSON text, encoded once per client.
 
-    The firing row's `facts` column and the audit event's `data.facts` are the same text
-    (the audit body embeds it as is), so a client's snapshot is never encoded twice.
+    The text is stored once (engine.audit.facts_store, keyed by its sha256), and the firing
+    row and its audit event name it by that hash, so a client's snapshot is encoded once and
+    written once per distinct text, however many rules fire for the client.
     """
     snap = jsonable(f, dates)
     return snap, auditlog.canonical(snap)
@@ -151,33 +153,43 @@ def finish_run(conn: Connection, run_id: int, now: datetime | None = None, **cou
                                                               status="finished", **counts))
 
 
-Prepared = tuple[list[str], list[tuple[Any, ...]]]
-"""Firing rows as column names and value tuples, without their ids (engine.db.encode_rows)."""
+class Prepared(NamedTuple):
+    """Firing rows as column names and value tuples, without their ids (engine.db.encode_rows),
+    and the facts snapshots they name (sha256 -> text)."""
+
+    names: list[str]
+    data: list[tuple[Any, ...]]
+    snapshots: dict[str, str]
 
 
 def prepare_firings(conn: Connection, rows: list[dict[str, Any]]) -> Prepared:
     """Everything `write_firings` needs but the ids: done before the write lock is taken.
 
-    A row may carry `facts_json` / `policy_json`, the text of its `facts` / `policy`
-    already encoded (engine.pipeline.run encodes each client's facts once).
+    A row may carry `facts_json` / `policy_json`, the text of its `facts` / `policy` already
+    encoded (engine.pipeline.run encodes each client's facts once). A row with `facts_sha256`
+    (the sha256 of `facts_json`) stores its snapshot by reference: `facts` is left NULL and the
+    text goes to the facts store once per distinct hash. A row without it stores `facts` inline.
     """
     if not rows:
-        return ["id"], []
-    encoded = {k: f"{k}_json" for k in ("facts", "policy") if f"{k}_json" in rows[0]}
-    names, data = encode_rows(conn, FIRING, rows, encoded, skip=("id",))
-    return ["id", *names], data
+        return Prepared(["id"], [], {})
+    first = rows[0]
+    by_ref = "facts_sha256" in first
+    encoded = {k: f"{k}_json" for k in ("facts", "policy") if f"{k}_json" in first}
+    names, data = encode_rows(conn, FIRING, rows, encoded, skip=("id", "facts") if by_ref else ("id",))
+    snapshots = {r["facts_sha256"]: r["facts_json"] for r in rows} if by_ref else {}
+    return Prepared(["id", *names], data, snapshots)
 
 
 def write_firings(conn: Connection, rows: list[dict[str, Any]], prepared: Prepared) -> None:
     """Take the rows' ids (the first write of the batch: on SQLite it takes the write lock), set
-    each row's `id`, insert them (COPY on PostgreSQL)."""
+    each row's `id`, insert them (COPY on PostgreSQL) and the facts snapshots they name."""
     if not rows:
         return
     ids = next_ids(conn, FIRING, len(rows))
     for row, new_id in zip(rows, ids):
         row["id"] = new_id
-    names, data = prepared
-    write_rows(conn, FIRING, names, [(i, *t) for i, t in zip(ids, data)])
+    write_rows(conn, FIRING, prepared.names, [(i, *t) for i, t in zip(ids, prepared.data)])
+    facts_store.put(conn, prepared.snapshots)
 
 
 def insert_firings(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -24,6 +24,7 @@ from engine.facts import base as facts_mod
 from engine.pipeline import recording
 from engine.facts import trading_calendar
 from engine.config.base import Config
+from engine.audit.log import sha256_text
 from engine.db import bulk_writer
 from engine.facts.base import Facts
 from engine.language.loading import RuleSet
@@ -196,12 +197,13 @@ def _rule_const(ruleset: RuleSet, rule: Any, cache: dict[str, _RuleConst]) -> _R
 
 
 def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleSet, now: datetime,
-         snapshots: dict[int, tuple[dict[str, Any], str]], consts: dict[str, _RuleConst],
+         snapshots: dict[int, tuple[dict[str, Any], str, str]], consts: dict[str, _RuleConst],
          dates: tuple[str, ...]) -> dict[str, Any]:
     rule, facts = d.match.rule, d.match.facts
     snap = snapshots.get(id(facts))
-    if snap is None:  # once per client: its firings share one encoded snapshot
-        snap = snapshots[id(facts)] = recording.encoded_facts(facts, dates)
+    if snap is None:  # once per client: its firings share one encoded snapshot, stored once by its hash
+        stored, text = recording.encoded_facts(facts, dates)
+        snap = snapshots[id(facts)] = (stored, text, sha256_text(text))
     action = rule.spec.action
     c = _rule_const(ruleset, rule, consts)
     return {
@@ -212,7 +214,7 @@ def _row(d: Decision, f: Firing | None, run_id: int, as_of: date, ruleset: RuleS
         "subject": f.subject if f else None, "message": f.message if f else None,
         "due_on": as_of + timedelta(days=c.due_days) if c.due_days is not None else None,
         "status": _status(f, d, action.type), "error": f.error if f else None, "reason": d.reason,
-        "policy": d.trail, "facts": snap[0], "facts_json": snap[1], "created_at": now,
+        "policy": d.trail, "facts": snap[0], "facts_json": snap[1], "facts_sha256": snap[2], "created_at": now,
     }
 
 
@@ -262,7 +264,7 @@ def record_decisions(conn: Connection, ctx: StageContext, ruleset: RuleSet, deci
         lap("rendering")
     fixed = ctx.cache.get("now")
     now = fixed if isinstance(fixed, datetime) else clock.now()
-    snapshots: dict[int, tuple[dict[str, Any], str]] = {}
+    snapshots: dict[int, tuple[dict[str, Any], str, str]] = {}
     consts: dict[str, _RuleConst] = {}
     dates = recording.date_fields()
     rows = [_row(d, f, run_id, ctx.as_of, ruleset, now, snapshots, consts, dates) for d, f in zip(decisions, rendered)]

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from engine.audit import facts_store
 from engine.facts import trading_calendar
 from engine.config.base import Config
 from engine import clock
@@ -195,20 +196,23 @@ def _advisor(conn: Connection, advisor_id: str) -> Any:
     return row
 
 
-def _task(r: Any) -> Task:
-    return Task(int(r.id), r.client_id, r.rule_id, r.as_of, r.due_on, int(r.priority), r.status, r.facts or {})
+def _tasks(conn: Connection, rows: list[Any]) -> list[Task]:
+    """Firing rows as tasks, each with its facts snapshot (one query per page of snapshots)."""
+    return [Task(int(r.id), r.client_id, r.rule_id, r.as_of, r.due_on, int(r.priority), r.status, facts)
+            for r, facts in zip(rows, facts_store.load(conn, rows))]
 
 
 def _open_tasks(conn: Connection, advisor_id: str, day: date) -> list[Task]:
     q = select(FIRING).where(FIRING.c.advisor_id == advisor_id, FIRING.c.action_type == "task",
                              FIRING.c.status == "open", FIRING.c.as_of <= day)
-    return [_task(r) for r in conn.execute(q)]
+    return _tasks(conn, list(conn.execute(q)))
 
 
 def _pinned(conn: Connection, advisor_id: str, day: date) -> list[tuple[Any, Task]]:
     q = (select(ENTRY, FIRING).join(FIRING, FIRING.c.id == ENTRY.c.firing_id)
          .where(ENTRY.c.advisor_id == advisor_id, ENTRY.c.day == day))
-    return [(r, _task(r)) for r in conn.execute(q)]
+    rows = list(conn.execute(q))
+    return list(zip(rows, _tasks(conn, rows)))
 
 
 class _Waited:

@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from engine.facts import base as facts_mod
+from engine.audit import facts_store
 from engine.audit.firing_events import message_of
 from engine.audit.log import BLOB, EVENT, EVENT_NAMES, GENESIS, Event, append, chain_hash, sha256_text, verify
 from engine import clock, sheets
@@ -176,10 +177,12 @@ def _typed_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def reproduce(fired: dict[str, Any], rendered: dict[str, Any], template_source: str) -> tuple[str | None, str]:
+def reproduce(fired: dict[str, Any], rendered: dict[str, Any], template_source: str,
+              facts: dict[str, Any] | None = None) -> tuple[str | None, str]:
     """Render a message again from audit records alone: the rule.fired event body, the message
-    it records (`{"data": data.message}`, or a `message.rendered` body of an older log) and the
-    template source. Returns (subject, text)."""
+    it records (`{"data": data.message}`, or a `message.rendered` body of an older log), the
+    template source and the facts snapshot the event names (`data.facts_sha256`; events written
+    before issue 16 carry it in `data.facts`, used when `facts` is not given). Returns (subject, text)."""
     data, ctx = rendered["data"], rendered["data"]["context"]
     name, locale = data["template"], data["template_locale"]
     with tempfile.TemporaryDirectory(prefix="steward-reproduce-") as tmp:
@@ -190,7 +193,8 @@ def reproduce(fired: dict[str, Any], rendered: dict[str, Any], template_source: 
         problems = renderer.load([name], facts_mod.all_fields())
         if problems:
             raise ValueError("; ".join(str(p) for p in problems))
-        context = {"client": _typed_facts(fired["data"]["facts"]), "advisor": ctx["advisor"], "rule": ctx["rule"],
+        snapshot = facts if facts is not None else fired["data"]["facts"]
+        context = {"client": _typed_facts(snapshot), "advisor": ctx["advisor"], "rule": ctx["rule"],
                    "as_of": date.fromisoformat(ctx["as_of"])}
         return renderer.render(name, locale, context)
 
@@ -218,7 +222,8 @@ def _write_events(rows: Iterator[Any], path: Path, fmt: str, sources: set[str],
         for r in rows:
             body = json.loads(r.body)
             data, message = body.get("data") or {}, message_of(body) or {}
-            sources.update(h for h in (data.get("rule_source"), message.get("template_source")) if isinstance(h, str))
+            sources.update(h for h in (data.get("rule_source"), message.get("template_source"), data.get("facts_sha256"))
+                           if isinstance(h, str))
             seen["n"] = int(seen["n"] or 0) + 1
             seen["first"], seen["last"] = seen["first"] or r.seq, r.seq
             if progress is not None:
@@ -248,10 +253,12 @@ def export(conn: Connection, out: Path, fmt: str, f: EventFilter, tz: ZoneInfo, 
     sources: set[str] = set()
     events_path = out / f"events.{fmt}"
     n, first, last = _write_events(iter_events(conn, f, tz), events_path, fmt, sources, progress)
+    wanted = sorted(sources)  # rule and template sources and facts snapshots: one query per page
     with (out / "sources.jsonl").open("w", encoding="utf-8") as fh:
-        for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)
-                                          .where(BLOB.c.sha256.in_(sorted(sources))).order_by(BLOB.c.sha256)):
-            fh.write(json.dumps({"sha256": h, "kind": kind, "body": body}, ensure_ascii=False) + "\n")
+        for i in range(0, len(wanted), facts_store.PAGE):
+            for h, kind, body in conn.execute(select(BLOB.c.sha256, BLOB.c.kind, BLOB.c.body)
+                                              .where(BLOB.c.sha256.in_(wanted[i:i + facts_store.PAGE])).order_by(BLOB.c.sha256)):
+                fh.write(json.dumps({"sha256": h, "kind": kind, "body": body}, ensure_ascii=False) + "\n")
     v = verify(conn)
     manifest = {
         "steward_audit_export": 1, "created_at": clock.now().isoformat(), "created_by": actor,
@@ -322,10 +329,13 @@ def check_export(out: Path) -> ExportCheck:
         if message is None:
             continue
         src = sources.get(message.get("template_source") or "")
-        if b["firing_id"] not in fired or src is None:
+        data = fired[b["firing_id"]]["data"] if b["firing_id"] in fired else {}
+        snapshot = sources.get(data.get("facts_sha256") or "")
+        facts = json.loads(snapshot) if snapshot is not None else data.get("facts")
+        if src is None or not isinstance(facts, dict):
             res.not_reproducible += 1
             continue
-        subject, text = reproduce(fired[b["firing_id"]], {"data": message}, src)
+        subject, text = reproduce(fired[b["firing_id"]], {"data": message}, src, facts)
         if (subject, text) != (message["subject"], message["text"]):
             res.problems.append(f"event #{seq} ({b['name']}): rendering again gives different words")
         else:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from engine.language import expr
+from engine.audit import facts_store
 from engine.audit.log import EVENT
 from engine.config.base import Config
 from engine.errors import StewardError
@@ -177,9 +178,10 @@ def explain_client(conn: Connection, cfg: Config, ruleset: RuleSet, client_id: s
     firings = {r.rule_id: r for r in conn.execute(
         select(FIRING).where(FIRING.c.client_id == client_id, FIRING.c.as_of == as_of))}
     source = f"recomputed from the data as it is now (no firing of {client_id} was recorded on {as_of})"
-    rec = next((f for f in sorted(firings.values(), key=lambda f: f.id) if f.facts), None)
-    if rec is not None:  # the facts in force that day, as the evaluation recorded them
-        facts = _recorded(rec.facts)
+    ordered = sorted(firings.values(), key=lambda f: f.id)
+    rec, snap = next(((f, s) for f, s in zip(ordered, facts_store.load(conn, ordered)) if s), (None, None))
+    if rec is not None and snap:  # the facts in force that day, as the evaluation recorded them
+        facts = _recorded(snap)
         source = f"recorded by the evaluation of {as_of} (with firing {rec.id}), not today's data"
     last = {r[0]: r[1] for r in conn.execute(
         select(FIRING.c.rule_id, func.max(FIRING.c.as_of))

@@ -23,6 +23,7 @@ from sqlalchemy import JSON, Boolean, String, column, inspect, select, table, up
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from engine.audit import facts_store
 from engine.audit.log import Event, append
 from engine.config.base import SupervisionConfig
 from engine import clock
@@ -65,8 +66,8 @@ def draw(day: date, firing_id: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def risk_of(row: Any, cfg: SupervisionConfig) -> tuple[str, float]:
-    facts = row.facts or {}
+def risk_of(row: Any, cfg: SupervisionConfig, facts: dict[str, Any]) -> tuple[str, float]:
+    """Which rate samples a firing: `facts` is its snapshot (engine.audit.facts_store.load)."""
     age = facts.get("age")
     high = (row.rule_id in cfg.high_risk_rules or bool(facts.get("lowest_category"))
             or facts.get("risk_level") == "C1" or (age is not None and age >= cfg.high_risk_age))
@@ -119,9 +120,9 @@ def sample(conn: Connection, day: date, cfg: SupervisionConfig, actor: str = "su
     load: Counter[str] = Counter(r[0] for r in conn.execute(select(REVIEW.c.supervisor_id).where(REVIEW.c.day == day)))
     now = clock.now()
     rows, events = [], []
-    for f in _candidates(conn, day, cfg):
+    for f, facts in facts_store.pages(conn, _candidates(conn, day, cfg)):
         res.candidates += 1
-        risk, rate = risk_of(f, cfg)
+        risk, rate = risk_of(f, cfg, facts)
         if draw(day, f.id) >= rate:
             continue
         sup = _pick(f.advisor_id, boss, sups, load)

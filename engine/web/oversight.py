@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from engine.audit import checkpoint, crosscheck
+from engine.audit import checkpoint, crosscheck, facts_store
 from engine.audit import log as auditlog
 from engine.errors import StewardError
 from engine.pipeline.recording import FIRING
@@ -28,10 +28,11 @@ OPEN_LIMIT = 200
 DECIDED_LIMIT = 50
 
 
-def _sample_rows(request: Request, mine_only: bool) -> tuple[list[Any], list[Any]]:
+def _sample_rows(request: Request, mine_only: bool) -> tuple[list[Any], list[Any], dict[int, str | None]]:
+    """Open and decided reviews, and the client name of each open one (from its facts snapshot, to mask it)."""
     me = user_of(request).name
     cols = [sampling.REVIEW, FIRING.c.rule_id, FIRING.c.client_id, FIRING.c.channel, FIRING.c.subject,
-            FIRING.c.message, FIRING.c.as_of, FIRING.c.facts]
+            FIRING.c.message, FIRING.c.as_of, FIRING.c.facts, FIRING.c.facts_sha256]
     q = select(*cols).join(FIRING, FIRING.c.id == sampling.REVIEW.c.firing_id)
     if mine_only:
         q = q.where(sampling.REVIEW.c.supervisor_id == me)
@@ -41,20 +42,21 @@ def _sample_rows(request: Request, mine_only: bool) -> tuple[list[Any], list[Any
         decided = list(conn.execute(q.where(sampling.REVIEW.c.decision.is_not(None))
                                     .order_by(sampling.REVIEW.c.decided_at.desc(), sampling.REVIEW.c.id.desc())
                                     .limit(DECIDED_LIMIT)))
-    return open_, decided
+        names = {r.id: snap.get("name") for r, snap in zip(open_, facts_store.load(conn, open_))}
+    return open_, decided, names
 
 
 def _sample_page(request: Request, status: int = 200, error: str | None = None) -> Response:
     c = console(request)
     me = user_of(request)
     mine_only = "supervisor" in me.roles and request.query_params.get("all") != "1"
-    open_, decided = _sample_rows(request, mine_only)
+    open_, decided, names = _sample_rows(request, mine_only)
     if open_ or decided:  # the sampled messages carry client names and words
         with c.engine.begin() as conn:
             auditlog.append(conn, [auditlog.Event("client.viewed", actor=me.name, client_id=r.client_id,
                                                   data={"command": "console supervision", "review": r.id}, at=c.clock())
                                    for r in open_ + decided])
-    return render(request, "supervision.html", status=status, error=error, open=open_, decided=decided,
+    return render(request, "supervision.html", status=status, error=error, open=open_, decided=decided, names=names,
                   mine_only=mine_only, decisions=sampling.DECISIONS, m=masker(me.roles),
                   today=c.clock().astimezone(c.cfg.tz).date())
 

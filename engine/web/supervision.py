@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from starlette.background import BackgroundTask
 
 from engine import sheets
+from engine.audit import facts_store
 from engine.audit import log as auditlog
 from engine.dispatch.outbox import OUTBOX
 from engine.pipeline.recording import FIRING
@@ -47,9 +48,9 @@ XLSX_LIMIT = 1_048_575
 """Rows a worksheet holds under its header row."""
 
 
-def _row_cells(r: Any, m: Masker) -> list[Any]:
+def _row_cells(r: Any, facts: dict[str, Any], m: Masker) -> list[Any]:
     """One export row: ids and names masked for the role, every text cell neutralised."""
-    names = [(r.facts or {}).get("name")]
+    names = [facts.get("name")]
     shown = {"client_id": m.cid(r.client_id), "subject": m.text(r.subject, names), "message": m.text(r.message, names)}
     return [shown.get(f, getattr(r, f)) for f in CSV_FIELDS]
 
@@ -120,8 +121,8 @@ def routes(app: FastAPI) -> None:
             w = csv.writer(buf)
             w.writerow(CSV_FIELDS)
             with eng.connect() as conn:
-                for r in conn.execute(_query(params).order_by(FIRING.c.id.desc())):
-                    w.writerow([neutralise(v) for v in _row_cells(r, m)])
+                for r, facts in facts_store.pages(conn, conn.execute(_query(params).order_by(FIRING.c.id.desc()))):
+                    w.writerow([neutralise(v) for v in _row_cells(r, facts, m)])
                     yield buf.getvalue()
                     buf.seek(0)
                     buf.truncate()
@@ -143,7 +144,8 @@ def routes(app: FastAPI) -> None:
                                    "(days from/to, rule) or use Export CSV, which has no limit")
             fd, name = tempfile.mkstemp(suffix=".xlsx")
             os.close(fd)
-            rows = (_row_cells(r, m) for r in conn.execute(_query(params).order_by(FIRING.c.id.desc())))
+            rows = (_row_cells(r, facts, m)
+                    for r, facts in facts_store.pages(conn, conn.execute(_query(params).order_by(FIRING.c.id.desc()))))
             sheets.write_xlsx(Path(name), [("firings", CSV_FIELDS, rows)])
         return FileResponse(name, filename="firings.xlsx", background=BackgroundTask(os.unlink, name),
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -174,11 +176,12 @@ def routes(app: FastAPI) -> None:
                 return render(request, "error.html", status=404, message=f"no firing {fid}")
             source = auditlog.get_blob(conn, row.rule_hash)
             sends = list(conn.execute(select(OUTBOX).where(OUTBOX.c.firing_id == fid).order_by(OUTBOX.c.id)))
+            snapshot = facts_store.one(conn, row)
             auditlog.append(conn, [auditlog.Event("client.viewed", actor=user_of(request).name, client_id=row.client_id,
                                                   data={"command": "console firing", "firing": fid}, at=c.clock())])
         m = masker(user_of(request).roles)
-        names = [(row.facts or {}).get("name")]
-        return render(request, "firing.html", f=row, source=source, sends=sends, m=m, facts=m.facts(row.facts or {}),
+        names = [snapshot.get("name")]
+        return render(request, "firing.html", f=row, source=source, sends=sends, m=m, facts=m.facts(snapshot),
                       words=m.text(((row.subject + "\n") if row.subject else "") + (row.message or ""), names))
 
     # the other supervisor pages live in their own modules; registered here so app.py lists one module per role
