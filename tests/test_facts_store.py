@@ -146,3 +146,35 @@ def test_results_are_those_of_the_inline_snapshot(db: Engine, cfg: Config, tmp_p
         assert _results(inline) == by_reference and by_reference[0]
     finally:
         inline.dispose()
+
+
+def test_the_migration_downgrade_puts_the_snapshots_back_inline_and_upgrade_reads_them_again(
+        db: Engine, cfg: Config) -> None:
+    """0023_i16s down: every row stored by reference gets its snapshot back in `firing.facts`
+    before `facts_sha256` is dropped (nothing a supervisor reads is lost); up again: old rows read
+    as inline rows."""
+    from alembic import command
+
+    from engine.db import alembic_config, upgrade
+
+    run_book(db, cfg)
+    with db.connect() as c:
+        rows = list(c.execute(select(FIRING).order_by(FIRING.c.id)))
+        expected = facts_store.load(c, rows)
+    assert rows and all(r.facts is None for r in rows)
+
+    def to(rev: str) -> None:
+        with db.begin() as conn:
+            ac = alembic_config(db.url.render_as_string(hide_password=False))
+            ac.attributes["connection"] = conn
+            command.downgrade(ac, rev)
+
+    to("0022_lead")
+    with db.connect() as c:
+        back = [json.loads(f) if isinstance(f, str) else f
+                for f in c.exec_driver_sql("SELECT facts FROM firing ORDER BY id").scalars()]
+    assert back == expected
+    upgrade(db)
+    with db.connect() as c:
+        again = list(c.execute(select(FIRING).order_by(FIRING.c.id)))
+        assert all(r.facts_sha256 is None for r in again) and facts_store.load(c, again) == expected
