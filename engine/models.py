@@ -153,7 +153,8 @@ class Firing(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("rule_id", "client_id", "as_of", name="uq_firing_rule_client_day"),
-        Index("ix_firing_client_rule", "client_id", "rule_id"),
+        # a batch's latest firing per (client, rule) up to a day, from this index alone (migration 0024_lead)
+        Index("ix_firing_client_rule_day", "client_id", "rule_id", "as_of"),
         # the console's firings list: a filter, newest first (migration 0020_i11b)
         Index("ix_firing_rule_id", "rule_id", "id"),
         Index("ix_firing_status_id", "status", "id"),
