@@ -69,6 +69,23 @@ def test_good_import_loads_every_file(db: Engine) -> None:
     assert report.total == sum(SAMPLE_COUNTS.values())
 
 
+@pytest.mark.postgres
+def test_an_import_refreshes_the_planners_statistics_on_postgresql(pg_engine: Engine) -> None:
+    """The night after a large import is planned on the loaded tables' statistics, not on those of
+    the empty tables before it."""
+    from sqlalchemy import text
+
+    import_dir(pg_engine, SAMPLE)
+    with pg_engine.connect() as c:
+        stats = dict(c.execute(text("SELECT relname, n_mod_since_analyze FROM pg_stat_user_tables "
+                                    "WHERE relname IN ('client', 'holding', 'trade')")).all())
+        tuples = dict(c.execute(text("SELECT relname, reltuples FROM pg_class "
+                                     "WHERE relname IN ('client', 'holding', 'trade')")).all())
+    assert stats == {"client": 0, "holding": 0, "trade": 0}
+    assert tuples == {"client": SAMPLE_COUNTS["client"], "holding": SAMPLE_COUNTS["holding"],
+                      "trade": SAMPLE_COUNTS["trade"]}
+
+
 def test_empty_cells_are_null_or_default_and_bom_is_skipped(db: Engine) -> None:
     import_dir(db, SAMPLE)  # clients.csv starts with a UTF-8 byte-order mark
     rows = {r[0]: r for r in dump(db)["client"]}
