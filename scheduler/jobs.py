@@ -126,11 +126,11 @@ def finish_slot(engine: Engine, job_id: str, slot: str, status: str, detail: str
     if instance is not None:
         mine.append(JOB_RUN.c.instance == instance)
     with engine.begin() as conn:
-        before = conn.execute(select(JOB_RUN.c.detail, JOB_RUN.c.instance).where(*mine)).first()
+        before = conn.execute(select(JOB_RUN.c.detail).where(*mine)).first()
         if before is None:
             owner = conn.execute(select(JOB_RUN.c.instance).where(*mine[:2])).scalar()
-            log.warning("%s %s: not closed as %s by %s: the slot was taken over by %s", job_id, slot, status,
-                        instance, owner)
+            log.warning("%s %s: not closed as %s by %s: %s", job_id, slot, status, instance,
+                        f"the slot was taken over by {owner}" if owner else "no such slot was claimed")
             return False
         if before.detail and before.detail.startswith("taken over by ") and status != "running":
             detail = f"{before.detail.split(';', 1)[0]}; {detail}"

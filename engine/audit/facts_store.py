@@ -78,13 +78,9 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
     carries it (written before issue 16), else the stored snapshot its `facts_sha256` names. A row
     with neither, or naming a snapshot that is missing, gets {} (`steward audit verify` reports
     a missing or edited snapshot, with the firing and event that name it)."""
-    parts = [_parts(r) for r in rows]
-    stored = by_hash(conn, (h for inline, h in parts if _inline(inline) is None and h))
-    out: list[dict[str, Any]] = []
-    for inline, h in parts:
-        snap = _inline(inline)
-        out.append(snap if snap is not None else stored.get(h or "", {}))
-    return out
+    parts = [(_inline(inline), h) for inline, h in map(_parts, rows)]  # an inline text is parsed once
+    stored = by_hash(conn, (h for snap, h in parts if snap is None and h))
+    return [snap if snap is not None else stored.get(h or "", {}) for snap, h in parts]
 
 
 def one(conn: Connection, row: Any) -> dict[str, Any]:
