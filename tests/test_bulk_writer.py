@@ -115,3 +115,63 @@ def test_the_next_write_waits_for_the_checkpoint_so_the_wal_is_reused(tmp_path: 
     assert all(seen[i - 1] == "checkpoint done" for i, s in enumerate(seen) if s == "write" and i > 0)
     assert max(sizes) < 1.5 * min(sizes)  # the same log reused, not one growing by a transaction each time
     eng.dispose()
+
+
+def _table(path: Path) -> object:
+    eng = make_engine(f"sqlite:///{path}")
+    with eng.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x TEXT)")
+    return eng
+
+
+def test_bulk_writers_take_turns_from_first_statement_to_commit(tmp_path: Path) -> None:
+    """A second bulk writer's transaction starts only once the first has committed, even with a
+    read (which SQLite alone lets through in WAL mode): it then waits in the kernel for the turn
+    instead of polling SQLite's lock, and starts the moment the turn is given back."""
+    eng = _table(tmp_path / "w.db")
+    order: list[str] = []
+    a_in = threading.Event()
+
+    def second() -> None:
+        a_in.wait(5)
+        with bulk_writer(eng) as (conn, committed):  # type: ignore[arg-type]
+            with conn.begin():
+                n = conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+                order.append(f"b read {n}")
+            committed()
+
+    with bulk_writer(eng) as (conn, committed):  # type: ignore[arg-type]
+        t = threading.Thread(target=second)
+        t.start()
+        with conn.begin():
+            conn.exec_driver_sql("INSERT INTO t VALUES ('a')")
+            a_in.set()
+            t.join(0.5)  # b is waiting for the turn, not reading
+            order.append("a commits")
+        committed()
+        t.join(5)
+    assert order == ["a commits", "b read 1"]
+    assert (tmp_path / "w.db-writers").exists()
+    eng.dispose()  # type: ignore[attr-defined]
+
+
+def test_the_turn_is_given_back_when_the_block_fails(tmp_path: Path) -> None:
+    eng = _table(tmp_path / "w.db")
+    with pytest.raises(RuntimeError):
+        with bulk_writer(eng) as (conn, _committed):  # type: ignore[arg-type]
+            with conn.begin():
+                conn.exec_driver_sql("INSERT INTO t VALUES ('a')")
+                raise RuntimeError("stop")
+    done = threading.Event()
+
+    def later() -> None:
+        with bulk_writer(eng) as (conn, committed):  # type: ignore[arg-type]
+            with conn.begin():
+                conn.exec_driver_sql("INSERT INTO t VALUES ('b')")
+            committed()
+        done.set()
+
+    t = threading.Thread(target=later, daemon=True)
+    t.start()
+    assert done.wait(5), "the failed block kept the writers' turn"
+    eng.dispose()  # type: ignore[attr-defined]
