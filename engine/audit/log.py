@@ -115,7 +115,9 @@ class AuditEvent(SQLModel, table=True):
     body: str = Field(sa_type=Text)
     """Canonical JSON of the whole event: what the hash covers."""
     prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64, unique=True)
+    hash: str = Field(max_length=64)
+    """sha256 of prev_hash + body; distinct by construction (the body holds `seq`), so not indexed
+    (migration 0025_lead: a random key made the costliest index of a nightly run)."""
     mac: str | None = Field(default=None, max_length=64)
     """HMAC-SHA256 of `hash` under the audit key (STEWARD_AUDIT_KEY), which the database never holds."""
     key_id: str | None = Field(default=None, max_length=32)
