@@ -28,14 +28,17 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_state_next", "state", "next_attempt_at"),
         Index("ix_outbox_client", "client_id"),
+        Index("uq_outbox_firing_kind", "firing_id", "kind", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    idempotency_key: str = Field(max_length=64, unique=True)
-    """sha256 over rule id, rule version, client and contact window (day); sent to the gateway."""
+    idempotency_key: str = Field(max_length=64)
+    """sha256 over rule id, rule version, client and contact window (day); sent to the gateway.
+    Not indexed (migration 0026_lead): one row per (firing_id, kind) is one row per key."""
     kind: str = Field(default="client", max_length=16)
     """client (a rule's message) or escalation (an overdue-task notice to a supervisor)."""
-    firing_id: int | None = Field(default=None, index=True)
+    firing_id: int | None = Field(default=None)
+    """The firing whose message this is (kind client), or the overdue task (kind escalation)."""
     rule_id: str | None = Field(default=None, max_length=128)
     rule_hash: str | None = Field(default=None, max_length=64)
     client_id: str | None = Field(default=None, max_length=64)

@@ -15,7 +15,7 @@ from alembic import op
 revision = "0017_i16"
 down_revision = "0016_i15"
 branch_labels = None
-depends_on = None
+depends_on = "0005"  # the audit_event table it changes (it sits on the 0016_i15 branch)
 
 
 def upgrade() -> None:
