@@ -112,7 +112,7 @@ class Books:
             c.execute(text("ANALYZE" if self.kind == "postgresql" else "PRAGMA wal_checkpoint(TRUNCATE)"))
         eng.dispose()
         if self.kind == "sqlite":
-            for suffix in (".db-wal", ".db-shm"):
+            for suffix in (".db-wal", ".db-shm", ".db-writers"):
                 (self.tmp / f"{scratch}{suffix}").unlink(missing_ok=True)
             (self.tmp / f"{scratch}.db").rename(self.tmp / f"{name}.db")
         else:
@@ -141,7 +141,7 @@ class Books:
 
     def drop(self, name: str) -> None:
         if self.kind == "sqlite":
-            for suffix in (".db", ".db-wal", ".db-shm"):
+            for suffix in (".db", ".db-wal", ".db-shm", ".db-writers"):
                 (self.tmp / f"{name}{suffix}").unlink(missing_ok=True)
         else:
             with self._admin() as c:

@@ -106,7 +106,7 @@ class Copies:
 
     def drop(self, name: str) -> None:
         if not self.url:
-            for suffix in (".db", ".db-wal", ".db-shm"):
+            for suffix in (".db", ".db-wal", ".db-shm", ".db-writers"):
                 (self.tmp / f"{name}{suffix}").unlink(missing_ok=True)
         else:
             with self._admin() as c:

@@ -77,7 +77,7 @@ def main() -> None:
     try:
         _run(cfg, copy, args.every)
     finally:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-writers"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
 
 

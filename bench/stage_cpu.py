@@ -69,7 +69,7 @@ def child(root: Path, book: Path, small: int, calls: int) -> None:
             facts_of_us = 1e6 * (time.process_time() - f0) / calls
         eng.dispose()
     finally:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-writers"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
     n = max(s.clients, 1)
     print(json.dumps({"root": str(root), "clients": s.clients, "firings": s.firings, "cpu_s": round(cpu, 2),
