@@ -231,6 +231,9 @@ class _WriterTurn:
     the next one as the holder commits. The turn is taken before the transaction's first
     statement and given back after its commit (`committed()`), or when the block ends. Writers
     that do not take turns (the console, the event engine) still go through SQLite's own lock.
+    A worker waits for the turn as long as the holder keeps it (the kernel frees it when the
+    holder's process ends): a run stalled that way shows in its heartbeat, not as a
+    "database is locked" error after SQLite's 30 s busy timeout.
     """
 
     def __init__(self, path: str):
