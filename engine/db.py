@@ -76,10 +76,15 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
+    migrate(engine, "heads")
+
+
+def migrate(engine: Engine, revision: str, down: bool = False) -> None:
+    """Upgrade the schema to `revision` (with its ancestors), or with `down` downgrade to it, in one transaction."""
     with engine.begin() as conn:
         ac = alembic_config(engine.url.render_as_string(hide_password=False))
         ac.attributes["connection"] = conn
-        command.upgrade(ac, "heads")
+        (command.downgrade if down else command.upgrade)(ac, revision)
 
 
 def is_initialised(engine: Engine) -> bool:

@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 from engine.audit import log as auditlog
-from engine.db import alembic_config, make_engine, upgrade
+from engine.db import make_engine, migrate, upgrade
 
 
 def _on_hash(db: Engine) -> list[str]:
@@ -21,13 +20,6 @@ def _on_hash(db: Engine) -> list[str]:
     insp = inspect(db)
     found = [str(u["name"]) for u in insp.get_unique_constraints("audit_event") if u["column_names"] == ["hash"]]
     return sorted(set(found + [str(i["name"]) for i in insp.get_indexes("audit_event") if i["column_names"] == ["hash"]]))
-
-
-def _migrate(db: Engine, rev: str, down: bool = False) -> None:
-    with db.begin() as conn:
-        ac = alembic_config(db.url.render_as_string(hide_password=False))
-        ac.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(ac, rev)
 
 
 def _events(db: Engine, n: int) -> None:
@@ -54,7 +46,7 @@ def test_the_sqlite_upgrade_rebuilds_the_table_keeps_its_rows_and_its_triggers(t
     """Before 0025 the unique constraint was part of the SQLite table: the upgrade rebuilds it."""
     db = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     for rev in ("0020_i12", "0021_i16r", "0024_lead"):  # what 0025 revises and depends on
-        _migrate(db, rev)
+        migrate(db, rev)
     assert _on_hash(db)  # the constraint as 0005 made it
     _events(db, 7)
     upgrade(db)
@@ -69,7 +61,7 @@ def test_the_sqlite_upgrade_rebuilds_the_table_keeps_its_rows_and_its_triggers(t
 
 @pytest.mark.postgres
 def test_the_postgresql_upgrade_drops_the_constraint(pg_engine: Engine) -> None:
-    _migrate(pg_engine, "0024_lead", down=True)
+    migrate(pg_engine, "0024_lead", down=True)
     with pg_engine.begin() as c:  # the constraint as 0005 made it on PostgreSQL
         c.exec_driver_sql("DROP INDEX uq_audit_event_hash")
         c.exec_driver_sql("ALTER TABLE audit_event ADD CONSTRAINT audit_event_hash_key UNIQUE (hash)")
@@ -82,7 +74,7 @@ def test_the_postgresql_upgrade_drops_the_constraint(pg_engine: Engine) -> None:
 
 def test_downgrade_puts_a_unique_index_back_and_upgrade_removes_it(db: Engine) -> None:
     _events(db, 3)
-    _migrate(db, "0024_lead", down=True)
+    migrate(db, "0024_lead", down=True)
     assert _on_hash(db) == ["uq_audit_event_hash"]
     upgrade(db)
     assert _on_hash(db) == []

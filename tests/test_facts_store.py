@@ -153,9 +153,7 @@ def test_the_migration_downgrade_puts_the_snapshots_back_inline_and_upgrade_read
     """0023_i16s down: every row stored by reference gets its snapshot back in `firing.facts`
     before `facts_sha256` is dropped (nothing a supervisor reads is lost); up again: old rows read
     as inline rows."""
-    from alembic import command
-
-    from engine.db import alembic_config, upgrade
+    from engine.db import migrate, upgrade
 
     run_book(db, cfg)
     with db.connect() as c:
@@ -163,13 +161,7 @@ def test_the_migration_downgrade_puts_the_snapshots_back_inline_and_upgrade_read
         expected = facts_store.load(c, rows)
     assert rows and all(r.facts is None for r in rows)
 
-    def to(rev: str) -> None:
-        with db.begin() as conn:
-            ac = alembic_config(db.url.render_as_string(hide_password=False))
-            ac.attributes["connection"] = conn
-            command.downgrade(ac, rev)
-
-    to("0022_lead")
+    migrate(db, "0022_lead", down=True)
     with db.connect() as c:
         back = [json.loads(f) if isinstance(f, str) else f
                 for f in c.exec_driver_sql("SELECT facts FROM firing ORDER BY id").scalars()]

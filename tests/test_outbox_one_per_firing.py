@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from engine.db import alembic_config, make_engine, upgrade
+from engine.db import make_engine, migrate, upgrade
 from engine.dispatch.outbox import idempotency_key
 from engine.dispatch.tables import Outbox
 
@@ -35,13 +34,6 @@ def _unique_sets(db: Engine) -> set[tuple[str, ...]]:
     return found | {tuple(i["column_names"]) for i in insp.get_indexes("outbox") if i["unique"]}
 
 
-def _migrate(db: Engine, rev: str, down: bool = False) -> None:
-    with db.begin() as conn:
-        ac = alembic_config(db.url.render_as_string(hide_password=False))
-        ac.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(ac, rev)
-
-
 def test_unique_per_firing_and_kind_not_per_key(db: Engine) -> None:
     assert _unique_sets(db) == {("firing_id", "kind")}
     with db.begin() as c:
@@ -58,7 +50,7 @@ def test_the_sqlite_upgrade_rebuilds_the_table_and_keeps_its_rows(tmp_path: Path
     """Before 0026 the unique key was part of the SQLite table: the upgrade rebuilds it."""
     db = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     for rev in ("0007_i12", "0025_lead"):  # what 0026 revises and depends on (and their ancestors)
-        _migrate(db, rev)
+        migrate(db, rev)
     assert ("idempotency_key",) in _unique_sets(db)
     with db.begin() as c:
         c.execute(OUTBOX.insert(), [_row(i) for i in range(1, 6)])
@@ -71,7 +63,7 @@ def test_the_sqlite_upgrade_rebuilds_the_table_and_keeps_its_rows(tmp_path: Path
 
 @pytest.mark.postgres
 def test_the_postgresql_upgrade_drops_the_constraint(pg_engine: Engine) -> None:
-    _migrate(pg_engine, "0025_lead", down=True)
+    migrate(pg_engine, "0025_lead", down=True)
     with pg_engine.begin() as c:  # the constraint as 0004 made it on PostgreSQL
         c.exec_driver_sql("DROP INDEX uq_outbox_idempotency_key")
         c.exec_driver_sql("ALTER TABLE outbox ADD CONSTRAINT outbox_idempotency_key_key UNIQUE (idempotency_key)")
@@ -83,7 +75,7 @@ def test_the_postgresql_upgrade_drops_the_constraint(pg_engine: Engine) -> None:
 def test_downgrade_puts_the_key_index_back_and_upgrade_removes_it(db: Engine) -> None:
     with db.begin() as c:
         c.execute(OUTBOX.insert(), [_row(1), _row(2)])
-    _migrate(db, "0025_lead", down=True)
+    migrate(db, "0025_lead", down=True)
     assert _unique_sets(db) == {("idempotency_key",)}
     assert "ix_outbox_firing_id" in {i["name"] for i in inspect(db).get_indexes("outbox")}
     upgrade(db)
